@@ -1,0 +1,336 @@
+"""The site configuration: one validated model per intersection.
+
+All geometry is in metres in a local east-north frame (x east, y north) whose origin is the
+WGS-84 reference point of the site. Every model forbids unknown keys so that a typo fails at
+start with the name of the field instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Point = tuple[float, float]
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RoadUserType(StrEnum):
+    CAR = "car"
+    TRUCK = "truck"
+    BUS = "bus"
+    MOTORCYCLE = "motorcycle"
+    BICYCLE = "bicycle"
+    PEDESTRIAN = "pedestrian"
+
+
+VEHICLE_TYPES = frozenset(
+    {RoadUserType.CAR, RoadUserType.TRUCK, RoadUserType.BUS, RoadUserType.MOTORCYCLE}
+)
+
+
+class Movement(StrEnum):
+    LEFT = "left"
+    THROUGH = "through"
+    RIGHT = "right"
+    UTURN = "uturn"
+
+
+class GeoReference(Strict):
+    latitude_deg: float = Field(ge=-90, le=90)
+    longitude_deg: float = Field(ge=-180, le=180)
+    altitude_m: float = 0.0
+
+
+class Lane(Strict):
+    id: Identifier
+    movements: list[Movement] = Field(min_length=1)
+    signal_group: Identifier
+    width_m: float = Field(default=3.5, gt=1.0, le=6.0)
+    # Centre line from upstream to the stop line; the last point lies on the stop line.
+    centerline_m: list[Point] = Field(min_length=2)
+    # Length of the virtual loop just upstream of the stop line.
+    stop_bar_zone_length_m: float = Field(default=8.0, gt=0.5, le=50.0)
+    # Lane id in the SUMO network of the simulated world (used only by the simulation backend).
+    sumo_lane: str | None = None
+
+
+class Approach(Strict):
+    id: Identifier
+    name: str = ""
+    speed_limit_mps: float = Field(default=13.9, gt=0, le=40)
+    grade_percent: float = Field(default=0.0, ge=-12, le=12)
+    lanes: list[Lane] = Field(min_length=1)
+
+
+class Crosswalk(Strict):
+    id: Identifier
+    polygon_m: list[Point] = Field(min_length=3)
+    signal_group: Identifier | None = None
+    length_m: float = Field(gt=0, le=60)
+
+
+class CountingLine(Strict):
+    id: Identifier
+    line_m: tuple[Point, Point]
+    # Optional: the approach whose traffic enters the junction across this line.
+    approach: Identifier | None = None
+
+
+class SignalGroupKind(StrEnum):
+    VEHICLE = "vehicle"
+    PEDESTRIAN = "pedestrian"
+
+
+class SignalGroup(Strict):
+    id: Identifier
+    kind: SignalGroupKind = SignalGroupKind.VEHICLE
+    nema_phase: int | None = Field(default=None, ge=1, le=16)
+    min_green_s: float = Field(default=7.0, ge=2.0, le=60.0)
+    max_green_s: float = Field(default=40.0, ge=5.0, le=180.0)
+    # Gap (passage) time: green is extended while a vehicle arrives within this gap.
+    passage_s: float = Field(default=2.5, ge=0.5, le=10.0)
+    # None: computed from the ITE formulas (yellow from approach speed and grade, all-red from width).
+    yellow_s: float | None = Field(default=None, ge=3.0, le=8.0)
+    all_red_s: float | None = Field(default=None, ge=0.0, le=6.0)
+    # Pedestrian groups: walk time and the crossing length for the flashing-don't-walk time.
+    walk_s: float = Field(default=7.0, ge=4.0, le=30.0)
+    crossing_length_m: float | None = Field(default=None, gt=0, le=60)
+    # Intersection width crossed after the stop line, used for the all-red formula.
+    clearance_width_m: float = Field(default=20.0, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _check_green_bounds(self) -> SignalGroup:
+        if self.max_green_s < self.min_green_s:
+            raise ValueError(f"max_green_s ({self.max_green_s}) is below min_green_s ({self.min_green_s})")
+        if self.kind is SignalGroupKind.PEDESTRIAN and self.crossing_length_m is None:
+            raise ValueError("a pedestrian signal group needs crossing_length_m")
+        return self
+
+
+class Stage(Strict):
+    """Signal groups that are green together; a controller serves stages in sequence."""
+
+    id: Identifier
+    signal_groups: list[Identifier] = Field(min_length=1)
+
+
+class ControllerStrategy(StrEnum):
+    FIXED_TIME = "fixed_time"
+    ACTUATED = "actuated"
+    ADAPTIVE = "adaptive"
+
+
+class ControllerConfig(Strict):
+    strategy: ControllerStrategy = ControllerStrategy.ACTUATED
+    decision_rate_hz: float = Field(default=10.0, ge=1.0, le=50.0)
+    stages: list[Stage] = Field(min_length=2)
+    # Detector data older than this puts the controller into recall (fixed-time) mode.
+    detector_stale_after_s: float = Field(default=2.0, gt=0, le=30)
+    # Fixed-time green per stage when in recall or fixed-time mode.
+    fixed_green_s: float = Field(default=20.0, ge=5.0, le=120.0)
+
+
+class CameraSource(StrEnum):
+    SIMULATION = "simulation"
+    VIDEO = "video"
+
+
+class CalibrationPoint(Strict):
+    image_px: Point
+    ground_m: Point
+
+
+class DetectorConfig(Strict):
+    type: Literal["ultralytics"] = "ultralytics"
+    weights: str = "yolo11n.pt"
+    imgsz: int | tuple[int, int] = 640
+    confidence: float = Field(default=0.25, gt=0, lt=1)
+    threads: int = Field(default=2, ge=1, le=64)
+
+
+class SimulatedCameraConfig(Strict):
+    """How the simulated camera degrades SUMO's ground truth."""
+
+    position_noise_m: float = Field(default=0.3, ge=0, le=5)
+    miss_probability: float = Field(default=0.05, ge=0, lt=1)
+    latency_s: float = Field(default=0.05, ge=0, le=2)
+    range_m: float = Field(default=80.0, gt=5, le=500)
+
+
+class CameraConfig(Strict):
+    id: Identifier
+    source: CameraSource = CameraSource.SIMULATION
+    # File path, RTSP/HTTP URL or device index; required for video sources.
+    uri: str | None = None
+    position_m: Point = (0.0, 0.0)
+    calibration: list[CalibrationPoint] = Field(default_factory=list)
+    frame_stride: int = Field(default=1, ge=1, le=30)
+    simulation: SimulatedCameraConfig = SimulatedCameraConfig()
+    detector: DetectorConfig = DetectorConfig()
+
+    @model_validator(mode="after")
+    def _check_source(self) -> CameraConfig:
+        if self.source is CameraSource.VIDEO:
+            if not self.uri:
+                raise ValueError("a video camera needs uri (file path, rtsp:// URL or device index)")
+            if len(self.calibration) < 4:
+                raise ValueError("a video camera needs at least 4 calibration points (image_px -> ground_m)")
+        return self
+
+
+class TrackingConfig(Strict):
+    # A track counts only after this many associated detections.
+    confirm_hits: int = Field(default=3, ge=1, le=30)
+    max_coast_s: float = Field(default=1.0, gt=0, le=10)
+    gate_m: float = Field(default=4.0, gt=0.1, le=30)
+    max_tracks: int = Field(default=500, ge=10, le=10000)
+    # Below this speed a vehicle counts as queued.
+    queue_speed_mps: float = Field(default=1.5, ge=0, le=5)
+
+
+class WarningConfig(Strict):
+    ttc_warning_s: float = Field(default=3.0, gt=0, le=10)
+    ttc_critical_s: float = Field(default=1.5, gt=0, le=10)
+    horizon_s: float = Field(default=4.0, gt=0.5, le=10)
+    collision_radius_m: float = Field(default=2.0, gt=0.1, le=10)
+    min_closing_speed_mps: float = Field(default=1.0, ge=0, le=20)
+    # A warning ends only after it has been clear for this long (hysteresis).
+    clear_after_s: float = Field(default=1.0, ge=0, le=10)
+
+
+class V2XConfig(Strict):
+    spat_rate_hz: float = Field(default=10.0, ge=1, le=50)
+    warnings: WarningConfig = WarningConfig()
+
+
+class MqttConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    topic_prefix: str = "rsu"
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    keepalive_s: int = Field(default=10, ge=2, le=600)
+
+
+class RedisConfig(Strict):
+    url: str = "redis://127.0.0.1:6379/0"
+
+
+class UplinkConfig(Strict):
+    interval_s: float = Field(default=60.0, ge=1, le=3600)
+    # Centre broker; None means the unit's own broker.
+    mqtt: MqttConfig | None = None
+    topic_prefix: str = "centre"
+    outbox_max_records: int = Field(default=100_000, ge=10, le=10_000_000)
+
+
+class SimulationConfig(Strict):
+    """The embedded SUMO world used when no real camera is configured."""
+
+    network: str = "sumo/intersection.net.xml"
+    routes: str = "sumo/demand.rou.xml"
+    step_s: float = Field(default=0.1, gt=0.01, le=1.0)
+    traffic_light_id: str = "C"
+    seed: int = 42
+    # Scales the demand in the route file.
+    demand_scale: float = Field(default=1.0, gt=0, le=5)
+
+
+class SiteConfig(Strict):
+    schema_version: Literal[1] = 1
+    unit_id: Identifier
+    name: str = ""
+    reference: GeoReference
+    approaches: list[Approach] = Field(min_length=1)
+    crosswalks: list[Crosswalk] = Field(default_factory=list)
+    counting_lines: list[CountingLine] = Field(default_factory=list)
+    signal_groups: list[SignalGroup] = Field(min_length=2)
+    # Pairs of signal groups that must never be green at the same time.
+    conflicts: list[tuple[Identifier, Identifier]] = Field(min_length=1)
+    controller: ControllerConfig
+    cameras: list[CameraConfig] = Field(min_length=1)
+    tracking: TrackingConfig = TrackingConfig()
+    v2x: V2XConfig = V2XConfig()
+    mqtt: MqttConfig = MqttConfig()
+    redis: RedisConfig = RedisConfig()
+    uplink: UplinkConfig = UplinkConfig()
+    simulation: SimulationConfig = SimulationConfig()
+
+    @property
+    def lanes(self) -> list[Lane]:
+        return [lane for approach in self.approaches for lane in approach.lanes]
+
+    def approach_of(self, lane_id: str) -> Approach:
+        for approach in self.approaches:
+            if any(lane.id == lane_id for lane in approach.lanes):
+                return approach
+        raise KeyError(lane_id)
+
+    def signal_group(self, group_id: str) -> SignalGroup:
+        for group in self.signal_groups:
+            if group.id == group_id:
+                return group
+        raise KeyError(group_id)
+
+    @property
+    def is_simulated(self) -> bool:
+        return all(camera.source is CameraSource.SIMULATION for camera in self.cameras)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> SiteConfig:
+        group_ids = [group.id for group in self.signal_groups]
+        _require_unique("signal_groups", group_ids)
+        _require_unique("lanes", [lane.id for lane in self.lanes])
+        _require_unique("approaches", [approach.id for approach in self.approaches])
+        _require_unique("cameras", [camera.id for camera in self.cameras])
+        known = set(group_ids)
+        for approach in self.approaches:
+            for lane in approach.lanes:
+                if lane.signal_group not in known:
+                    raise ValueError(
+                        f"approaches[{approach.id}].lanes[{lane.id}].signal_group "
+                        f"'{lane.signal_group}' is not a defined signal group"
+                    )
+        for crosswalk in self.crosswalks:
+            if crosswalk.signal_group is not None and crosswalk.signal_group not in known:
+                raise ValueError(
+                    f"crosswalks[{crosswalk.id}].signal_group '{crosswalk.signal_group}' is not defined"
+                )
+        for a, b in self.conflicts:
+            for group in (a, b):
+                if group not in known:
+                    raise ValueError(f"conflicts: '{group}' is not a defined signal group")
+            if a == b:
+                raise ValueError(f"conflicts: '{a}' cannot conflict with itself")
+        conflict_set = {frozenset(pair) for pair in self.conflicts}
+        served: set[str] = set()
+        for stage in self.controller.stages:
+            for group in stage.signal_groups:
+                if group not in known:
+                    raise ValueError(f"controller.stages[{stage.id}]: '{group}' is not a defined signal group")
+            served.update(stage.signal_groups)
+            for i, a in enumerate(stage.signal_groups):
+                for b in stage.signal_groups[i + 1 :]:
+                    if frozenset((a, b)) in conflict_set:
+                        raise ValueError(
+                            f"controller.stages[{stage.id}] makes conflicting groups '{a}' and '{b}' green together"
+                        )
+        unserved = known - served
+        if unserved:
+            raise ValueError(f"controller.stages never serve signal groups {sorted(unserved)}")
+        return self
+
+
+def _require_unique(field: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for identifier in ids:
+        if identifier in seen:
+            raise ValueError(f"{field}: id '{identifier}' is used twice")
+        seen.add(identifier)

@@ -1,0 +1,68 @@
+"""Message contracts: one typed, versioned schema per message, SI units in field names."""
+
+from rsu.messages.aggregates import Aggregate, LaneAggregate, MovementCount, PhaseAggregate
+from rsu.messages.envelope import Message, MessageError, Sequencer, decode
+from rsu.messages.health import StageHealth, UnitHealth, UnitStatus
+from rsu.messages.perception import (
+    CameraDetections,
+    CameraObject,
+    CrosswalkObservation,
+    DetectorStates,
+    LaneObservation,
+    LineCrossing,
+    TrackedObject,
+    TrackList,
+)
+from rsu.messages.signal import ControllerMode, Indication, SignalGroupState, SignalState, Spat, SpatMovement
+from rsu.messages.warnings import (
+    CollisionWarning,
+    Participant,
+    Severity,
+    WarningKind,
+    WarningStatus,
+)
+
+ALL_MESSAGES: tuple[type[Message], ...] = (
+    CameraDetections,
+    TrackList,
+    DetectorStates,
+    SignalState,
+    Spat,
+    CollisionWarning,
+    Aggregate,
+    UnitHealth,
+)
+
+__all__ = [
+    "ALL_MESSAGES",
+    "Aggregate",
+    "CameraDetections",
+    "CameraObject",
+    "CollisionWarning",
+    "ControllerMode",
+    "CrosswalkObservation",
+    "DetectorStates",
+    "Indication",
+    "LaneAggregate",
+    "LaneObservation",
+    "LineCrossing",
+    "Message",
+    "MessageError",
+    "MovementCount",
+    "Participant",
+    "PhaseAggregate",
+    "Sequencer",
+    "Severity",
+    "SignalGroupState",
+    "SignalState",
+    "Spat",
+    "SpatMovement",
+    "StageHealth",
+    "TrackList",
+    "TrackedObject",
+    "UnitHealth",
+    "UnitStatus",
+    "WarningKind",
+    "WarningStatus",
+    "decode",
+]

@@ -1,0 +1,65 @@
+"""Shared fixtures: the sample site, the shared footage folder and the real services."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from datasets import SAMPLE_SITE
+from rsu.config import SiteConfig, load_site_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    """../shared beside the checkout, or RSU_SHARED_DIR."""
+    return Path(os.environ.get("RSU_SHARED_DIR", REPO_ROOT.parent / "shared")).resolve()
+
+
+@pytest.fixture(scope="session")
+def sample_site() -> SiteConfig:
+    return load_site_config(SAMPLE_SITE)
+
+
+@pytest.fixture(scope="session")
+def footage_dir() -> Path:
+    path = shared_dir() / "footage"
+    if not path.is_dir():
+        pytest.skip(f"real footage not found at {path} (set RSU_SHARED_DIR to the shared folder)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    path = shared_dir() / "models"
+    if not (path / "yolo11n-coco-rebuilt.pt").is_file():
+        pytest.skip(f"COCO weights not found in {path} (set RSU_SHARED_DIR to the shared folder)")
+    return path
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker() -> tuple[str, int]:
+    """The real Mosquitto. Its absence is a failure, not a skip: .ci/run starts it."""
+    host, port = "127.0.0.1", int(os.environ.get("RSU_TEST_MQTT_PORT", "1883"))
+    if not _reachable(host, port):
+        pytest.fail(f"Mosquitto is not reachable at {host}:{port}; run scripts/setup.sh to start it")
+    return host, port
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("RSU_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    if not _reachable("127.0.0.1", 6379):
+        pytest.fail("Redis is not reachable at 127.0.0.1:6379; run scripts/setup.sh to start it")
+    return url
