@@ -29,9 +29,7 @@ class RoadUserType(StrEnum):
     PEDESTRIAN = "pedestrian"
 
 
-VEHICLE_TYPES = frozenset(
-    {RoadUserType.CAR, RoadUserType.TRUCK, RoadUserType.BUS, RoadUserType.MOTORCYCLE}
-)
+VEHICLE_TYPES = frozenset({RoadUserType.CAR, RoadUserType.TRUCK, RoadUserType.BUS, RoadUserType.MOTORCYCLE})
 
 
 class Movement(StrEnum):
@@ -314,7 +312,9 @@ class SiteConfig(Strict):
         for stage in self.controller.stages:
             for group in stage.signal_groups:
                 if group not in known:
-                    raise ValueError(f"controller.stages[{stage.id}]: '{group}' is not a defined signal group")
+                    raise ValueError(
+                        f"controller.stages[{stage.id}]: '{group}' is not a defined signal group"
+                    )
             served.update(stage.signal_groups)
             for i, a in enumerate(stage.signal_groups):
                 for b in stage.signal_groups[i + 1 :]:

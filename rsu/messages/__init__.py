@@ -13,7 +13,15 @@ from rsu.messages.perception import (
     TrackedObject,
     TrackList,
 )
-from rsu.messages.signal import ControllerMode, Indication, SignalGroupState, SignalState, Spat, SpatMovement
+from rsu.messages.signal import (
+    ControllerMode,
+    Indication,
+    SignalEvent,
+    SignalGroupState,
+    SignalState,
+    Spat,
+    SpatMovement,
+)
 from rsu.messages.warnings import (
     CollisionWarning,
     Participant,
@@ -53,6 +61,7 @@ __all__ = [
     "PhaseAggregate",
     "Sequencer",
     "Severity",
+    "SignalEvent",
     "SignalGroupState",
     "SignalState",
     "Spat",

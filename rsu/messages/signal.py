@@ -40,12 +40,23 @@ class SignalGroupState(BaseModel):
     likely_time_s: float = Field(description="best estimate of the change time")
 
 
+class SignalEvent(BaseModel):
+    """One ATSPM high-resolution event (Indiana enumerations: 1 green, 4 gap-out, 5 max-out, ...)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    time_s: float
+    code: int = Field(ge=0, le=255)
+    parameter: str = Field(description="signal group or detector (lane) id the event refers to")
+
+
 class SignalState(Message):
     SCHEMA: ClassVar[str] = "rsu.signal_state"
     mode: ControllerMode
     strategy: str
     groups: list[SignalGroupState]
     reason: str = ""
+    events: list[SignalEvent] = Field(default_factory=list, description="ATSPM events since the last message")
 
 
 class SpatMovement(BaseModel):
