@@ -298,9 +298,7 @@ class SiteConfig(Strict):
                     )
         for crosswalk in self.crosswalks:
             if crosswalk.signal_group is not None and crosswalk.signal_group not in known:
-                raise ValueError(
-                    f"crosswalks[{crosswalk.id}].signal_group '{crosswalk.signal_group}' is not defined"
-                )
+                raise ValueError(f"crosswalks[{crosswalk.id}].signal_group '{crosswalk.signal_group}' is not defined")
         for a, b in self.conflicts:
             for group in (a, b):
                 if group not in known:
@@ -312,9 +310,7 @@ class SiteConfig(Strict):
         for stage in self.controller.stages:
             for group in stage.signal_groups:
                 if group not in known:
-                    raise ValueError(
-                        f"controller.stages[{stage.id}]: '{group}' is not a defined signal group"
-                    )
+                    raise ValueError(f"controller.stages[{stage.id}]: '{group}' is not a defined signal group")
             served.update(stage.signal_groups)
             for i, a in enumerate(stage.signal_groups):
                 for b in stage.signal_groups[i + 1 :]:

@@ -44,9 +44,7 @@ def decode(message_type: type[M], payload: bytes | str) -> M:
     try:
         message = message_type.model_validate_json(payload)
     except ValidationError as exc:
-        fields = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
-        )
+        fields = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5])
         raise MessageError(f"{message_type.SCHEMA}: invalid payload: {fields}") from None
     if message.schema_name != message_type.SCHEMA:
         raise MessageError(f"expected schema {message_type.SCHEMA}, got {message.schema_name!r}")

@@ -71,9 +71,7 @@ class DetectorStates(Message):
     valid: bool = Field(description="false while the camera is down or stale")
     lanes: list[LaneObservation]
     crosswalks: list[CrosswalkObservation] = Field(default_factory=list)
-    crossings: list[LineCrossing] = Field(
-        default_factory=list, description="line crossings since the last message"
-    )
+    crossings: list[LineCrossing] = Field(default_factory=list, description="line crossings since the last message")
 
 
 class CameraObject(_Part):
