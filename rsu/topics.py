@@ -55,6 +55,10 @@ class Topics:
     def sim_camera(self) -> str:
         return f"{self.base}/sim/camera"
 
+    @property
+    def sim_statistics(self) -> str:
+        return f"{self.base}/sim/statistics"
+
     # Upstream: aggregates for the traffic-management centre.
     @property
     def aggregates(self) -> str:

@@ -13,6 +13,7 @@ from rsu.messages.perception import (
     TrackedObject,
     TrackList,
 )
+from rsu.messages.simulation import WorldStatistics
 from rsu.messages.signal import (
     ControllerMode,
     Indication,
@@ -39,6 +40,7 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     CollisionWarning,
     Aggregate,
     UnitHealth,
+    WorldStatistics,
 )
 
 __all__ = [
@@ -73,5 +75,6 @@ __all__ = [
     "UnitStatus",
     "WarningKind",
     "WarningStatus",
+    "WorldStatistics",
     "decode",
 ]

@@ -1,0 +1,83 @@
+"""The `rsu` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from datasets import SAMPLE_SITE
+from rsu.config import ConfigError, load_site_config
+from rsu.runtime.bus import BrokerUnavailable
+from rsu.runtime.preflight import RedisUnavailable
+from rsu.runtime.stage import RunOptions
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from rsu.demo import run_demo
+
+    summary = run_demo(Path(args.site), duration_s=args.duration_s, realtime=args.realtime, seed=args.seed)
+    print(summary.render())
+    return 0 if not summary.invalid_messages else 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rsu.unit import Unit
+
+    site_path = Path(args.config)
+    load_site_config(site_path)
+    Unit(site_path, RunOptions(realtime=True, seed=args.seed)).run_forever()
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    site = load_site_config(Path(args.config))
+    print(
+        f"{args.config}: valid site config for unit {site.unit_id}: {len(site.approaches)} approaches, "
+        f"{len(site.lanes)} lanes, {len(site.signal_groups)} signal groups, {len(site.cameras)} camera(s)"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rsu", description="rsu-edge: the roadside traffic edge unit")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log stage activity")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run the whole unit on the simulated sample intersection")
+    demo.add_argument("--site", default=str(SAMPLE_SITE), help="site config with a simulated camera")
+    demo.add_argument("--duration-s", type=float, default=600.0, help="simulated seconds to run (default 600)")
+    demo.add_argument("--realtime", action="store_true", help="run at wall-clock speed instead of lock-step")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.set_defaults(handler=_demo)
+
+    run = commands.add_parser("run", help="run the unit for a site (real camera or simulation) until stopped")
+    run.add_argument("--config", required=True, help="site config YAML")
+    run.add_argument("--seed", type=int, default=42)
+    run.set_defaults(handler=_run)
+
+    check = commands.add_parser("check-config", help="validate a site config and say what is wrong")
+    check.add_argument("config")
+    check.set_defaults(handler=_check_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.verbose:
+        os.environ["RSU_LOG_LEVEL"] = "INFO"  # inherited by the stage processes
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    try:
+        return int(args.handler(args))
+    except (ConfigError, BrokerUnavailable, RedisUnavailable) as exc:
+        print(f"rsu: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""`rsu demo`: the whole unit on the simulated sample intersection, with a summary at the end.
+
+The demo watches the unit the way its users do: a vehicle-side subscriber on the V2X topics and a
+traffic-centre subscriber on the aggregates, both parsing every message against its schema.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from rsu.config import load_site_config
+from rsu.messages import (
+    Aggregate,
+    CollisionWarning,
+    Message,
+    SignalState,
+    Spat,
+    WarningStatus,
+    WorldStatistics,
+    decode,
+)
+from rsu.runtime.bus import MqttBus
+from rsu.runtime.stage import RunOptions
+from rsu.topics import Topics
+from rsu.unit import Unit
+
+# Extra simulated time after the requested duration so the last full interval can be sealed.
+RUN_OUT_S = 1.0
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+@dataclass
+class Observation:
+    """What the vehicle-side and centre-side subscribers saw."""
+
+    messages_per_topic: Counter[str] = field(default_factory=Counter)
+    invalid_messages: list[str] = field(default_factory=list)
+    warnings_new: Counter[str] = field(default_factory=Counter)
+    aggregates: list[Aggregate] = field(default_factory=list)
+    spat_messages: int = 0
+    latest_statistics: WorldStatistics | None = None
+    latest_sim_time_s: float = 0.0
+
+
+class Observer:
+    def __init__(self, topics: Topics, mqtt_bus: MqttBus, sim_epoch_s: float) -> None:
+        self.topics = topics
+        self.bus = mqtt_bus
+        self.sim_epoch_s = sim_epoch_s
+        self.seen = Observation()
+        self._schemas: dict[str, type[Message]] = {
+            topics.spat: Spat,
+            topics.warnings: CollisionWarning,
+            topics.aggregates: Aggregate,
+            topics.sim_statistics: WorldStatistics,
+            topics.signal_state: SignalState,
+        }
+
+    def start(self) -> None:
+        self.bus.subscribe(f"{self.topics.base}/#", qos=1)
+        self.bus.subscribe(self.topics.aggregates, qos=1)
+        self.bus.connect()
+
+    def pump(self) -> None:
+        for item in self.bus.drain():
+            self.seen.messages_per_topic[item.topic] += 1
+            schema = self._schemas.get(item.topic)
+            if schema is None:
+                continue
+            try:
+                message = decode(schema, item.payload)
+            except ValueError as exc:
+                self.seen.invalid_messages.append(f"{item.topic}: {exc}")
+                continue
+            if message.capture_time_s < self.sim_epoch_s:
+                continue  # retained leftovers of an earlier run
+            self.seen.latest_sim_time_s = max(self.seen.latest_sim_time_s, message.capture_time_s - self.sim_epoch_s)
+            if isinstance(message, CollisionWarning) and message.status is WarningStatus.NEW:
+                self.seen.warnings_new[message.kind.value] += 1
+            elif isinstance(message, Aggregate):
+                self.seen.aggregates.append(message)
+            elif isinstance(message, WorldStatistics):
+                self.seen.latest_statistics = message
+            elif isinstance(message, Spat):
+                self.seen.spat_messages += 1
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    duration_s: float
+    wall_time_s: float
+    vehicles_served: int
+    vehicles_departed: int
+    mean_delay_s: float | None
+    warnings_sent: dict[str, int]
+    aggregates_expected: int
+    aggregates_delivered: int
+    messages_per_topic: dict[str, int]
+    invalid_messages: list[str]
+    stage_restarts: dict[str, int]
+
+    def render(self) -> str:
+        delay = "n/a" if self.mean_delay_s is None else f"{self.mean_delay_s:.1f} s"
+        lines = [
+            "",
+            f"rsu demo: {self.duration_s:.0f} simulated seconds in {self.wall_time_s:.1f} s wall time "
+            f"({self.duration_s / max(self.wall_time_s, 1e-9):.1f}x real time)",
+            f"  vehicles served        {self.vehicles_served} (of {self.vehicles_departed} departed)",
+            f"  mean delay             {delay} per served vehicle",
+            f"  warnings sent          {sum(self.warnings_sent.values())} "
+            + (f"({', '.join(f'{k} {v}' for k, v in sorted(self.warnings_sent.items()))})" if self.warnings_sent else ""),
+            f"  aggregates delivered   {self.aggregates_delivered} of {self.aggregates_expected} intervals",
+            f"  invalid messages       {len(self.invalid_messages)}",
+            f"  stage restarts         {sum(self.stage_restarts.values())}",
+            "  messages per topic:",
+        ]
+        lines += [f"    {count:>8}  {topic}" for topic, count in sorted(self.messages_per_topic.items())]
+        return "\n".join(lines)
+
+
+def _progress(out: TextIO, fraction: float, sim_s: float, duration_s: float) -> None:
+    width = 30
+    filled = int(width * min(1.0, fraction))
+    out.write(f"\r[{'#' * filled}{'-' * (width - filled)}] {100 * fraction:5.1f}%  sim {sim_s:6.0f}/{duration_s:.0f} s")
+    out.flush()
+
+
+def run_demo(
+    site_path: Path,
+    duration_s: float = 600.0,
+    realtime: bool = False,
+    seed: int = 42,
+    progress: TextIO | None = sys.stderr,
+    wall_timeout_s: float | None = None,
+) -> DemoSummary:
+    site = load_site_config(site_path)
+    if not site.is_simulated:
+        raise DemoError(f"{site_path}: the demo needs a simulated camera (cameras[].source: simulation)")
+    interval_s = site.uplink.interval_s
+    # Start simulated time on an interval boundary so every interval of the run is a full one.
+    sim_epoch_s = math.floor(time.time() / interval_s) * interval_s
+    options = RunOptions(realtime=realtime, duration_s=duration_s + RUN_OUT_S, sim_epoch_s=sim_epoch_s, seed=seed)
+    unit = Unit(site_path, options)
+    unit.preflight()
+    topics = unit.topics
+    observer = Observer(topics, MqttBus(site.mqtt, f"{site.unit_id}-demo-observer"), sim_epoch_s)
+    observer.start()
+    expected = int(duration_s // interval_s)
+    wall_start = time.monotonic()
+    deadline = None if wall_timeout_s is None else wall_start + wall_timeout_s
+    last_progress = 0.0
+    unit.start()
+    try:
+        while not unit.supervisor.is_completed("world"):
+            unit.tick()
+            observer.pump()
+            if deadline is not None and time.monotonic() > deadline:
+                raise DemoError(f"the demo did not finish within {wall_timeout_s:.0f} s of wall time")
+            if progress is not None and time.monotonic() - last_progress > 0.5:
+                last_progress = time.monotonic()
+                sim_s = observer.seen.latest_sim_time_s
+                _progress(progress, sim_s / duration_s, sim_s, duration_s)
+            time.sleep(0.05)
+        # The last interval is sealed and forwarded shortly after the world stops.
+        settle_until = time.monotonic() + 15.0
+        while len(observer.seen.aggregates) < expected and time.monotonic() < settle_until:
+            unit.tick()
+            observer.pump()
+            time.sleep(0.05)
+        time.sleep(0.3)
+        observer.pump()
+    finally:
+        unit.stop()
+        observer.bus.close()
+    if progress is not None:
+        _progress(progress, 1.0, duration_s, duration_s)
+        progress.write("\n")
+    seen = observer.seen
+    stats = seen.latest_statistics
+    return DemoSummary(
+        duration_s=duration_s,
+        wall_time_s=time.monotonic() - wall_start,
+        vehicles_served=stats.vehicles_arrived if stats else 0,
+        vehicles_departed=stats.vehicles_departed if stats else 0,
+        mean_delay_s=stats.mean_delay_s if stats else None,
+        warnings_sent=dict(seen.warnings_new),
+        aggregates_expected=expected,
+        aggregates_delivered=len({a.interval_start_s for a in seen.aggregates}),
+        messages_per_topic=dict(seen.messages_per_topic),
+        invalid_messages=list(seen.invalid_messages),
+        stage_restarts={s.name: s.restarts for s in unit.supervisor.health()},
+    )

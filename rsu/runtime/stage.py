@@ -1,0 +1,72 @@
+"""What every stage process gets: its config, a heartbeat, a stop flag and a rate keeper."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event
+from pathlib import Path
+
+from rsu.config import SiteConfig, load_site_config
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How this run of the unit is driven; the same for every stage."""
+
+    # Simulated runs: lock-step as fast as the stages go, unless realtime is set.
+    realtime: bool = True
+    # Simulated runs stop after this many simulated seconds (None: run until stopped).
+    duration_s: float | None = None
+    # Epoch seconds of simulated time zero, so simulated timestamps look like real ones.
+    sim_epoch_s: float = 0.0
+    seed: int = 42
+
+
+class StageContext:
+    def __init__(
+        self,
+        name: str,
+        site_path: Path,
+        options: RunOptions,
+        heartbeat: Synchronized,  # type: ignore[type-arg]
+        stop: Event,
+    ) -> None:
+        self.name = name
+        self.site_path = site_path
+        self.site: SiteConfig = load_site_config(site_path)
+        self.options = options
+        self._heartbeat = heartbeat
+        self._stop = stop
+
+    def beat(self) -> None:
+        """Tell the supervisor this stage's loop is still turning."""
+        self._heartbeat.value = time.monotonic()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def client_id(self) -> str:
+        return f"{self.site.unit_id}-{self.name}"
+
+
+class Ratekeeper:
+    """Keeps a loop at a fixed rate and counts the iterations that ran late (as openpilot does)."""
+
+    def __init__(self, rate_hz: float) -> None:
+        self.interval_s = 1.0 / rate_hz
+        self._next = time.monotonic() + self.interval_s
+        self.late_iterations = 0
+
+    def keep(self) -> None:
+        now = time.monotonic()
+        delay = self._next - now
+        if delay > 0:
+            time.sleep(delay)
+            self._next += self.interval_s
+        else:
+            self.late_iterations += 1
+            # Do not try to catch up a backlog of missed slots: start again from now.
+            self._next = now + self.interval_s

@@ -1,0 +1,118 @@
+"""The perception stage: camera detections in, tracks and per-lane detector states out.
+
+Two sources feed the same pipeline (tracking onward): the simulated camera's detections arriving
+over MQTT, or frames from a real camera run through the object detector on this box.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+import numpy as np
+
+from rsu.config.model import CameraConfig, CameraSource
+from rsu.messages import CameraDetections, DetectorStates, TrackList, decode
+from rsu.perception.detections import Detections
+from rsu.perception.pipeline import PerceptionOutput, PerceptionPipeline
+from rsu.runtime.bus import MqttBus
+from rsu.runtime.stage import StageContext
+from rsu.stages.outlet import Outlet
+from rsu.topics import Topics
+
+log = logging.getLogger(__name__)
+
+# Without camera data for this long, detector states go out marked invalid so the controller
+# falls back to recall instead of acting on a frozen picture.
+SOURCE_SILENT_AFTER_S = 1.0
+
+
+def detections_from_message(message: CameraDetections) -> Detections:
+    objects = message.objects
+    return Detections(
+        capture_time_s=message.capture_time_s,
+        ground_xy_m=np.array([[o.x_m, o.y_m] for o in objects], dtype=float).reshape(-1, 2),
+        road_user=tuple(o.road_user for o in objects),
+        confidence=np.array([o.confidence for o in objects], dtype=float),
+        camera_id=message.camera_id,
+    )
+
+
+def simulated_camera(ctx: StageContext, bus: MqttBus, topics: Topics) -> Iterator[Detections | None]:
+    """Detections from the simulated camera; None when the camera has gone silent."""
+    bus.subscribe(topics.sim_camera)
+    while not ctx.stopping:
+        item = bus.get(timeout_s=SOURCE_SILENT_AFTER_S)
+        if item is None:
+            yield None
+            continue
+        try:
+            yield detections_from_message(decode(CameraDetections, item.payload))
+        except ValueError as exc:
+            log.warning("dropping bad camera message: %s", exc)
+
+
+def video_camera(ctx: StageContext, camera: CameraConfig) -> Iterator[Detections | None]:
+    from rsu.sensors.video import VideoSource
+    from rsu.sensors.yolo import build_detector
+
+    detector = build_detector(camera, config_dir=ctx.site_path.parent)
+    source = VideoSource.from_camera(camera, config_dir=ctx.site_path.parent)
+    for frame in source.frames():
+        if ctx.stopping:
+            return
+        if frame is None:
+            yield None
+            continue
+        yield detector.detect(frame.image, frame.capture_time_s)
+
+
+def run(ctx: StageContext) -> None:
+    site = ctx.site
+    camera = site.cameras[0]
+    topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
+    bus = MqttBus(site.mqtt, ctx.client_id())
+    bus.connect()
+    outlet = Outlet(bus, site.unit_id)
+    pipeline = PerceptionPipeline(site, camera.id)
+    source = simulated_camera(ctx, bus, topics) if camera.source is CameraSource.SIMULATION else video_camera(ctx, camera)
+    try:
+        for detections in source:
+            ctx.beat()
+            if detections is None:
+                # In lock-step simulation silence only means the world is waiting; live, it is a fault.
+                if ctx.options.realtime:
+                    publish_invalid(outlet, topics, camera.id)
+                continue
+            try:
+                output = pipeline.process(detections)
+            except ValueError as exc:
+                log.warning("dropping detections at %.2f: %s", detections.capture_time_s, exc)
+                continue
+            publish_time = time.time() if ctx.options.realtime else detections.capture_time_s
+            publish_output(outlet, topics, camera.id, output, publish_time)
+    finally:
+        bus.close()
+
+
+def publish_output(outlet: Outlet, topics: Topics, camera_id: str, output: PerceptionOutput, publish_time: float) -> None:
+    tracks = outlet.build(TrackList, output.time_s, publish_time, camera_id=camera_id, objects=output.tracks)
+    outlet.send(topics.tracks, tracks)
+    states = outlet.build(
+        DetectorStates,
+        output.time_s,
+        publish_time,
+        camera_id=camera_id,
+        valid=True,
+        lanes=output.lanes,
+        crosswalks=output.crosswalks,
+        crossings=output.crossings,
+    )
+    outlet.send(topics.detectors, states)
+
+
+def publish_invalid(outlet: Outlet, topics: Topics, camera_id: str) -> None:
+    now = time.time()
+    states = outlet.build(DetectorStates, now, now, camera_id=camera_id, valid=False, lanes=[])
+    outlet.send(topics.detectors, states)

@@ -1,0 +1,130 @@
+"""The simulated world stage: SUMO plus the simulated camera, standing in for the street.
+
+It publishes what the camera sees, like a smart camera on the network, and drives SUMO's lights
+from the unit's signal state, never from SUMO's own program. In fast mode it runs in lock-step:
+after each camera message it waits for the controller's answer to that message, so the whole
+unit runs as fast as its slowest stage and results do not depend on machine load.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from rsu.messages import CameraDetections, CameraObject, SignalState, WorldStatistics, decode
+from rsu.runtime.bus import MqttBus
+from rsu.runtime.stage import Ratekeeper, StageContext
+from rsu.sensors.sim_camera import SimulatedCamera
+from rsu.sim.world import SumoWorld
+from rsu.stages.outlet import Outlet
+from rsu.topics import Topics
+
+log = logging.getLogger(__name__)
+
+# How long fast mode waits for the controller's answer before stepping on with the old lights.
+LOCKSTEP_TIMEOUT_S = 2.0
+STATISTICS_PERIOD_S = 5.0
+
+
+def run(ctx: StageContext) -> None:
+    site = ctx.site
+    topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
+    camera = SimulatedCamera(site.cameras[0], seed=ctx.options.seed)
+    bus = MqttBus(site.mqtt, ctx.client_id())
+    bus.subscribe(topics.signal_state)
+    bus.connect()
+    outlet = Outlet(bus, site.unit_id)
+    world = SumoWorld(site, ctx.site_path, seed=ctx.options.seed)
+    epoch = ctx.options.sim_epoch_s
+    ratekeeper = Ratekeeper(1.0 / site.simulation.step_s) if ctx.options.realtime else None
+    latest_signal: SignalState | None = None
+    next_statistics_s = 0.0
+    stalls = 0
+
+    def take_signal_states(wait_for_capture_s: float | None) -> SignalState | None:
+        """The newest signal state; in lock-step, wait until it answers the given capture time."""
+        nonlocal stalls
+        newest = latest_signal
+        deadline = time.monotonic() + LOCKSTEP_TIMEOUT_S
+        pending = bus.drain()
+        while True:
+            for item in pending:
+                try:
+                    state = decode(SignalState, item.payload)
+                except ValueError as exc:
+                    log.warning("ignoring bad signal state: %s", exc)
+                    continue
+                if newest is None or state.capture_time_s >= newest.capture_time_s:
+                    newest = state
+            if wait_for_capture_s is None or ctx.stopping:
+                return newest
+            if newest is not None and newest.capture_time_s >= wait_for_capture_s:
+                return newest
+            if time.monotonic() > deadline:
+                stalls += 1
+                log.warning("no signal state for capture %.1f within %.1f s", wait_for_capture_s, LOCKSTEP_TIMEOUT_S)
+                return newest
+            ctx.beat()
+            item = bus.get(timeout_s=0.05)
+            pending = [item] if item is not None else []
+
+    try:
+        while not ctx.stopping:
+            sim_time_s = world.step()
+            now_s = epoch + sim_time_s
+            detections = camera.observe(world.ground_truth(), now_s)
+            published_capture: float | None = None
+            if detections is not None:
+                objects = [
+                    CameraObject(x_m=float(x), y_m=float(y), road_user=user, confidence=float(conf))
+                    for (x, y), user, conf in zip(
+                        detections.ground_xy_m, detections.road_user, detections.confidence, strict=True
+                    )
+                ]
+                publish_time = time.time() if ctx.options.realtime else now_s
+                message = outlet.build(
+                    CameraDetections,
+                    detections.capture_time_s,
+                    publish_time,
+                    camera_id=site.cameras[0].id,
+                    objects=objects,
+                )
+                outlet.send(topics.sim_camera, message)
+                published_capture = detections.capture_time_s
+            lockstep = not ctx.options.realtime and published_capture is not None
+            latest_signal = take_signal_states(published_capture if lockstep else None)
+            if latest_signal is not None:
+                world.apply_signals(latest_signal.groups)
+            ctx.beat()
+            finished = ctx.options.duration_s is not None and sim_time_s >= ctx.options.duration_s
+            if sim_time_s >= next_statistics_s or finished:
+                publish_statistics(outlet, topics, world, now_s, sim_time_s, finished)
+                next_statistics_s = sim_time_s + STATISTICS_PERIOD_S
+            if finished:
+                break
+            if ratekeeper is not None:
+                ratekeeper.keep()
+    finally:
+        world.close()
+        time.sleep(0.2)  # let the last retained statistics leave before the socket closes
+        bus.close()
+    log.info("simulation finished at %.1f s with %d lock-step stalls", sim_time_s, stalls)
+
+
+def publish_statistics(
+    outlet: Outlet, topics: Topics, world: SumoWorld, now_s: float, sim_time_s: float, finished: bool
+) -> None:
+    stats = world.statistics()
+    message = outlet.build(
+        WorldStatistics,
+        now_s,
+        now_s,
+        sim_time_s=sim_time_s,
+        vehicles_departed=stats.vehicles_departed,
+        vehicles_arrived=stats.vehicles_arrived,
+        mean_delay_s=stats.mean_delay_s,
+        persons_arrived=stats.persons_arrived,
+        collisions=stats.collisions,
+        finished=finished,
+    )
+    outlet.send(topics.sim_statistics, message, qos=1, retain=True)

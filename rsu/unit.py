@@ -1,0 +1,100 @@
+"""The whole roadside unit: its stages under one supervisor, plus status and health on MQTT."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from rsu.config import SiteConfig, load_site_config
+from rsu.messages import Sequencer, UnitHealth, UnitStatus
+from rsu.runtime.bus import LastWill, MqttBus
+from rsu.runtime.preflight import check_broker, check_redis, redis_is_up
+from rsu.runtime.stage import RunOptions
+from rsu.runtime.supervisor import StageSpec, Supervisor
+from rsu.topics import Topics
+
+log = logging.getLogger(__name__)
+
+HEALTH_PERIOD_S = 1.0
+
+WORLD = StageSpec("world", "rsu.stages.world:run", heartbeat_timeout_s=30.0, runs_to_completion=True)
+PERCEPTION = StageSpec("perception", "rsu.stages.perception:run", heartbeat_timeout_s=15.0, startup_grace_s=120.0)
+CONTROLLER = StageSpec("controller", "rsu.stages.controller:run", heartbeat_timeout_s=5.0)
+V2X = StageSpec("v2x", "rsu.stages.v2x:run", heartbeat_timeout_s=5.0)
+UPLINK = StageSpec("uplink", "rsu.stages.uplink:run", heartbeat_timeout_s=15.0)
+
+
+def stage_specs(site: SiteConfig) -> list[StageSpec]:
+    specs = [PERCEPTION, CONTROLLER, V2X, UPLINK]
+    return [WORLD, *specs] if site.is_simulated else specs
+
+
+class Unit:
+    def __init__(self, site_path: Path, options: RunOptions) -> None:
+        self.site_path = site_path
+        self.site = load_site_config(site_path)
+        self.options = options
+        self.topics = Topics(self.site.unit_id, self.site.mqtt.topic_prefix, self.site.uplink.topic_prefix)
+        self.supervisor = Supervisor(site_path, options, stage_specs(self.site))
+        self._bus: MqttBus | None = None
+        self._health_seq = Sequencer(self.site.unit_id)
+        self._next_health_s = 0.0
+
+    def preflight(self) -> None:
+        """Fail early, naming the broker or Redis that cannot be reached."""
+        check_broker(self.site.mqtt, f"{self.site.unit_id}-preflight")
+        check_redis(self.site.redis.url)
+
+    def start(self) -> None:
+        will = LastWill(self.topics.status, b"offline", retain=True, qos=1)
+        self._bus = MqttBus(self.site.mqtt, f"{self.site.unit_id}-supervisor", last_will=will)
+        self._bus.connect()
+        self._bus.publish(self.topics.status, b"online", qos=1, retain=True)
+        self.supervisor.start()
+
+    def tick(self) -> None:
+        """Supervise once and publish health when due. Call a few times a second."""
+        self.supervisor.poll()
+        now = time.monotonic()
+        if now >= self._next_health_s:
+            self._next_health_s = now + HEALTH_PERIOD_S
+            self.publish_health()
+
+    def health(self) -> UnitHealth:
+        stages = self.supervisor.health()
+        redis_ok = redis_is_up(self.site.redis.url)
+        problems = [f"stage {s.name} is down: {s.detail}" for s in stages if not s.alive]
+        if not redis_ok:
+            problems.append(f"Redis at {self.site.redis.url} is unreachable: aggregates held in memory")
+        status = UnitStatus.ONLINE if not problems else UnitStatus.DEGRADED
+        wall = time.time()
+        return UnitHealth(
+            **self._health_seq.header(wall, wall),
+            status=status,
+            stages=stages,
+            redis_connected=redis_ok,
+            problems=problems,
+        )
+
+    def publish_health(self) -> None:
+        if self._bus is not None:
+            self._bus.publish(self.topics.health, self.health().to_json())
+
+    def stop(self) -> None:
+        self.supervisor.stop()
+        if self._bus is not None:
+            self._bus.publish(self.topics.status, b"offline", qos=1, retain=True).wait_for_publish(2.0)
+            self._bus.close()
+
+    def run_forever(self) -> None:
+        self.preflight()
+        self.start()
+        try:
+            while True:
+                self.tick()
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            log.info("stopping")
+        finally:
+            self.stop()

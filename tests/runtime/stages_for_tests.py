@@ -1,0 +1,46 @@
+"""Tiny stage bodies for supervisor tests: one that crashes, one that hangs, one that finishes.
+
+Each records every start in a file named by the RSU_TEST_STAGE_LOG environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from rsu.runtime.stage import StageContext
+
+
+def _record_start(name: str) -> int:
+    path = os.environ["RSU_TEST_STAGE_LOG"]
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(f"{name}\n")
+    with open(path, encoding="utf-8") as log:
+        return sum(1 for line in log if line.strip() == name)
+
+
+def crash_once(ctx: StageContext) -> None:
+    """Dies on its first start; runs normally after a restart."""
+    starts = _record_start(ctx.name)
+    ctx.beat()
+    if starts == 1:
+        raise RuntimeError("simulated crash")
+    while not ctx.stopping:
+        ctx.beat()
+        time.sleep(0.05)
+
+
+def hang_once(ctx: StageContext) -> None:
+    """Stops beating on its first start (a stuck loop); runs normally after a restart."""
+    starts = _record_start(ctx.name)
+    ctx.beat()
+    if starts == 1:
+        time.sleep(3600)
+    while not ctx.stopping:
+        ctx.beat()
+        time.sleep(0.05)
+
+
+def finish(ctx: StageContext) -> None:
+    _record_start(ctx.name)
+    ctx.beat()

@@ -1,0 +1,72 @@
+"""The supervisor restarts a stage that crashes or hangs, and leaves a finished one alone."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from datasets import SAMPLE_SITE
+from rsu.runtime.stage import RunOptions
+from rsu.runtime.supervisor import StageSpec, Supervisor
+
+TARGETS = "tests.runtime.stages_for_tests"
+
+
+def _run_until(supervisor: Supervisor, condition, timeout_s: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        supervisor.poll()
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture
+def stage_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "starts.log"
+    path.touch()
+    monkeypatch.setenv("RSU_TEST_STAGE_LOG", str(path))
+    return path
+
+
+def test_a_crashed_stage_is_restarted(stage_log: Path) -> None:
+    supervisor = Supervisor(SAMPLE_SITE, RunOptions(), [StageSpec("crasher", f"{TARGETS}:crash_once")])
+    supervisor.start()
+    try:
+        restarted = _run_until(supervisor, lambda: stage_log.read_text().count("crasher") >= 2, 20)
+        assert restarted, "the crashed stage was not started again"
+        assert supervisor.restarts("crasher") == 1
+        health = supervisor.health()[0]
+        assert "exited with code 1" in health.detail
+        assert _run_until(supervisor, lambda: supervisor.health()[0].alive, 5)
+    finally:
+        supervisor.stop()
+
+
+def test_a_stage_whose_heartbeat_stops_is_killed_and_restarted(stage_log: Path) -> None:
+    spec = StageSpec("hanger", f"{TARGETS}:hang_once", heartbeat_timeout_s=1.0, startup_grace_s=10.0)
+    supervisor = Supervisor(SAMPLE_SITE, RunOptions(), [spec])
+    supervisor.start()
+    try:
+        restarted = _run_until(supervisor, lambda: stage_log.read_text().count("hanger") >= 2, 20)
+        assert restarted, "the hung stage was not restarted"
+        assert "no heartbeat" in supervisor.health()[0].detail
+    finally:
+        supervisor.stop()
+
+
+def test_a_stage_that_runs_to_completion_is_not_restarted(stage_log: Path) -> None:
+    spec = StageSpec("finisher", f"{TARGETS}:finish", runs_to_completion=True)
+    supervisor = Supervisor(SAMPLE_SITE, RunOptions(), [spec])
+    supervisor.start()
+    try:
+        assert _run_until(supervisor, lambda: supervisor.is_completed("finisher"), 20)
+        time.sleep(0.5)
+        supervisor.poll()
+        assert stage_log.read_text().count("finisher") == 1
+        assert supervisor.restarts("finisher") == 0
+    finally:
+        supervisor.stop()
