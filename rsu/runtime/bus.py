@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -34,6 +35,8 @@ class Received:
     topic: str
     payload: bytes
     received_monotonic_s: float
+    # MQTT v5 user properties (e.g. the unit's signature), in order.
+    user_properties: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,8 +114,19 @@ class MqttBus:
         if self.connected:
             self._client.subscribe(topic, qos)
 
-    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> mqtt.MQTTMessageInfo:
-        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 0,
+        retain: bool = False,
+        user_properties: list[tuple[str, str]] | None = None,
+    ) -> mqtt.MQTTMessageInfo:
+        properties = None
+        if user_properties:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.UserProperty = user_properties
+        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         self.published[topic] += 1
         return info
 
@@ -161,7 +175,8 @@ class MqttBus:
             log.warning("%s: lost broker %s (%s); reconnecting", self.client_id, self.address, reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        item = Received(message.topic, bytes(message.payload), time.monotonic())
+        user_properties = tuple(getattr(message.properties, "UserProperty", None) or ())
+        item = Received(message.topic, bytes(message.payload), time.monotonic(), user_properties)
         try:
             self.inbox.put_nowait(item)
         except queue.Full:
