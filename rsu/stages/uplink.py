@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import time
 
-import redis
-
 from rsu.messages import Aggregate, CollisionWarning, DetectorStates, Message, SignalState, decode
 from rsu.runtime.bus import MqttBus
 from rsu.runtime.stage import StageContext
@@ -36,8 +34,7 @@ def run(ctx: StageContext) -> None:
     centre = MqttBus(site.uplink.mqtt or site.mqtt, f"{ctx.client_id()}-centre")
     centre.connect()
     outlet = Outlet(centre, site.unit_id)
-    redis_client = redis.Redis.from_url(site.redis.url, socket_timeout=1.0, socket_connect_timeout=1.0)
-    outbox = BufferedOutbox(Outbox(redis_client, site.unit_id, site.uplink.outbox_max_records))
+    outbox = BufferedOutbox(Outbox.from_url(site.redis.url, site.unit_id, site.uplink.outbox_max_records))
     aggregator = IntervalAggregator(site, site.uplink.interval_s)
     newest_time_s = 0.0
     try:
@@ -47,6 +44,8 @@ def run(ctx: StageContext) -> None:
             if item is not None:
                 newest_time_s = max(newest_time_s, absorb(aggregator, topics, item.topic, item.payload))
             now_s = time.time() if ctx.options.realtime else newest_time_s
+            if now_s <= 0:
+                continue  # message time starts with the first message
             for body in aggregator.seal_until(now_s):
                 record = outlet.build(Aggregate, body.interval_start_s + body.interval_s, now_s, **body.fields())
                 outbox.append(record.to_json())

@@ -1,0 +1,418 @@
+"""Interval aggregates for the traffic centre, from detector states, signal states and warnings.
+
+Intervals are aligned to the clock: an interval starts at floor(t / interval_s) * interval_s and
+covers [start, start + interval_s). Every input is placed by its own timestamp (capture_time_s of a
+message, time_s of a crossing or signal event). seal_until(now_s) returns every interval that ended
+at or before now_s, empty ones included, so the centre sees no gaps. The first interval is the one
+holding the first input (or the first seal_until time, if that came first). Data for an interval
+that is already sealed is dropped and counted in late_dropped_total.
+
+Definitions (per interval):
+
+- counts_by_class (lane): line crossings whose LineCrossing.lane_id is the lane, by road-user class;
+  every class is listed, zero when none. counts_by_class (line, MovementCount): all crossings of
+  the counting line, with or without a lane.
+- mean_speed_mps, speed_p85_mps (lane): mean and 85th percentile (linear interpolation between order
+  statistics, numpy's default) of those crossings' speeds; None without crossings. Beyond
+  MAX_SPEED_SAMPLES per lane the percentile uses a uniform reservoir sample; the mean stays exact.
+- occupancy_ratio (lane): time the stop bar was occupied / time the lane was observed. Each valid
+  detector message holds its lane states until the same camera's next message, but at most
+  site.controller.detector_stale_after_s (the age at which detector data counts as stale). Time
+  covered by no valid message is not observed and counts neither way; 0 when never observed.
+- mean_queue_m, mean_queue_vehicles (lane): time-weighted means over the observed time, with the
+  same weights; max_queue_m the largest queue held during the interval.
+- green_time_s (signal group): time-weighted seconds with indication green, each SignalState held
+  until the next one (same cap). green_starts: indications that turned green, placed at
+  SignalGroupState.since_s (or at the message time if since_s lies in a sealed interval; a green
+  that began before the first interval is not a start). gap_outs / max_outs: SignalEvent codes
+  4 / 5 whose parameter is the group.
+- warnings_by_kind: NEW warnings only (updates and ends of the same warning are not counted); every
+  kind is listed.
+- detector_valid_ratio: detector messages with valid=True / all detector messages in the interval;
+  0 when none arrived, so an interval without detector data is not mistaken for a perfect one.
+  Invalid messages contribute nothing else except their line crossings.
+
+Privacy: only counts, sums and percentiles leave this module; no track id, position or per-vehicle
+time reaches an AggregateBody (and the Aggregate schema forbids extra fields anyway).
+State is bounded: open intervals, cameras, speed samples and backfill are all capped.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rsu.config.model import RoadUserType, SiteConfig
+from rsu.messages.aggregates import LaneAggregate, MovementCount, PhaseAggregate
+from rsu.messages.perception import DetectorStates
+from rsu.messages.signal import Indication, SignalState
+from rsu.messages.warnings import CollisionWarning, WarningKind, WarningStatus
+
+GAP_OUT_EVENT = 4
+MAX_OUT_EVENT = 5
+
+MAX_SPEED_SAMPLES = 2000
+# Intervals ahead of the oldest unsealed one that may hold data; later timestamps are dropped.
+MAX_OPEN_INTERVALS = 4
+# Longest run of intervals one seal_until call produces; a longer jump (a clock step) skips ahead.
+MAX_BACKFILL_INTERVALS = 1440
+MAX_CAMERAS = 64
+
+
+@dataclass(frozen=True)
+class AggregateBody:
+    """One interval's Aggregate without the envelope header: Aggregate(**header, **body.fields())."""
+
+    interval_start_s: float
+    interval_s: float
+    lanes: tuple[LaneAggregate, ...]
+    lines: tuple[MovementCount, ...]
+    phases: tuple[PhaseAggregate, ...]
+    warnings_by_kind: dict[str, int]
+    detector_valid_ratio: float
+
+    @property
+    def interval_end_s(self) -> float:
+        """The Aggregate's capture_time_s."""
+        return self.interval_start_s + self.interval_s
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "interval_start_s": self.interval_start_s,
+            "interval_s": self.interval_s,
+            "lanes": list(self.lanes),
+            "lines": list(self.lines),
+            "phases": list(self.phases),
+            "warnings_by_kind": dict(self.warnings_by_kind),
+            "detector_valid_ratio": self.detector_valid_ratio,
+        }
+
+
+@dataclass
+class _LaneTotals:
+    counts: Counter[str] = field(default_factory=Counter)
+    speed_sum: float = 0.0
+    speed_count: int = 0
+    speed_samples: list[float] = field(default_factory=list)
+    observed_s: float = 0.0
+    occupied_s: float = 0.0
+    queue_m_s: float = 0.0  # queue length integrated over time (m·s)
+    queue_vehicle_s: float = 0.0
+    max_queue_m: float = 0.0
+
+
+@dataclass
+class _PhaseTotals:
+    green_s: float = 0.0
+    green_starts: int = 0
+    gap_outs: int = 0
+    max_outs: int = 0
+
+
+@dataclass
+class _Interval:
+    lanes: dict[str, _LaneTotals]
+    lines: dict[str, Counter[str]]
+    phases: dict[str, _PhaseTotals]
+    warnings: Counter[str] = field(default_factory=Counter)
+    detector_messages: int = 0
+    valid_detector_messages: int = 0
+
+
+@dataclass(frozen=True)
+class _LaneSample:
+    lane_id: str
+    occupied: bool
+    queue_m: float
+    queue_vehicles: int
+
+
+@dataclass
+class _Held:
+    """The last state of one source, held until its next message (sample and hold)."""
+
+    time_s: float
+    credited_until_s: float
+    lanes: tuple[_LaneSample, ...] = ()
+    green_groups: frozenset[str] = frozenset()
+
+
+class IntervalAggregator:
+    """Accumulates one unit's data into clock-aligned intervals; see the module docstring."""
+
+    def __init__(self, site: SiteConfig, interval_s: float | None = None) -> None:
+        self.interval_s = float(interval_s if interval_s is not None else site.uplink.interval_s)
+        if self.interval_s <= 0:
+            raise ValueError(f"interval_s must be positive, got {self.interval_s}")
+        self.max_hold_s = site.controller.detector_stale_after_s
+        self._lane_ids = [lane.id for lane in site.lanes]
+        self._line_ids = [line.id for line in site.counting_lines]
+        self._group_ids = [group.id for group in site.signal_groups]
+        self._known_lanes = frozenset(self._lane_ids)
+        self._known_lines = frozenset(self._line_ids)
+        self._known_groups = frozenset(self._group_ids)
+        self._intervals: dict[int, _Interval] = {}
+        self._next_index: int | None = None  # oldest interval not sealed yet
+        self._has_data = False
+        self._cameras: dict[str, _Held] = {}
+        self._signal: _Held | None = None
+        self._green_since: dict[str, float] = {}
+        self._random = random.Random(0)  # reservoir sampling; seeded so results are reproducible
+        self.late_dropped_total = 0
+        self.future_dropped_total = 0
+        self.skipped_intervals_total = 0
+
+    # --- input ---------------------------------------------------------------------------------
+
+    def add_detectors(self, msg: DetectorStates) -> None:
+        t = msg.capture_time_s
+        self._start_at(t)
+        interval = self._interval_at(t)
+        if interval is not None:
+            interval.detector_messages += 1
+            interval.valid_detector_messages += int(msg.valid)
+        for crossing in msg.crossings:
+            crossing_interval = self._interval_at(crossing.time_s)
+            if crossing_interval is None:
+                continue
+            road_user = crossing.road_user.value
+            if crossing.line_id in self._known_lines:
+                crossing_interval.lines[crossing.line_id][road_user] += 1
+            if crossing.lane_id in self._known_lanes:
+                lane = crossing_interval.lanes[crossing.lane_id]
+                lane.counts[road_user] += 1
+                self._add_speed(lane, crossing.speed_mps)
+
+        held = self._cameras.get(msg.camera_id)
+        if held is not None:
+            if t < held.time_s:
+                return  # out of order within one camera: its state is already superseded
+            self._credit_lanes(held, t)
+        elif len(self._cameras) >= MAX_CAMERAS:
+            return
+        samples = tuple(
+            _LaneSample(obs.lane_id, obs.stop_bar_occupied, obs.queue_length_m, obs.queued_vehicles)
+            for obs in msg.lanes
+            if obs.lane_id in self._known_lanes
+        )
+        # An invalid message holds nothing: the time until the next message is unobserved.
+        self._cameras[msg.camera_id] = _Held(t, t, lanes=samples if msg.valid else ())
+
+    def add_signal(self, msg: SignalState) -> None:
+        t = msg.capture_time_s
+        self._start_at(t)
+        first_message = self._signal is None
+        if self._signal is not None:
+            if t < self._signal.time_s:
+                return
+            self._credit_green(self._signal, t)
+        greens = frozenset(
+            g.signal_group
+            for g in msg.groups
+            if g.indication is Indication.GREEN and g.signal_group in self._known_groups
+        )
+        self._signal = _Held(t, t, green_groups=greens)
+
+        for group in msg.groups:
+            if group.signal_group not in greens or self._green_since.get(group.signal_group) == group.since_s:
+                continue
+            self._green_since[group.signal_group] = group.since_s
+            start_interval = self._interval_at(group.since_s, count_late=False)
+            if start_interval is None and not first_message:
+                start_interval = self._interval_at(t)
+            if start_interval is not None:
+                start_interval.phases[group.signal_group].green_starts += 1
+        for group_id in list(self._green_since):
+            if group_id not in greens:
+                del self._green_since[group_id]
+
+        for event in msg.events:
+            if event.code not in (GAP_OUT_EVENT, MAX_OUT_EVENT) or event.parameter not in self._known_groups:
+                continue
+            event_interval = self._interval_at(event.time_s)
+            if event_interval is None:
+                continue
+            phase = event_interval.phases[event.parameter]
+            if event.code == GAP_OUT_EVENT:
+                phase.gap_outs += 1
+            else:
+                phase.max_outs += 1
+
+    def add_warning(self, msg: CollisionWarning) -> None:
+        if msg.status is not WarningStatus.NEW:
+            return
+        self._start_at(msg.capture_time_s)
+        interval = self._interval_at(msg.capture_time_s)
+        if interval is not None:
+            interval.warnings[msg.kind.value] += 1
+
+    # --- output --------------------------------------------------------------------------------
+
+    def seal_until(self, now_s: float) -> list[AggregateBody]:
+        """Every interval that ended at or before now_s and was not returned before, oldest first."""
+        if self._next_index is None:
+            self._next_index = self._index(now_s)  # the clock starts: this interval is the first
+            return []
+        ended = self._index(now_s)  # intervals below this index have ended
+        if ended - self._next_index > MAX_BACKFILL_INTERVALS:
+            skip_to = ended - MAX_BACKFILL_INTERVALS
+            self.skipped_intervals_total += skip_to - self._next_index
+            for index in [i for i in self._intervals if i < skip_to]:
+                del self._intervals[index]
+            self._next_index = skip_to
+        bodies = []
+        while self._next_index < ended:
+            index = self._next_index
+            end_s = (index + 1) * self.interval_s
+            # The last held states still cover the tail of the interval.
+            for held in self._cameras.values():
+                self._credit_lanes(held, end_s)
+            if self._signal is not None:
+                self._credit_green(self._signal, end_s)
+            interval = self._intervals.pop(index) if index in self._intervals else self._new_interval()
+            bodies.append(self._body(index, interval))
+            self._next_index = index + 1
+        return bodies
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _index(self, t: float) -> int:
+        return math.floor(t / self.interval_s)
+
+    def _new_interval(self) -> _Interval:
+        return _Interval(
+            lanes={lane_id: _LaneTotals() for lane_id in self._lane_ids},
+            lines={line_id: Counter() for line_id in self._line_ids},
+            phases={group_id: _PhaseTotals() for group_id in self._group_ids},
+        )
+
+    def _start_at(self, t: float) -> None:
+        """Data at t: the first data fixes the first interval, the one containing t.
+
+        A clock started only by seal_until is restarted when the first data lies far beyond it (a
+        caller that had no time yet and passed 0): nothing was observed in between to report.
+        """
+        index = self._index(t)
+        if self._next_index is None or (not self._has_data and index >= self._next_index + MAX_OPEN_INTERVALS):
+            self._next_index = index
+        self._has_data = True
+
+    def _first_open_index(self) -> int:
+        if self._next_index is None:
+            raise RuntimeError("the aggregator has not started")  # every entry point calls _start_at first
+        return self._next_index
+
+    def _interval_at(self, t: float, count_late: bool = True) -> _Interval | None:
+        """The open interval containing t, or None (counted) if it is sealed or too far ahead."""
+        index = self._index(t)
+        first_open = self._first_open_index()
+        if index < first_open:
+            self.late_dropped_total += int(count_late)
+            return None
+        if index >= first_open + MAX_OPEN_INTERVALS:
+            self.future_dropped_total += 1
+            return None
+        interval = self._intervals.get(index)
+        if interval is None:
+            interval = self._intervals[index] = self._new_interval()
+        return interval
+
+    def _add_speed(self, lane: _LaneTotals, speed_mps: float) -> None:
+        lane.speed_sum += speed_mps
+        lane.speed_count += 1
+        if len(lane.speed_samples) < MAX_SPEED_SAMPLES:
+            lane.speed_samples.append(speed_mps)
+        else:
+            slot = self._random.randrange(lane.speed_count)
+            if slot < MAX_SPEED_SAMPLES:
+                lane.speed_samples[slot] = speed_mps
+
+    def _credit_lanes(self, held: _Held, until_s: float) -> None:
+        def credit(interval: _Interval, seconds: float) -> None:
+            for sample in held.lanes:
+                lane = interval.lanes[sample.lane_id]
+                lane.observed_s += seconds
+                lane.occupied_s += seconds if sample.occupied else 0.0
+                lane.queue_m_s += sample.queue_m * seconds
+                lane.queue_vehicle_s += sample.queue_vehicles * seconds
+                lane.max_queue_m = max(lane.max_queue_m, sample.queue_m)
+
+        self._credit(held, until_s, credit)
+
+    def _credit_green(self, held: _Held, until_s: float) -> None:
+        def credit(interval: _Interval, seconds: float) -> None:
+            for group_id in held.green_groups:
+                interval.phases[group_id].green_s += seconds
+
+        self._credit(held, until_s, credit)
+
+    def _credit(self, held: _Held, until_s: float, credit: Callable[[_Interval, float], None]) -> None:
+        """Apply held's state to [credited_until, until) capped at max_hold_s, split by interval."""
+        start = held.credited_until_s
+        end = min(until_s, held.time_s + self.max_hold_s)
+        if end <= start:
+            return
+        held.credited_until_s = end
+        first_open = self._first_open_index()
+        start = max(start, first_open * self.interval_s)  # sealed intervals are final
+        for index in range(self._index(start), self._index(end) + 1):
+            lower = max(start, index * self.interval_s)
+            upper = min(end, (index + 1) * self.interval_s)
+            if upper > lower and index < first_open + MAX_OPEN_INTERVALS:
+                interval = self._intervals.get(index)
+                if interval is None:
+                    interval = self._intervals[index] = self._new_interval()
+                credit(interval, upper - lower)
+
+    def _body(self, index: int, interval: _Interval) -> AggregateBody:
+        classes = [road_user.value for road_user in RoadUserType]
+        return AggregateBody(
+            interval_start_s=index * self.interval_s,
+            interval_s=self.interval_s,
+            lanes=tuple(_lane_aggregate(lane_id, interval.lanes[lane_id], classes) for lane_id in self._lane_ids),
+            lines=tuple(
+                MovementCount(line_id=line_id, counts_by_class=_zero_filled(interval.lines[line_id], classes))
+                for line_id in self._line_ids
+            ),
+            phases=tuple(
+                PhaseAggregate(
+                    signal_group=group_id,
+                    green_time_s=round(totals.green_s, 3),
+                    green_starts=totals.green_starts,
+                    gap_outs=totals.gap_outs,
+                    max_outs=totals.max_outs,
+                )
+                for group_id, totals in ((g, interval.phases[g]) for g in self._group_ids)
+            ),
+            warnings_by_kind=_zero_filled(interval.warnings, [kind.value for kind in WarningKind]),
+            detector_valid_ratio=(
+                round(interval.valid_detector_messages / interval.detector_messages, 4)
+                if interval.detector_messages
+                else 0.0
+            ),
+        )
+
+
+def _lane_aggregate(lane_id: str, totals: _LaneTotals, classes: list[str]) -> LaneAggregate:
+    observed = totals.observed_s
+    has_speeds = totals.speed_count > 0
+    return LaneAggregate(
+        lane_id=lane_id,
+        counts_by_class=_zero_filled(totals.counts, classes),
+        mean_speed_mps=round(totals.speed_sum / totals.speed_count, 3) if has_speeds else None,
+        speed_p85_mps=round(float(np.percentile(totals.speed_samples, 85)), 3) if has_speeds else None,
+        occupancy_ratio=round(min(1.0, totals.occupied_s / observed), 4) if observed > 0 else 0.0,
+        mean_queue_m=round(totals.queue_m_s / observed, 3) if observed > 0 else 0.0,
+        max_queue_m=round(totals.max_queue_m, 3),
+        mean_queue_vehicles=round(totals.queue_vehicle_s / observed, 3) if observed > 0 else 0.0,
+    )
+
+
+def _zero_filled(counts: Counter[str], keys: Iterable[str]) -> dict[str, int]:
+    return {key: counts.get(key, 0) for key in keys}
