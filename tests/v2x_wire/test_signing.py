@@ -1,0 +1,198 @@
+"""Ed25519 signatures on user properties: round trip and every rejection, with its reason."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tests.v2x_wire.builders import NOW_S, FakeClock, key_pair, signer
+from v2x.signing import (
+    KEY_ID,
+    SIGNATURE,
+    BadSignature,
+    MalformedSignature,
+    ReplayedMessage,
+    SignatureVerifier,
+    StaleMessage,
+    TamperedPayload,
+    TamperedTopic,
+    UnitSigner,
+    UnknownKey,
+    UnsignedMessage,
+    generate_key_files,
+    key_id,
+    load_public_key,
+)
+
+TOPIC = "rsu/rsu-test/v2x/warnings"
+PAYLOAD = b'{"schema_name": "rsu.v2x.warning"}'
+
+
+@pytest.fixture
+def unit(tmp_path: Path) -> tuple[UnitSigner, SignatureVerifier, FakeClock]:
+    clock = FakeClock()
+    unit_signer, public_path = signer(tmp_path, clock=clock)
+    return unit_signer, SignatureVerifier.from_key_files([public_path]), clock
+
+
+def test_round_trip_returns_the_signed_fields(unit: tuple[UnitSigner, SignatureVerifier, FakeClock]) -> None:
+    unit_signer, verifier, _ = unit
+    properties = unit_signer.sign(TOPIC, PAYLOAD, [("rsu-enc", "json")])
+
+    verified = verifier.verify(TOPIC, PAYLOAD, properties, now_s=NOW_S + 0.05)
+
+    assert verified.unit_id == "rsu-test"
+    assert verified.key_id == unit_signer.key_id
+    assert verified.timestamp_s == pytest.approx(NOW_S, abs=1e-3)
+    assert verified.properties["rsu-enc"] == "json"
+    assert verified.payload == PAYLOAD
+
+
+def test_key_id_is_first_16_hex_of_sha256_of_raw_public_key(tmp_path: Path) -> None:
+    private_path, public_path = tmp_path / "k.pem", tmp_path / "k.pub.pem"
+    returned = generate_key_files(private_path, public_path)
+    public_key = load_public_key(public_path)
+    assert returned == key_id(public_key)
+    assert len(returned) == 16 and int(returned, 16) >= 0
+    assert private_path.stat().st_mode & 0o077 == 0
+    with pytest.raises(FileExistsError):
+        generate_key_files(private_path, tmp_path / "other.pub.pem")
+
+
+def test_sequence_numbers_increase_per_topic_and_survive_a_restart(tmp_path: Path) -> None:
+    clock = FakeClock()
+    private_path, _ = key_pair(tmp_path)
+    first = UnitSigner.from_key_file(private_path, "rsu-test", clock)
+    seqs = [int(dict(first.sign(TOPIC, PAYLOAD))["rsu-seq"]) for _ in range(3)]
+    assert seqs == sorted(set(seqs))
+    clock.now_s += 1.0
+    restarted = UnitSigner.from_key_file(private_path, "rsu-test", clock)
+    assert int(dict(restarted.sign(TOPIC, PAYLOAD))["rsu-seq"]) > seqs[-1]
+
+
+def test_unsigned_message_is_rejected(unit: tuple[UnitSigner, SignatureVerifier, FakeClock]) -> None:
+    _, verifier, _ = unit
+    with pytest.raises(UnsignedMessage, match="unsigned"):
+        verifier.verify(TOPIC, PAYLOAD, [("rsu-enc", "json")], now_s=NOW_S)
+
+
+def test_unknown_key_is_rejected(tmp_path: Path, unit: tuple[UnitSigner, SignatureVerifier, FakeClock]) -> None:
+    _, verifier, clock = unit
+    impostor = UnitSigner(Ed25519PrivateKey.generate(), "rsu-test", clock)
+    with pytest.raises(UnknownKey, match="not among the trusted keys"):
+        verifier.verify(TOPIC, PAYLOAD, impostor.sign(TOPIC, PAYLOAD), now_s=NOW_S)
+
+
+def test_signature_from_another_key_under_a_trusted_key_id_is_rejected(
+    unit: tuple[UnitSigner, SignatureVerifier, FakeClock],
+) -> None:
+    unit_signer, verifier, clock = unit
+    impostor = UnitSigner(Ed25519PrivateKey.generate(), "rsu-test", clock)
+    forged = [(name, unit_signer.key_id if name == KEY_ID else value) for name, value in impostor.sign(TOPIC, PAYLOAD)]
+    with pytest.raises(BadSignature, match="does not verify"):
+        verifier.verify(TOPIC, PAYLOAD, forged, now_s=NOW_S)
+
+
+def test_tampered_payload_is_rejected(unit: tuple[UnitSigner, SignatureVerifier, FakeClock]) -> None:
+    unit_signer, verifier, _ = unit
+    properties = unit_signer.sign(TOPIC, PAYLOAD)
+    with pytest.raises(TamperedPayload, match="differs from the signed one"):
+        verifier.verify(TOPIC, PAYLOAD.replace(b"warning", b"warnin9"), properties, now_s=NOW_S)
+
+
+def test_tampered_topic_is_rejected(unit: tuple[UnitSigner, SignatureVerifier, FakeClock]) -> None:
+    unit_signer, verifier, _ = unit
+    properties = unit_signer.sign(TOPIC, PAYLOAD)
+    with pytest.raises(TamperedTopic, match="signed for topic 'rsu/rsu-test/v2x/warnings' but received on"):
+        verifier.verify("rsu/other-unit/v2x/warnings", PAYLOAD, properties, now_s=NOW_S)
+
+
+def test_altered_signed_property_is_rejected(unit: tuple[UnitSigner, SignatureVerifier, FakeClock]) -> None:
+    unit_signer, verifier, _ = unit
+    properties = unit_signer.sign(TOPIC, PAYLOAD, [("rsu-enc", "json")])
+    altered = [(name, "uper" if name == "rsu-enc" else value) for name, value in properties]
+    with pytest.raises(BadSignature):
+        verifier.verify(TOPIC, PAYLOAD, altered, now_s=NOW_S)
+
+
+def test_unsigned_extra_properties_are_ignored_not_trusted(
+    unit: tuple[UnitSigner, SignatureVerifier, FakeClock],
+) -> None:
+    unit_signer, verifier, _ = unit
+    properties = [*unit_signer.sign(TOPIC, PAYLOAD), ("bridge", "eu-west")]
+    verified = verifier.verify(TOPIC, PAYLOAD, properties, now_s=NOW_S)
+    assert "bridge" not in verified.properties
+
+
+def test_repeated_signature_property_is_malformed(unit: tuple[UnitSigner, SignatureVerifier, FakeClock]) -> None:
+    unit_signer, verifier, _ = unit
+    properties = unit_signer.sign(TOPIC, PAYLOAD)
+    duplicated = [*properties, next(item for item in properties if item[0] == SIGNATURE)]
+    with pytest.raises(MalformedSignature, match="more than once"):
+        verifier.verify(TOPIC, PAYLOAD, duplicated, now_s=NOW_S)
+
+
+def test_replayed_sequence_number_is_rejected(unit: tuple[UnitSigner, SignatureVerifier, FakeClock]) -> None:
+    unit_signer, verifier, _ = unit
+    first = unit_signer.sign(TOPIC, PAYLOAD)
+    second = unit_signer.sign(TOPIC, PAYLOAD)
+    verifier.verify(TOPIC, PAYLOAD, first, now_s=NOW_S)
+    verifier.verify(TOPIC, PAYLOAD, second, now_s=NOW_S)
+    with pytest.raises(ReplayedMessage, match="not above the last accepted"):
+        verifier.verify(TOPIC, PAYLOAD, second, now_s=NOW_S + 0.5)
+    with pytest.raises(ReplayedMessage):
+        verifier.verify(TOPIC, PAYLOAD, first, now_s=NOW_S + 0.5)
+
+
+def test_sequence_is_tracked_per_topic(unit: tuple[UnitSigner, SignatureVerifier, FakeClock]) -> None:
+    unit_signer, verifier, _ = unit
+    spat_topic = "rsu/rsu-test/v2x/spat"
+    on_warnings = unit_signer.sign(TOPIC, PAYLOAD)
+    on_spat = unit_signer.sign(spat_topic, PAYLOAD)
+    verifier.verify(spat_topic, PAYLOAD, on_spat, now_s=NOW_S)
+    verifier.verify(TOPIC, PAYLOAD, on_warnings, now_s=NOW_S)  # independent stream, not a replay
+
+
+@pytest.mark.parametrize("offset_s", [2.5, -2.5, 3600.0])
+def test_stale_or_future_timestamp_is_rejected(
+    unit: tuple[UnitSigner, SignatureVerifier, FakeClock], offset_s: float
+) -> None:
+    unit_signer, verifier, _ = unit
+    properties = unit_signer.sign(TOPIC, PAYLOAD)
+    with pytest.raises(StaleMessage, match=re.escape("accepted -2 s .. +2 s")):
+        verifier.verify(TOPIC, PAYLOAD, properties, now_s=NOW_S + offset_s)
+
+
+def test_window_is_configurable_and_retained_messages_get_their_own_bound(tmp_path: Path) -> None:
+    unit_signer, public_path = signer(tmp_path)
+    verifier = SignatureVerifier([load_public_key(public_path)], window_s=5.0, retained_max_age_s=600.0)
+    verifier.verify(TOPIC, PAYLOAD, unit_signer.sign(TOPIC, PAYLOAD), now_s=NOW_S + 4.0)
+    verifier.verify(
+        "rsu/rsu-test/v2x/map",
+        PAYLOAD,
+        unit_signer.sign("rsu/rsu-test/v2x/map", PAYLOAD),
+        now_s=NOW_S + 500.0,
+        retained=True,
+    )
+    with pytest.raises(StaleMessage, match="retained message"):
+        verifier.verify(
+            "rsu/rsu-test/v2x/objects",
+            PAYLOAD,
+            unit_signer.sign("rsu/rsu-test/v2x/objects", PAYLOAD),
+            now_s=NOW_S + 700.0,
+            retained=True,
+        )
+
+
+def test_replay_state_is_bounded(tmp_path: Path) -> None:
+    clock = FakeClock()
+    unit_signer, public_path = signer(tmp_path, clock=clock)
+    verifier = SignatureVerifier([load_public_key(public_path)], max_streams=50)
+    for index in range(200):
+        topic = f"rsu/rsu-test/v2x/t{index}"
+        clock.now_s = NOW_S + index * 0.01
+        verifier.verify(topic, PAYLOAD, unit_signer.sign(topic, PAYLOAD), now_s=clock.now_s)
+    assert verifier.stream_count <= 50

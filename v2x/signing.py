@@ -1,0 +1,376 @@
+"""Ed25519 signatures on MQTT v5 user properties, so a vehicle can tell a genuine unit message.
+
+The signature travels beside the payload as user properties; the payload itself is untouched, so
+JSON and UPER consumers that ignore properties still read it. A signed message carries:
+
+    rsu-unit    unit id of the sender
+    rsu-key     key id: first 16 hex digits of SHA-256 of the raw 32-byte public key
+    rsu-topic   topic the message was signed for
+    rsu-digest  SHA-256 of the payload, base64url without padding
+    rsu-seq     sequence number per (unit, topic), strictly increasing (see UnitSigner)
+    rsu-ts      signing time, seconds since the Unix epoch, 3 decimals
+    rsu-sig     Ed25519 signature, base64, over the canonical bytes below
+
+Canonical bytes: the ASCII tag ``rsu-v2x-signature/1`` followed by every ``rsu-`` property except
+``rsu-sig``, sorted by name, each name and value as a 4-byte big-endian length and UTF-8 bytes.
+Every ``rsu-`` property is therefore bound (including extra ones such as the encoding); other user
+properties (e.g. added by a bridge) are ignored and never reported as verified.
+
+Topic and digest are carried although the verifier could recompute them, so a rejection can say
+precisely what changed (payload, or the topic the message was re-published on).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+PROPERTY_PREFIX = "rsu-"
+UNIT = "rsu-unit"
+KEY_ID = "rsu-key"
+TOPIC = "rsu-topic"
+DIGEST = "rsu-digest"
+SEQ = "rsu-seq"
+TIMESTAMP = "rsu-ts"
+SIGNATURE = "rsu-sig"
+REQUIRED_PROPERTIES = (UNIT, KEY_ID, TOPIC, DIGEST, SEQ, TIMESTAMP, SIGNATURE)
+CANONICAL_TAG = b"rsu-v2x-signature/1"
+
+DEFAULT_WINDOW_S = 2.0
+# Retained messages (MAP) are delivered on subscribe long after signing; they get their own bound.
+DEFAULT_RETAINED_MAX_AGE_S = 300.0
+DEFAULT_MAX_STREAMS = 10_000
+
+UserProperties = Sequence[tuple[str, str]]
+Clock = Callable[[], float]
+
+
+class SignatureError(ValueError):
+    """A message that failed verification; str() says why."""
+
+
+class UnsignedMessage(SignatureError):
+    """The message carries no signature."""
+
+
+class MalformedSignature(SignatureError):
+    """Signature properties missing, repeated or unparsable."""
+
+
+class UnknownKey(SignatureError):
+    """Signed with a key the verifier does not trust."""
+
+
+class BadSignature(SignatureError):
+    """The signature does not match the signed properties (altered, or signed with another key)."""
+
+
+class TamperedPayload(SignatureError):
+    """The payload differs from the one that was signed."""
+
+
+class TamperedTopic(SignatureError):
+    """The message arrived on a topic other than the one it was signed for."""
+
+
+class ReplayedMessage(SignatureError):
+    """Sequence number not above the last accepted one for the same unit and topic."""
+
+
+class StaleMessage(SignatureError):
+    """Signing time outside the accepted window around now."""
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def payload_digest(payload: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(payload).digest()).rstrip(b"=").decode()
+
+
+def canonical_bytes(properties: Mapping[str, str]) -> bytes:
+    parts = [CANONICAL_TAG]
+    for name in sorted(properties):
+        if name == SIGNATURE:
+            continue
+        for text in (name, properties[name]):
+            data = text.encode()
+            parts.append(len(data).to_bytes(4, "big"))
+            parts.append(data)
+    return b"".join(parts)
+
+
+def load_public_key(path: str | Path) -> Ed25519PublicKey:
+    key = serialization.load_pem_public_key(Path(path).read_bytes())
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError(f"{path}: not an Ed25519 public key ({type(key).__name__})")
+    return key
+
+
+def generate_key_files(private_path: str | Path, public_path: str | Path) -> str:
+    """Write a new Ed25519 key pair as PEM (private key PKCS#8, mode 0600); return its key id.
+
+    Refuses to overwrite an existing file: replacing a unit's key silently would lock out every
+    vehicle that trusts the old one.
+    """
+    private_path, public_path = Path(private_path), Path(public_path)
+    for path in (private_path, public_path):
+        if path.exists():
+            raise FileExistsError(f"{path} already exists; remove it first to replace the key")
+    private_key = Ed25519PrivateKey.generate()
+    private_pem = private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(private_pem)
+    public_path.write_bytes(public_pem)
+    return key_id(private_key.public_key())
+
+
+class UnitSigner:
+    """Signs a unit's outgoing messages.
+
+    Sequence numbers: per topic, max(previous + 1, signing time in milliseconds). They increase
+    within a run, and a restarted unit starts above its previous run without persisted state as
+    long as its clock does not step back (verifiers keep the last seq per unit and topic).
+    """
+
+    def __init__(self, private_key: Ed25519PrivateKey, unit_id: str, clock: Clock = time.time) -> None:
+        if not unit_id:
+            raise ValueError("unit_id must not be empty")
+        self.unit_id = unit_id
+        self.key_id = key_id(private_key.public_key())
+        self._private_key = private_key
+        self._clock = clock
+        self._last_seq: dict[str, int] = {}
+        self._lock = threading.Lock()  # stages may sign from several threads
+
+    @classmethod
+    def from_key_file(cls, path: str | Path, unit_id: str, clock: Clock = time.time) -> UnitSigner:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{path}: not an Ed25519 private key ({type(key).__name__})")
+        return cls(key, unit_id, clock)
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self._private_key.public_key()
+
+    def sign(self, topic: str, payload: bytes, properties: UserProperties = ()) -> list[tuple[str, str]]:
+        """User properties to publish with the payload: `properties` (bound too) plus the signature.
+
+        Extra properties must use the ``rsu-`` prefix (they are all signed) and must not reuse a
+        signature property name.
+        """
+        extra = dict(properties)
+        if len(extra) != len(properties):
+            raise ValueError("extra properties repeat a name")
+        unbound = [name for name in extra if not name.startswith(PROPERTY_PREFIX)]
+        if unbound:
+            raise ValueError(f"extra properties {unbound} lack the {PROPERTY_PREFIX!r} prefix and would go unsigned")
+        clash = set(extra) & set(REQUIRED_PROPERTIES)
+        if clash:
+            raise ValueError(f"extra properties reuse signature property names {sorted(clash)}")
+        with self._lock:
+            now_s = self._clock()
+            # The number of topics a unit publishes is fixed and small, so this dict stays bounded.
+            seq = max(self._last_seq.get(topic, -1) + 1, int(now_s * 1000))
+            self._last_seq[topic] = seq
+        signed = {
+            **extra,
+            UNIT: self.unit_id,
+            KEY_ID: self.key_id,
+            TOPIC: topic,
+            DIGEST: payload_digest(payload),
+            SEQ: str(seq),
+            TIMESTAMP: f"{now_s:.3f}",
+        }
+        signature = base64.b64encode(self._private_key.sign(canonical_bytes(signed))).decode()
+        own = [(name, signed[name]) for name in REQUIRED_PROPERTIES if name != SIGNATURE]
+        return [*properties, *own, (SIGNATURE, signature)]
+
+
+@dataclass(frozen=True)
+class VerifiedMessage:
+    topic: str
+    payload: bytes
+    unit_id: str
+    key_id: str
+    seq: int
+    timestamp_s: float
+    # Every signed rsu-* property (signature excluded), e.g. the payload encoding.
+    properties: Mapping[str, str] = field(default_factory=dict)
+
+    def age_s(self, now_s: float) -> float:
+        return now_s - self.timestamp_s
+
+
+@dataclass
+class _Stream:
+    last_seq: int
+    last_timestamp_s: float
+
+
+class SignatureVerifier:
+    """Checks signatures against trusted public keys and rejects replays.
+
+    State: the last accepted seq per (key, unit, topic), at most max_streams entries. Streams whose
+    last message is older than the freshness window are dropped first: every message they could
+    still guard against is already rejected as stale. Only beyond that does the least recently
+    used stream go, which merely weakens replay protection to the timestamp window for it.
+    """
+
+    def __init__(
+        self,
+        public_keys: Iterable[Ed25519PublicKey],
+        window_s: float = DEFAULT_WINDOW_S,
+        retained_max_age_s: float = DEFAULT_RETAINED_MAX_AGE_S,
+        max_streams: int = DEFAULT_MAX_STREAMS,
+    ) -> None:
+        if window_s <= 0:
+            raise ValueError("window_s must be positive")
+        if max_streams < 1:
+            raise ValueError("max_streams must be at least 1")
+        self._keys = {key_id(key): key for key in public_keys}
+        if not self._keys:
+            raise ValueError("at least one trusted public key is needed")
+        self.window_s = window_s
+        self.retained_max_age_s = max(retained_max_age_s, window_s)
+        self.max_streams = max_streams
+        self._streams: OrderedDict[tuple[str, str, str], _Stream] = OrderedDict()
+
+    @classmethod
+    def from_key_files(
+        cls,
+        paths: Iterable[str | Path],
+        window_s: float = DEFAULT_WINDOW_S,
+        retained_max_age_s: float = DEFAULT_RETAINED_MAX_AGE_S,
+        max_streams: int = DEFAULT_MAX_STREAMS,
+    ) -> SignatureVerifier:
+        return cls([load_public_key(path) for path in paths], window_s, retained_max_age_s, max_streams)
+
+    @property
+    def trusted_key_ids(self) -> list[str]:
+        return sorted(self._keys)
+
+    @property
+    def stream_count(self) -> int:
+        return len(self._streams)
+
+    def verify(
+        self,
+        topic: str,
+        payload: bytes,
+        user_properties: UserProperties,
+        now_s: float,
+        retained: bool = False,
+    ) -> VerifiedMessage:
+        """Return the verified message or raise a SignatureError subclass saying why not.
+
+        retained: the broker delivered a retained message on subscribe; its signing time may lie
+        up to retained_max_age_s in the past (never further in the future than window_s).
+        """
+        properties = _signature_properties(user_properties)
+        signer_key_id = properties[KEY_ID]
+        public_key = self._keys.get(signer_key_id)
+        if public_key is None:
+            raise UnknownKey(
+                f"signed with key {signer_key_id} (unit {properties[UNIT]!r}), which is not among the trusted "
+                f"keys {self.trusted_key_ids}"
+            )
+        try:
+            signature = base64.b64decode(properties[SIGNATURE], validate=True)
+            public_key.verify(signature, canonical_bytes(properties))
+        except (InvalidSignature, binascii.Error, ValueError):
+            raise BadSignature(
+                f"signature by key {signer_key_id} does not verify: the signed properties were altered "
+                "or the message was signed with another key"
+            ) from None
+        if properties[TOPIC] != topic:
+            raise TamperedTopic(f"signed for topic {properties[TOPIC]!r} but received on {topic!r}")
+        if properties[DIGEST] != payload_digest(payload):
+            raise TamperedPayload(f"payload on {topic!r} differs from the signed one (SHA-256 mismatch)")
+        seq, timestamp_s = _parse_numbers(properties)
+        age_s = now_s - timestamp_s
+        oldest_s = self.retained_max_age_s if retained else self.window_s
+        if age_s > oldest_s or age_s < -self.window_s:
+            kind = "retained message" if retained else "message"
+            raise StaleMessage(
+                f"{kind} signed at {timestamp_s:.3f} is {age_s:+.3f} s from now ({now_s:.3f}); accepted "
+                f"-{self.window_s:g} s .. +{oldest_s:g} s (check both clocks)"
+            )
+        stream_key = (signer_key_id, properties[UNIT], topic)
+        stream = self._streams.get(stream_key)
+        if stream is not None and seq <= stream.last_seq:
+            raise ReplayedMessage(
+                f"seq {seq} on {topic!r} from unit {properties[UNIT]!r} is not above the last accepted "
+                f"seq {stream.last_seq}: replayed or duplicated"
+            )
+        self._remember(stream_key, seq, timestamp_s, now_s)
+        return VerifiedMessage(
+            topic=topic,
+            payload=payload,
+            unit_id=properties[UNIT],
+            key_id=signer_key_id,
+            seq=seq,
+            timestamp_s=timestamp_s,
+            properties={name: value for name, value in properties.items() if name != SIGNATURE},
+        )
+
+    def _remember(self, stream_key: tuple[str, str, str], seq: int, timestamp_s: float, now_s: float) -> None:
+        self._streams[stream_key] = _Stream(seq, timestamp_s)
+        self._streams.move_to_end(stream_key)
+        if len(self._streams) <= self.max_streams:
+            return
+        expired = [key for key, stream in self._streams.items() if stream.last_timestamp_s < now_s - self.window_s]
+        for key in expired:
+            del self._streams[key]
+        while len(self._streams) > self.max_streams:
+            self._streams.popitem(last=False)
+
+
+def _signature_properties(user_properties: UserProperties) -> dict[str, str]:
+    properties: dict[str, str] = {}
+    for name, value in user_properties:
+        if not name.startswith(PROPERTY_PREFIX):
+            continue
+        if name in properties:
+            raise MalformedSignature(f"user property {name!r} appears more than once")
+        properties[name] = value
+    if SIGNATURE not in properties:
+        raise UnsignedMessage("message is unsigned (no rsu-sig user property)")
+    missing = [name for name in REQUIRED_PROPERTIES if name not in properties]
+    if missing:
+        raise MalformedSignature(f"signed message lacks user properties {missing}")
+    return properties
+
+
+def _parse_numbers(properties: Mapping[str, str]) -> tuple[int, float]:
+    try:
+        seq = int(properties[SEQ])
+        timestamp_s = float(properties[TIMESTAMP])
+    except ValueError:
+        raise MalformedSignature(
+            f"unparsable {SEQ}={properties[SEQ]!r} or {TIMESTAMP}={properties[TIMESTAMP]!r}"
+        ) from None
+    if seq < 0 or timestamp_s != timestamp_s:  # NaN compares unequal to itself
+        raise MalformedSignature(f"invalid {SEQ}={properties[SEQ]!r} or {TIMESTAMP}={properties[TIMESTAMP]!r}")
+    return seq, timestamp_s
