@@ -13,7 +13,6 @@ import time
 from rsu.messages import Aggregate, CollisionWarning, DetectorStates, Message, SignalState, decode
 from rsu.runtime.bus import MqttBus
 from rsu.runtime.stage import StageContext
-from rsu.stages.outlet import Outlet
 from rsu.topics import Topics
 from rsu.uplink.aggregator import IntervalAggregator
 from rsu.uplink.outbox import BufferedOutbox, Outbox, OutboxUnavailable
@@ -33,7 +32,6 @@ def run(ctx: StageContext) -> None:
     local.connect()
     centre = MqttBus(site.uplink.mqtt or site.mqtt, f"{ctx.client_id()}-centre")
     centre.connect()
-    outlet = Outlet(centre, site.unit_id)
     outbox = BufferedOutbox(Outbox.from_url(site.redis.url, site.unit_id, site.uplink.outbox_max_records))
     aggregator = IntervalAggregator(site, site.uplink.interval_s)
     newest_time_s = 0.0
@@ -47,7 +45,15 @@ def run(ctx: StageContext) -> None:
             if now_s <= 0:
                 continue  # message time starts with the first message
             for body in aggregator.seal_until(now_s):
-                record = outlet.build(Aggregate, body.interval_start_s + body.interval_s, now_s, **body.fields())
+                record = Aggregate(
+                    unit_id=site.unit_id,
+                    # The interval index: increasing, and the same after a restart, so the centre's
+                    # (unit_id, seq) deduplication also holds across unit restarts.
+                    seq=int(round(body.interval_start_s / body.interval_s)),
+                    capture_time_s=body.interval_end_s,
+                    publish_time_s=now_s,
+                    **body.fields(),
+                )
                 outbox.append(record.to_json())
             forward(outbox, centre, topics.aggregates)
     finally:

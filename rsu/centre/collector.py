@@ -1,0 +1,440 @@
+"""The traffic centre's collector: aggregates from the units' MQTT topics into the SQLite store.
+
+Delivery is at least once end to end. The collector keeps a persistent MQTT v5 session
+(clean_start False + a session expiry), so the broker queues aggregates while it is down, and it
+acknowledges each message (manual PUBACK) only after the transaction holding it has committed: a
+crash between receive and commit means the broker sends it again, and the store drops the repeat
+by (unit_id, seq). A payload that does not decode is counted, logged with the reason and
+acknowledged (it would never decode on redelivery either); the collector never stops for one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import queue
+import signal
+import sqlite3
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from types import FrameType
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from rsu.centre.store import AddResult, AggregateStore
+from rsu.config.model import MqttConfig
+from rsu.messages.aggregates import Aggregate
+from rsu.messages.envelope import MessageError, decode
+from rsu.runtime.bus import BrokerUnavailable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOPIC_FILTER = "centre/+/aggregates"
+DEFAULT_CLIENT_ID = "rsu-centre-collector"
+# Long enough to ride out a weekend outage of the centre; the broker's max_queued_messages
+# bounds how much it holds meanwhile.
+DEFAULT_SESSION_EXPIRY_S = 3 * 24 * 3600
+# Unacknowledged messages the broker may have in flight to us; it also bounds the inbox, since
+# nothing is acknowledged before it has been written.
+DEFAULT_RECEIVE_MAXIMUM = 1000
+DEFAULT_BATCH_SIZE = 500
+# Invalid payloads are logged one by one up to this many, then once per this many.
+_LOG_EVERY_INVALID = 1000
+
+
+@dataclass(frozen=True)
+class CollectorStats:
+    received: int
+    stored: int
+    duplicates: int
+    seq_conflicts: int
+    invalid: int
+    connected: bool
+
+
+@dataclass(frozen=True)
+class _Inbound:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received_time_s: float
+    # Connection the message came in on: a PUBACK belongs to that connection only.
+    connection: int
+
+
+class _StopRequested(Exception):
+    """Stop was requested while the store could not be written."""
+
+
+class CentreCollector:
+    def __init__(
+        self,
+        mqtt_config: MqttConfig,
+        store: AggregateStore,
+        topic_filter: str = DEFAULT_TOPIC_FILTER,
+        *,
+        client_id: str = DEFAULT_CLIENT_ID,
+        session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S,
+        receive_maximum: int = DEFAULT_RECEIVE_MAXIMUM,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        self.mqtt_config = mqtt_config
+        self.store = store
+        self.topic_filter = topic_filter
+        self.client_id = client_id
+        self.session_expiry_s = session_expiry_s
+        self.receive_maximum = receive_maximum
+        self.batch_size = batch_size
+        self._unit_level = _unit_level(topic_filter)
+        # Unbounded on purpose: with manual acknowledgement the broker never has more than
+        # receive_maximum messages in flight to us, so this queue cannot grow past that.
+        self._inbox: queue.Queue[_Inbound] = queue.Queue()
+        self._connected = threading.Event()
+        self._connection = 0
+        self._started = False
+        self._stop_event: threading.Event | None = None
+        self.received = 0
+        self.stored = 0
+        self.duplicates = 0
+        self.seq_conflicts = 0
+        self.invalid = 0
+        self._client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if self.mqtt_config.username:
+            client.username_pw_set(self.mqtt_config.username, self.mqtt_config.password)
+        if self.mqtt_config.tls:
+            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        client.reconnect_delay_set(min_delay=1, max_delay=5)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    @property
+    def address(self) -> str:
+        return f"{self.mqtt_config.host}:{self.mqtt_config.port}"
+
+    @property
+    def connected(self) -> bool:
+        """Connected and subscribed."""
+        return self._connected.is_set()
+
+    def stats(self) -> CollectorStats:
+        return CollectorStats(
+            self.received, self.stored, self.duplicates, self.seq_conflicts, self.invalid, self.connected
+        )
+
+    # lifecycle
+
+    def start(self, timeout_s: float = 5.0) -> None:
+        """Connect with the persistent session and start the network thread."""
+        if self._started:
+            return
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = self.session_expiry_s
+        properties.ReceiveMaximum = self.receive_maximum
+        try:
+            self._client.connect(
+                self.mqtt_config.host,
+                self.mqtt_config.port,
+                keepalive=self.mqtt_config.keepalive_s,
+                clean_start=False,
+                properties=properties,
+            )
+        except OSError as exc:
+            raise BrokerUnavailable(
+                f"centre MQTT broker at {self.address} is unreachable ({exc.strerror or exc})"
+            ) from None
+        self._client.loop_start()
+        self._started = True
+        if not self._connected.wait(timeout_s):
+            self.close()
+            raise BrokerUnavailable(
+                f"centre MQTT broker at {self.address} did not accept the connection in {timeout_s} s"
+            )
+
+    def run(self, stop_event: threading.Event) -> CollectorStats:
+        """Store aggregates until stop_event is set; return the final counts."""
+        self.start()
+        self._stop_event = stop_event
+        try:
+            while not stop_event.is_set():
+                self.process_pending(wait_s=0.2)
+            # Write what already arrived so the broker need not send it again (but not what
+            # keeps arriving meanwhile: stopping must not wait for the traffic to pause).
+            remaining = self._inbox.qsize()
+            while remaining > 0:
+                processed = self.process_pending(wait_s=0.0)
+                if not processed:
+                    break
+                remaining -= processed
+        except _StopRequested:
+            log.warning("stopped with unwritten aggregates; the broker will deliver them again")
+        finally:
+            self.close()
+        return self.stats()
+
+    def close(self) -> None:
+        # A normal DISCONNECT keeps the session (and its queue) for session_expiry_s.
+        if self._started:
+            self._client.disconnect()
+            self._client.loop_stop()
+            self._started = False
+        self._connected.clear()
+
+    # the work
+
+    def process_pending(self, wait_s: float) -> int:
+        """Decode, store and acknowledge one batch; return how many messages it held."""
+        batch = self._take_batch(wait_s)
+        if not batch:
+            return 0
+        decoded: list[tuple[Aggregate, float]] = []
+        for item in batch:
+            aggregate = self._decode(item)
+            if aggregate is not None:
+                decoded.append((aggregate, item.received_time_s))
+        result = self._write(decoded)
+        self.stored += result.stored
+        self.duplicates += result.duplicates
+        self.seq_conflicts += result.seq_conflicts
+        if result.seq_conflicts:
+            log.error(
+                "%d aggregates reused a seq with a different interval (unit lost its counter?); "
+                "kept in table seq_conflicts",
+                result.seq_conflicts,
+            )
+        self._acknowledge(batch)
+        return len(batch)
+
+    def _write(self, decoded: list[tuple[Aggregate, float]]) -> AddResult:
+        try:
+            return self._retrying(lambda: self.store.add_many(decoded))
+        except sqlite3.IntegrityError:
+            # One aggregate breaks a constraint (e.g. a lane listed twice): store the others.
+            total = AddResult()
+            for aggregate, received_time_s in decoded:
+                try:
+                    total = total + self._retrying(partial(self.store.add, aggregate, received_time_s))
+                except sqlite3.IntegrityError as exc:
+                    self._reject(self._topic_hint(aggregate), f"seq {aggregate.seq} cannot be stored: {exc}")
+            return total
+
+    def _retrying(self, write: Callable[[], AddResult]) -> AddResult:
+        while True:
+            try:
+                return write()
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.Error as exc:
+                # Disk full, database locked...: nothing is acknowledged yet, so wait and retry
+                # rather than drop the batch; on stop, the broker will send it again later.
+                if self._stop_event is not None and self._stop_event.is_set():
+                    raise _StopRequested from None
+                log.error("cannot write to %s (%s); retrying", self.store.path, exc)
+                time.sleep(1.0)
+
+    def _topic_hint(self, aggregate: Aggregate) -> str:
+        return self.topic_filter.replace("+", aggregate.unit_id, 1)
+
+    def _take_batch(self, wait_s: float) -> list[_Inbound]:
+        try:
+            first = self._inbox.get(timeout=wait_s) if wait_s > 0 else self._inbox.get_nowait()
+        except queue.Empty:
+            return []
+        batch = [first]
+        while len(batch) < self.batch_size:
+            try:
+                batch.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _decode(self, item: _Inbound) -> Aggregate | None:
+        try:
+            aggregate = decode(Aggregate, item.payload)
+        except MessageError as exc:
+            self._reject(item.topic, str(exc))
+            return None
+        except (UnicodeDecodeError, ValueError) as exc:
+            self._reject(item.topic, f"undecodable payload: {exc}")
+            return None
+        topic_unit = self._topic_unit(item.topic)
+        if topic_unit is not None and topic_unit != aggregate.unit_id:
+            # A unit writing under another unit's topic is misconfigured or spoofing; keep the
+            # data out rather than file it under either id.
+            self._reject(item.topic, f"payload unit_id {aggregate.unit_id!r} does not match the topic")
+            return None
+        return aggregate
+
+    def _reject(self, topic: str, reason: str) -> None:
+        self.invalid += 1
+        if self.invalid <= _LOG_EVERY_INVALID or self.invalid % _LOG_EVERY_INVALID == 0:
+            log.warning("invalid aggregate on %s (%d invalid so far): %s", topic, self.invalid, reason)
+
+    def _topic_unit(self, topic: str) -> str | None:
+        if self._unit_level is None:
+            return None
+        levels = topic.split("/")
+        return levels[self._unit_level] if self._unit_level < len(levels) else None
+
+    def _acknowledge(self, batch: list[_Inbound]) -> None:
+        current = self._connection
+        for item in batch:
+            # A PUBACK on a newer connection could acknowledge a different message with the same
+            # packet id; messages from an older connection will be redelivered instead.
+            if item.qos > 0 and item.connection == current and self._client.is_connected():
+                self._client.ack(item.mid, item.qos)
+
+    # paho callbacks (network thread)
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            log.warning("centre broker %s refused the connection: %s", self.address, reason_code)
+            return
+        self._connection += 1
+        log.info(
+            "connected to %s (session %s), subscribing to %s",
+            self.address,
+            "resumed" if flags.session_present else "new",
+            self.topic_filter,
+        )
+        client.subscribe(self.topic_filter, qos=1)
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        # Ready only once the broker confirmed the subscription: before that, a new session
+        # would miss what is published.
+        if any(code.is_failure for code in reason_codes):
+            log.error(
+                "centre broker %s refused the subscription to %s: %s", self.address, self.topic_filter, reason_codes
+            )
+            return
+        self._connected.set()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._connected.clear()
+        if reason_code.is_failure:
+            log.warning("lost centre broker %s (%s); reconnecting", self.address, reason_code)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        self.received += 1
+        self._inbox.put(
+            _Inbound(message.topic, bytes(message.payload), message.mid, message.qos, time.time(), self._connection)
+        )
+
+
+def _unit_level(topic_filter: str) -> int | None:
+    """The topic level holding the unit id: the single '+' of the filter, if there is exactly one."""
+    levels = topic_filter.split("/")
+    wildcards = [index for index, level in enumerate(levels) if level == "+"]
+    if len(wildcards) != 1 or "#" in levels:
+        return None
+    return wildcards[0]
+
+
+# command line
+
+
+def add_centre_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add `centre`: collect the units' aggregates into an SQLite file until stopped."""
+    parser = subparsers.add_parser(
+        "centre",
+        help="traffic centre: collect unit aggregates from MQTT into an SQLite database",
+        description="Subscribe to the units' aggregate topics (persistent QoS 1 session) and store "
+        "every interval once in an SQLite database that can be queried with plain SQL.",
+    )
+    parser.add_argument("--db", required=True, help="SQLite database file (created if missing)")
+    parser.add_argument("--host", default="127.0.0.1", help="centre MQTT broker host (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=1883, help="centre MQTT broker port (default 1883)")
+    parser.add_argument("--topic", default=DEFAULT_TOPIC_FILTER, help=f"topic filter (default {DEFAULT_TOPIC_FILTER})")
+    parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID, help="stable MQTT client id: names the session")
+    parser.add_argument("--username", default=None)
+    parser.add_argument("--password", default=None)
+    parser.add_argument("--tls", action="store_true", help="connect with TLS (system CA store)")
+    parser.add_argument(
+        "--session-expiry-s",
+        type=int,
+        default=DEFAULT_SESSION_EXPIRY_S,
+        help="how long the broker keeps queueing for a stopped collector (default 3 days)",
+    )
+    parser.set_defaults(handler=run_centre_command)
+    return parser
+
+
+def run_centre_command(args: argparse.Namespace) -> int:
+    config = MqttConfig(
+        host=args.host,
+        port=args.port,
+        username=args.username,
+        password=args.password,
+        tls=args.tls,
+    )
+    stop_event = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop_event.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, request_stop)
+    with AggregateStore(Path(args.db)) as store:
+        collector = CentreCollector(
+            config, store, args.topic, client_id=args.client_id, session_expiry_s=args.session_expiry_s
+        )
+        stats = collector.run(stop_event)
+    print(
+        f"centre: received {stats.received}, stored {stats.stored}, duplicates {stats.duplicates}, "
+        f"seq conflicts {stats.seq_conflicts}, invalid {stats.invalid}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rsu")
+    add_centre_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["centre", *(sys.argv[1:] if argv is None else argv)])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return run_centre_command(args)
+    except BrokerUnavailable as exc:
+        print(f"rsu centre: error: {exc}", file=sys.stderr)
+        return 2
