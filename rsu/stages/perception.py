@@ -76,7 +76,9 @@ def run(ctx: StageContext) -> None:
     bus.connect()
     outlet = Outlet(bus, site.unit_id)
     pipeline = PerceptionPipeline(site, camera.id)
-    source = simulated_camera(ctx, bus, topics) if camera.source is CameraSource.SIMULATION else video_camera(ctx, camera)
+    source = (
+        simulated_camera(ctx, bus, topics) if camera.source is CameraSource.SIMULATION else video_camera(ctx, camera)
+    )
     try:
         for detections in source:
             ctx.beat()
@@ -96,7 +98,9 @@ def run(ctx: StageContext) -> None:
         bus.close()
 
 
-def publish_output(outlet: Outlet, topics: Topics, camera_id: str, output: PerceptionOutput, publish_time: float) -> None:
+def publish_output(
+    outlet: Outlet, topics: Topics, camera_id: str, output: PerceptionOutput, publish_time: float
+) -> None:
     tracks = outlet.build(TrackList, output.time_s, publish_time, camera_id=camera_id, objects=output.tracks)
     outlet.send(topics.tracks, tracks)
     states = outlet.build(

@@ -49,7 +49,7 @@ def run(ctx: StageContext) -> None:
                     unit_id=site.unit_id,
                     # The interval index: increasing, and the same after a restart, so the centre's
                     # (unit_id, seq) deduplication also holds across unit restarts.
-                    seq=int(round(body.interval_start_s / body.interval_s)),
+                    seq=round(body.interval_start_s / body.interval_s),
                     capture_time_s=body.interval_end_s,
                     publish_time_s=now_s,
                     **body.fields(),

@@ -1,0 +1,411 @@
+"""Multi-object tracker in the ground plane (metres), ByteTrack-style two-stage association.
+
+Each frame: predict every track to the capture time, match high-confidence detections to all
+tracks, then low-confidence detections to the confirmed tracks still unmatched (they keep a track
+alive through a partial occlusion but never start or confirm one), and start tentative tracks from
+the high-confidence detections left over. Association cost is the distance between a track's
+predicted position and a detection, gated per track, solved with the Hungarian method.
+
+Every timeout is in seconds of capture time, never in frames, and the number of tracks is bounded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import linear_sum_assignment
+
+from rsu.config.model import RoadUserType, TrackingConfig
+from rsu.perception.detections import Detections
+from rsu.perception.kalman import (
+    PEDESTRIAN_NOISE,
+    TWO_WHEELER_NOISE,
+    VEHICLE_NOISE,
+    ConstantVelocityKalman,
+    MotionNoise,
+)
+
+# Detections at or above this confidence may start tracks (ByteTrack's first stage).
+HIGH_CONFIDENCE = 0.5
+# A tentative track is most likely clutter: it is dropped after this long without a detection.
+TENTATIVE_MAX_COAST_S = 0.25
+# Heading follows the velocity only while a track is moving. A standing road user's velocity is
+# noise of a few tenths of a m/s, so "moving" has hysteresis: it ends below the stop speed, and it
+# starts only above the start speed, with that speed significant against the filter's own velocity
+# uncertainty (a new track's first velocity is mostly noise), once the track has left the spot it
+# rests on (its position averaged over _REST_SPOT_TIME_CONSTANT_S). Meanwhile the last heading is
+# kept. Near the stop speed the direction is still noisy, so the heading turns only part of the way
+# towards it, all the way from the full speed on. Values per group: vehicles, two-wheelers, pedestrians.
+_HEADING_STOP_SPEED_MPS = {0: 0.5, 1: 0.5, 2: 0.3}
+_HEADING_START_SPEED_MPS = {0: 1.0, 1: 1.0, 2: 0.5}
+_HEADING_FULL_SPEED_MPS = {0: 2.5, 1: 2.0, 2: 1.0}
+_HEADING_START_TRAVEL_M = {0: 1.0, 1: 1.0, 2: 0.5}
+_HEADING_START_SIGNIFICANCE = 1.5  # standard deviations
+_REST_SPOT_TIME_CONSTANT_S = 1.0
+# Class votes remembered per track (a long-lived track must not keep an unbounded history).
+CLASS_HISTORY_LENGTH = 30
+# The gate grows by this many standard deviations of the position uncertainty added since the
+# last detection (coasting, or the unknown velocity of a new track) ...
+GATE_GROWTH_SIGMAS = 2.0
+# ... up to this multiple of the configured gate.
+MAX_GATE_FACTOR = 2.5
+# A moving road user keeps its path far better than its speed, so for the gate (not the cost) a
+# sideways offset from a track moving faster than GATE_PATH_MIN_SPEED_MPS counts this many times.
+# It keeps a coasting car from snapping onto a newcomer in a crossing lane.
+GATE_SIDEWAYS_WEIGHT = 2.0
+GATE_PATH_MIN_SPEED_MPS = 2.0
+# Extra cost for tentative tracks, so that a confirmed track wins a detection both could take.
+TENTATIVE_COST_PENALTY_M = 0.5
+# The velocity of a new track settles after a few detections; acceleration is estimated after that.
+ACCELERATION_AFTER_HITS = 3
+_UNASSIGNABLE = 1.0e6
+
+# Nominal footprint (length, width) in metres, for zone occupancy and the published objects.
+NOMINAL_SIZE_M: dict[RoadUserType, tuple[float, float]] = {
+    RoadUserType.CAR: (4.5, 1.8),
+    RoadUserType.TRUCK: (10.0, 2.5),
+    RoadUserType.BUS: (12.0, 2.55),
+    RoadUserType.MOTORCYCLE: (2.2, 0.8),
+    RoadUserType.BICYCLE: (1.8, 0.6),
+    RoadUserType.PEDESTRIAN: (0.6, 0.6),
+}
+
+# Classes a detector confuses with each other may continue the same track: YOLO swaps car, truck
+# and bus, and motorcycle and bicycle; a pedestrian never continues a vehicle's track.
+_ASSOCIATION_GROUP: dict[RoadUserType, int] = {
+    RoadUserType.CAR: 0,
+    RoadUserType.TRUCK: 0,
+    RoadUserType.BUS: 0,
+    RoadUserType.MOTORCYCLE: 1,
+    RoadUserType.BICYCLE: 1,
+    RoadUserType.PEDESTRIAN: 2,
+}
+_GROUP_NOISE: dict[int, MotionNoise] = {0: VEHICLE_NOISE, 1: TWO_WHEELER_NOISE, 2: PEDESTRIAN_NOISE}
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """A snapshot of one live track at the time of the last update."""
+
+    track_id: int
+    road_user: RoadUserType
+    x_m: float
+    y_m: float
+    vx_mps: float
+    vy_mps: float
+    speed_mps: float
+    heading_deg: float  # direction of travel, 0 = north, clockwise, in [0, 360); kept while stopped
+    heading_known: bool  # False until the track has moved (heading_deg is then only a placeholder)
+    acceleration_mps2: float
+    hits: int
+    confirmed: bool
+    first_seen_s: float
+    last_seen_s: float
+    age_s: float
+    coasting_s: float  # time since the last associated detection (0 when detected this frame)
+
+    @property
+    def length_m(self) -> float:
+        return NOMINAL_SIZE_M[self.road_user][0]
+
+    @property
+    def width_m(self) -> float:
+        return NOMINAL_SIZE_M[self.road_user][1]
+
+
+def heading_from_velocity(vx_mps: float, vy_mps: float) -> float:
+    """Compass heading of a velocity: 0 = north, 90 = east, in [0, 360)."""
+    heading = math.degrees(math.atan2(vx_mps, vy_mps)) % 360.0
+    # A tiny negative angle rounds to exactly 360.0 under the modulo.
+    return 0.0 if heading >= 360.0 else heading
+
+
+class _TrackState:
+    __slots__ = (
+        "class_counts",
+        "class_history",
+        "confirmed",
+        "first_seen_s",
+        "group",
+        "heading_deg",
+        "heading_known",
+        "hits",
+        "kalman",
+        "last_seen_s",
+        "moving",
+        "posterior_pos_var",
+        "rest_time_s",
+        "rest_x",
+        "rest_y",
+        "road_user",
+        "track_id",
+    )
+
+    def __init__(self, track_id: int, x_m: float, y_m: float, road_user: RoadUserType, time_s: float) -> None:
+        self.track_id = track_id
+        self.group = _ASSOCIATION_GROUP[road_user]
+        self.kalman = ConstantVelocityKalman(x_m, y_m, time_s, _GROUP_NOISE[self.group])
+        self.posterior_pos_var = self.kalman.p_pos
+        self.hits = 1
+        self.confirmed = False
+        self.first_seen_s = time_s
+        self.last_seen_s = time_s
+        self.heading_deg = 0.0
+        self.heading_known = False
+        self.moving = False
+        self.rest_x = x_m
+        self.rest_y = y_m
+        self.rest_time_s = time_s
+        self.class_history: deque[RoadUserType] = deque(maxlen=CLASS_HISTORY_LENGTH)
+        self.class_counts: dict[RoadUserType, int] = {}
+        self.road_user = road_user
+        self.vote(road_user)
+
+    def vote(self, road_user: RoadUserType) -> None:
+        history = self.class_history
+        if len(history) == history.maxlen:
+            dropped = history[0]
+            self.class_counts[dropped] -= 1
+        history.append(road_user)
+        self.class_counts[road_user] = self.class_counts.get(road_user, 0) + 1
+        best = max(self.class_counts.values())
+        # On a tie the latest vote wins if it is among the leaders; otherwise the label stays.
+        if self.class_counts[road_user] == best:
+            self.road_user = road_user
+        elif self.class_counts.get(self.road_user, 0) != best:
+            self.road_user = max(self.class_counts, key=self.class_counts.__getitem__)
+
+    def update_heading(self) -> None:
+        k = self.kalman
+        speed = k.speed_mps
+        stop_speed = _HEADING_STOP_SPEED_MPS[self.group]
+        if self.moving:
+            if speed < stop_speed:
+                self.moving = False
+                self.rest_x, self.rest_y, self.rest_time_s = k.x, k.y, k.time_s
+                return
+        elif (
+            self.hits >= ACCELERATION_AFTER_HITS  # the velocity of a new track is still settling
+            and speed >= _HEADING_START_SPEED_MPS[self.group]
+            and speed * speed >= _HEADING_START_SIGNIFICANCE**2 * k.p_vel
+            and math.hypot(k.x - self.rest_x, k.y - self.rest_y) >= _HEADING_START_TRAVEL_M[self.group]
+        ):
+            self.moving = True
+        else:
+            alpha = 1.0 - math.exp(-(k.time_s - self.rest_time_s) / _REST_SPOT_TIME_CONSTANT_S)
+            self.rest_x += alpha * (k.x - self.rest_x)
+            self.rest_y += alpha * (k.y - self.rest_y)
+            self.rest_time_s = k.time_s
+            return
+        direction = heading_from_velocity(k.vx, k.vy)
+        if not self.heading_known:
+            self.heading_deg = direction
+            self.heading_known = True
+            return
+        weight = min(1.0, (speed - stop_speed) / (_HEADING_FULL_SPEED_MPS[self.group] - stop_speed))
+        turn = (direction - self.heading_deg + 180.0) % 360.0 - 180.0
+        heading = (self.heading_deg + weight * turn) % 360.0
+        self.heading_deg = 0.0 if heading >= 360.0 else heading
+
+    def gate_m(self, base_gate_m: float) -> float:
+        grown = self.kalman.p_pos - self.posterior_pos_var
+        gate = base_gate_m + GATE_GROWTH_SIGMAS * math.sqrt(grown) if grown > 0 else base_gate_m
+        return min(gate, MAX_GATE_FACTOR * base_gate_m)
+
+    def snapshot(self, time_s: float) -> Track:
+        k = self.kalman
+        return Track(
+            track_id=self.track_id,
+            road_user=self.road_user,
+            x_m=k.x,
+            y_m=k.y,
+            vx_mps=k.vx,
+            vy_mps=k.vy,
+            speed_mps=k.speed_mps,
+            heading_deg=self.heading_deg,
+            heading_known=self.heading_known,
+            acceleration_mps2=k.acceleration_mps2,
+            hits=self.hits,
+            confirmed=self.confirmed,
+            first_seen_s=self.first_seen_s,
+            last_seen_s=self.last_seen_s,
+            age_s=time_s - self.first_seen_s,
+            coasting_s=time_s - self.last_seen_s,
+        )
+
+
+class GroundTracker:
+    """Tracks road users from ground-plane detections; update() once per frame, in time order."""
+
+    def __init__(self, config: TrackingConfig | None = None) -> None:
+        self.config = config if config is not None else TrackingConfig()
+        self._states: list[_TrackState] = []
+        self._next_id = 1
+        self._time_s: float | None = None
+        self._tracks: list[Track] = []
+
+    @property
+    def tracks(self) -> list[Track]:
+        """The live tracks (tentative and confirmed) as returned by the last update()."""
+        return list(self._tracks)
+
+    @property
+    def time_s(self) -> float | None:
+        return self._time_s
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def update(self, detections: Detections) -> list[Track]:
+        time_s = float(detections.capture_time_s)
+        if not math.isfinite(time_s):
+            raise ValueError(f"detections have a non-finite capture time: {time_s}")
+        if self._time_s is not None and time_s < self._time_s:
+            raise ValueError(
+                f"detections went back in time: capture_time_s {time_s} is before the previous {self._time_s}"
+            )
+        self._time_s = time_s
+        for state in self._states:
+            state.kalman.predict(time_s)
+
+        det_xy = detections.ground_xy_m
+        det_groups = np.fromiter(
+            (_ASSOCIATION_GROUP[road_user] for road_user in detections.road_user), dtype=np.int64, count=len(detections)
+        )
+        high = detections.confidence >= HIGH_CONFIDENCE
+        high_indices = np.flatnonzero(high)
+        low_indices = np.flatnonzero(~high)
+        predictions = _Predictions(self._states, self.config.gate_m)
+
+        # Stage 1: confident detections against every track.
+        matches, unmatched_tracks, unmatched_high = _associate(
+            predictions, np.arange(len(self._states)), high_indices, det_xy, det_groups
+        )
+        # Stage 2: weak detections only continue confirmed tracks (weak clutter must not confirm).
+        if len(low_indices) and len(unmatched_tracks):
+            candidates = unmatched_tracks[predictions.confirmed[unmatched_tracks]]
+            low_matches, _, _ = _associate(predictions, candidates, low_indices, det_xy, det_groups)
+            matches.extend(low_matches)
+
+        # Plain strings from a converter become the enum here, so identity checks downstream hold.
+        labels = [RoadUserType(road_user) for road_user in detections.road_user]
+        for track_index, det_index in matches:
+            self._apply_detection(self._states[track_index], det_xy[det_index], labels[det_index])
+
+        self._drop_lost_tracks(time_s)
+        for det_index in unmatched_high:
+            self._start_track(det_xy[det_index], labels[det_index], time_s)
+
+        for state in self._states:
+            state.update_heading()
+        self._tracks = [state.snapshot(time_s) for state in self._states]
+        return list(self._tracks)
+
+    def _apply_detection(self, state: _TrackState, xy: npt.NDArray[np.float64], road_user: RoadUserType) -> None:
+        kalman = state.kalman
+        kalman.update(float(xy[0]), float(xy[1]))
+        state.posterior_pos_var = kalman.p_pos
+        state.hits += 1
+        state.last_seen_s = kalman.time_s
+        state.vote(road_user)
+        if state.hits == ACCELERATION_AFTER_HITS:
+            kalman.start_acceleration_estimate()
+        if not state.confirmed and state.hits >= self.config.confirm_hits:
+            state.confirmed = True
+
+    def _drop_lost_tracks(self, time_s: float) -> None:
+        max_coast = self.config.max_coast_s
+        tentative_coast = min(TENTATIVE_MAX_COAST_S, max_coast)
+        self._states = [
+            s for s in self._states if time_s - s.last_seen_s <= (max_coast if s.confirmed else tentative_coast)
+        ]
+
+    def _start_track(self, xy: npt.NDArray[np.float64], road_user: RoadUserType, time_s: float) -> None:
+        if len(self._states) >= self.config.max_tracks and not self._evict_one(time_s):
+            return
+        state = _TrackState(self._next_id, float(xy[0]), float(xy[1]), road_user, time_s)
+        self._next_id += 1
+        if self.config.confirm_hits <= 1:
+            state.confirmed = True
+        self._states.append(state)
+
+    def _evict_one(self, time_s: float) -> bool:
+        """Make room: the oldest tentative track goes first, then the longest-coasting confirmed one."""
+        tentative = [s for s in self._states if not s.confirmed]
+        if tentative:
+            victim = min(tentative, key=lambda s: s.first_seen_s)
+        else:
+            coasting = [s for s in self._states if s.last_seen_s < time_s]
+            if not coasting:
+                return False  # every slot holds a confirmed, currently detected road user
+            victim = min(coasting, key=lambda s: s.last_seen_s)
+        self._states.remove(victim)
+        return True
+
+
+class _Predictions:
+    """The tracks' predicted states as arrays, built once per frame for both association stages."""
+
+    __slots__ = ("confirmed", "direction", "gate_m", "group", "penalty_m", "xy")
+
+    def __init__(self, states: list[_TrackState], base_gate_m: float) -> None:
+        self.xy = np.array([(s.kalman.x, s.kalman.y) for s in states], dtype=np.float64).reshape(-1, 2)
+        velocity = np.array([(s.kalman.vx, s.kalman.vy) for s in states], dtype=np.float64).reshape(-1, 2)
+        speed = np.hypot(velocity[:, 0], velocity[:, 1])
+        # Unit direction of travel of the moving tracks (zero for slow ones: their gate stays round).
+        moving = speed >= GATE_PATH_MIN_SPEED_MPS
+        self.direction = np.zeros_like(velocity)
+        self.direction[moving] = velocity[moving] / speed[moving, None]
+        self.gate_m = np.array([s.gate_m(base_gate_m) for s in states], dtype=np.float64)
+        self.group = np.array([s.group for s in states], dtype=np.int64)
+        self.confirmed = np.array([s.confirmed for s in states], dtype=bool)
+        self.penalty_m = np.where(self.confirmed, 0.0, TENTATIVE_COST_PENALTY_M)
+
+
+def _associate(
+    predictions: _Predictions,
+    track_indices: IntArray,
+    det_indices: IntArray,
+    det_xy: npt.NDArray[np.float64],
+    det_groups: IntArray,
+) -> tuple[list[tuple[int, int]], IntArray, IntArray]:
+    """Hungarian assignment of the given detections to the given tracks within each track's gate.
+
+    Returns the (track, detection) index pairs, the unmatched track indices and the unmatched
+    detection indices.
+    """
+    if not len(track_indices) or not len(det_indices):
+        return [], track_indices, det_indices
+    offsets = det_xy[det_indices][None, :, :] - predictions.xy[track_indices][:, None, :]
+    distance = np.hypot(offsets[..., 0], offsets[..., 1])
+    direction = predictions.direction[track_indices]
+    sideways = offsets[..., 0] * direction[:, None, 1] - offsets[..., 1] * direction[:, None, 0]
+    gate_distance_sq = distance**2 + (GATE_SIDEWAYS_WEIGHT**2 - 1.0) * sideways**2
+    gates = predictions.gate_m[track_indices]
+    allowed = (gate_distance_sq <= (gates**2)[:, None]) & (
+        predictions.group[track_indices][:, None] == det_groups[det_indices][None, :]
+    )
+    if not allowed.any():
+        return [], track_indices, det_indices
+    # Only rows and columns with at least one admissible pair enter the (cubic) solver.
+    rows_in = np.flatnonzero(allowed.any(axis=1))
+    cols_in = np.flatnonzero(allowed.any(axis=0))
+    sub_allowed = allowed[np.ix_(rows_in, cols_in)]
+    penalty = predictions.penalty_m[track_indices[rows_in]]
+    cost = np.where(sub_allowed, distance[np.ix_(rows_in, cols_in)] + penalty[:, None], _UNASSIGNABLE)
+    rows, cols = linear_sum_assignment(cost)
+    keep = sub_allowed[rows, cols]
+    matched_rows = rows_in[rows[keep]]
+    matched_cols = cols_in[cols[keep]]
+    matches = list(zip(track_indices[matched_rows].tolist(), det_indices[matched_cols].tolist(), strict=True))
+    track_left = np.ones(len(track_indices), dtype=bool)
+    track_left[matched_rows] = False
+    det_left = np.ones(len(det_indices), dtype=bool)
+    det_left[matched_cols] = False
+    return matches, track_indices[track_left], det_indices[det_left]
