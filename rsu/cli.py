@@ -61,6 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a site config and say what is wrong")
     check.add_argument("config")
     check.set_defaults(handler=_check_config)
+
+    from rsu.bench.uplink import add_bench_uplink_parser
+    from rsu.centre.collector import add_centre_parser
+    from rsu.uplink.bridge import add_bridge_parser
+    from v2x.sdk import add_vehicle_parser
+
+    bench = commands.add_parser("bench", help="benchmarks: each prints a table and writes JSON")
+    benches = bench.add_subparsers(dest="bench", required=True)
+    add_bench_uplink_parser(benches)
+    add_centre_parser(commands)
+    add_bridge_parser(commands)
+    add_vehicle_parser(commands)
     return parser
 
 

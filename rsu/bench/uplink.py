@@ -557,11 +557,13 @@ def _human(size_bytes: float) -> str:
 # command line
 
 
-def add_bench_uplink_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    """Add `bench-uplink`: the load run of units -> broker -> centre collector."""
+def add_bench_uplink_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], name: str = "uplink"
+) -> argparse.ArgumentParser:
+    """Add the load run of units -> broker -> centre collector (`rsu bench uplink`)."""
     defaults = BenchOptions()
     parser = subparsers.add_parser(
-        "bench-uplink",
+        name,
         help="load run: N simulated units publish aggregates through one broker into the centre collector",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
@@ -602,7 +604,7 @@ def run_bench_uplink_command(args: argparse.Namespace) -> int:
     try:
         result = run_bench(options, Path(args.db) if args.db else None)
     except (ValueError, OSError, RuntimeError, BrokerUnavailable) as exc:
-        print(f"rsu bench-uplink: error: {exc}", file=sys.stderr)
+        print(f"rsu bench uplink: error: {exc}", file=sys.stderr)
         return 2
     print(render_table(result))
     json_path = Path(args.json) if args.json else Path(tempfile.gettempdir()) / "rsu-bench-uplink.json"
@@ -612,10 +614,10 @@ def run_bench_uplink_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m rsu.bench.uplink [options]`: the same as `rsu bench-uplink [options]`."""
+    """`python -m rsu.bench.uplink [options]`: the same as `rsu bench uplink [options]`."""
     parser = argparse.ArgumentParser(prog="rsu")
     add_bench_uplink_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["bench-uplink", *(sys.argv[1:] if argv is None else argv)])
+    args = parser.parse_args(["uplink", *(sys.argv[1:] if argv is None else argv)])
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     return run_bench_uplink_command(args)
 

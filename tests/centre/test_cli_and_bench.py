@@ -9,21 +9,16 @@ from pathlib import Path
 import pytest
 
 from datasets import SAMPLE_SITE
-from rsu.bench.uplink import BenchOptions, add_bench_uplink_parser, mqtt_publish_frame_bytes, run_bench
-from rsu.centre.collector import add_centre_parser
+from rsu.bench.uplink import BenchOptions, mqtt_publish_frame_bytes, run_bench
+from rsu.cli import build_parser
 from rsu.config import load_site_config
-from rsu.uplink.bridge import add_bridge_parser, mosquitto_bridge_config
+from rsu.uplink.bridge import mosquitto_bridge_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rsu")
-    commands = parser.add_subparsers(dest="command", required=True)
-    add_centre_parser(commands)
-    add_bridge_parser(commands)
-    add_bench_uplink_parser(commands)
-    return parser
+    return build_parser()
 
 
 def test_each_hook_adds_its_command_with_one_call() -> None:
@@ -32,7 +27,7 @@ def test_each_hook_adds_its_command_with_one_call() -> None:
     assert (centre.db, centre.host, centre.port, centre.topic) == ("c.sqlite", "127.0.0.1", 1884, "centre/+/aggregates")
     bridge = parser.parse_args(["uplink", "bridge-config", "--config", "site.yaml", "--central-host", "tmc"])
     assert (bridge.config, bridge.central_host, bridge.central_port) == ("site.yaml", "tmc", 1883)
-    bench = parser.parse_args(["bench-uplink", "--units", "3"])
+    bench = parser.parse_args(["bench", "uplink", "--units", "3"])
     assert bench.units == 3 and bench.intervals == 20
     for args in (centre, bridge, bench):
         assert callable(args.handler)
