@@ -1,0 +1,1 @@
+"""The simulated world: SUMO network, demand and the in-process world."""

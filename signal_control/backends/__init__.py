@@ -1,0 +1,51 @@
+"""Signal-head backends: where the controller's signal-group states become real (or simulated) lights.
+
+Every backend offers ``apply(groups)`` and runs the same last, independent conflict check before
+anything is shown: if two conflicting signal groups (site.conflicts) would both let traffic move,
+the backend shows all red and raises :class:`ConflictingGreensError`. A real cabinet adapter
+(NTCIP 1202 hold / force-off / call / omit) belongs beside the SUMO one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from rsu.messages.signal import Indication, SignalGroupState
+
+# Only these stop everybody; any other indication (yellow, red-yellow, clearance, flashing yellow,
+# dark) may let road users into the conflict area, as in signal_control.safety's monitor.
+STOP_INDICATIONS = frozenset({Indication.RED, Indication.FLASHING_RED})
+
+
+class ConflictingGreensError(RuntimeError):
+    """A command would have shown conflicting groups together; the heads now show all red."""
+
+    def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
+        self.pairs = tuple(pairs)
+        listed = ", ".join(f"{a}+{b}" for a, b in self.pairs)
+        super().__init__(f"refused conflicting signal groups {listed}; all heads set to red")
+
+
+class SignalHeads(Protocol):
+    """What a controller drives: the heads of one intersection."""
+
+    def apply(self, groups: Sequence[SignalGroupState]) -> None:
+        """Show these states; raises ConflictingGreensError (after setting all red) on a conflict."""
+        ...
+
+
+def conflicting_pairs(
+    groups: Iterable[SignalGroupState], conflicts: Iterable[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The site's conflict pairs whose two groups both show something other than a stop."""
+    open_groups = {group.signal_group for group in groups if group.indication not in STOP_INDICATIONS}
+    return [(a, b) for a, b in conflicts if a in open_groups and b in open_groups]
+
+
+__all__ = [
+    "STOP_INDICATIONS",
+    "ConflictingGreensError",
+    "SignalHeads",
+    "conflicting_pairs",
+]
