@@ -13,7 +13,6 @@ from rsu.messages.perception import (
     TrackedObject,
     TrackList,
 )
-from rsu.messages.simulation import WorldStatistics
 from rsu.messages.signal import (
     ControllerMode,
     Indication,
@@ -23,6 +22,7 @@ from rsu.messages.signal import (
     Spat,
     SpatMovement,
 )
+from rsu.messages.simulation import WorldStatistics
 from rsu.messages.warnings import (
     CollisionWarning,
     Participant,

@@ -16,5 +16,8 @@ class WorldStatistics(Message):
     vehicles_arrived: int = Field(ge=0)
     mean_delay_s: float | None = Field(default=None, ge=0, description="mean time loss per arrived vehicle")
     persons_arrived: int = Field(ge=0)
-    collisions: int = Field(ge=0)
+    collisions: int = Field(ge=0, description="SUMO's collision count (no safety measure)")
+    teleports: int = Field(ge=0, default=0)
+    red_light_runners: int = Field(ge=0, default=0)
+    jaywalkers: int = Field(ge=0, default=0)
     finished: bool = False

@@ -30,7 +30,7 @@ class StageContext:
         name: str,
         site_path: Path,
         options: RunOptions,
-        heartbeat: Synchronized,  # type: ignore[type-arg]
+        heartbeat: Synchronized[float],
         stop: Event,
     ) -> None:
         self.name = name

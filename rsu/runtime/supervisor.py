@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.context import SpawnProcess
 from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 from rsu.messages import StageHealth
@@ -40,7 +41,7 @@ class StageSpec:
 @dataclass
 class _StageRun:
     spec: StageSpec
-    heartbeat: Synchronized  # type: ignore[type-arg]
+    heartbeat: Synchronized[float]
     process: SpawnProcess | None = None
     started_monotonic_s: float = 0.0
     restarts: int = 0
@@ -50,7 +51,9 @@ class _StageRun:
     backoff_s: float = 1.0
 
 
-def _stage_entry(spec: StageSpec, site_path: str, options: RunOptions, heartbeat: Synchronized, stop) -> None:  # type: ignore[no-untyped-def, type-arg]
+def _stage_entry(
+    spec: StageSpec, site_path: str, options: RunOptions, heartbeat: Synchronized[float], stop: Event
+) -> None:
     level = os.environ.get("RSU_LOG_LEVEL", "WARNING")
     logging.basicConfig(level=level, format=f"%(asctime)s {spec.name} %(levelname)s %(message)s")
     module_name, function_name = spec.target.split(":")

@@ -18,6 +18,7 @@ from rsu.sensors.sim_camera import SimulatedCamera
 from rsu.sim.world import SumoWorld
 from rsu.stages.outlet import Outlet
 from rsu.topics import Topics
+from signal_control.backends import ConflictingGreensError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ def run(ctx: StageContext) -> None:
     latest_signal: SignalState | None = None
     next_statistics_s = 0.0
     stalls = 0
+    refused_commands = 0
+    sim_time_s = 0.0
 
     def take_signal_states(wait_for_capture_s: float | None) -> SignalState | None:
         """The newest signal state; in lock-step, wait until it answers the given capture time."""
@@ -65,8 +68,8 @@ def run(ctx: StageContext) -> None:
                 log.warning("no signal state for capture %.1f within %.1f s", wait_for_capture_s, LOCKSTEP_TIMEOUT_S)
                 return newest
             ctx.beat()
-            item = bus.get(timeout_s=0.05)
-            pending = [item] if item is not None else []
+            received = bus.get(timeout_s=0.05)
+            pending = [received] if received is not None else []
 
     try:
         while not ctx.stopping:
@@ -94,7 +97,12 @@ def run(ctx: StageContext) -> None:
             lockstep = not ctx.options.realtime and published_capture is not None
             latest_signal = take_signal_states(published_capture if lockstep else None)
             if latest_signal is not None:
-                world.apply_signals(latest_signal.groups)
+                try:
+                    world.apply_signals(latest_signal.groups)
+                except ConflictingGreensError as exc:
+                    # The heads already show all red; the controller's own monitor should have caught it.
+                    refused_commands += 1
+                    log.error("signal heads refused a command: %s", exc)
             ctx.beat()
             finished = ctx.options.duration_s is not None and sim_time_s >= ctx.options.duration_s
             if sim_time_s >= next_statistics_s or finished:
@@ -108,7 +116,12 @@ def run(ctx: StageContext) -> None:
         world.close()
         time.sleep(0.2)  # let the last retained statistics leave before the socket closes
         bus.close()
-    log.info("simulation finished at %.1f s with %d lock-step stalls", sim_time_s, stalls)
+    log.info(
+        "simulation finished at %.1f s: %d lock-step stalls, %d refused signal commands",
+        sim_time_s,
+        stalls,
+        refused_commands,
+    )
 
 
 def publish_statistics(
@@ -125,6 +138,9 @@ def publish_statistics(
         mean_delay_s=stats.mean_delay_s,
         persons_arrived=stats.persons_arrived,
         collisions=stats.collisions,
+        teleports=stats.teleports,
+        red_light_runners=stats.red_light_runners,
+        jaywalkers=stats.jaywalkers,
         finished=finished,
     )
     outlet.send(topics.sim_statistics, message, qos=1, retain=True)
