@@ -7,8 +7,10 @@ paho reconnects by itself with backoff; subscriptions are renewed on every (re)c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
+import socket
 import ssl
 import threading
 import time
@@ -99,10 +101,17 @@ class MqttBus:
                 f"MQTT broker at {self.address} is unreachable ({exc.strerror or exc}); "
                 "is Mosquitto running? (scripts/setup.sh starts it)"
             ) from None
+        self._disable_nagle()
         self._client.loop_start()
         if not self._connected.wait(timeout_s):
             self._client.loop_stop()
             raise BrokerUnavailable(f"MQTT broker at {self.address} did not accept the connection in {timeout_s} s")
+
+    def _disable_nagle(self) -> None:
+        # Small messages in request-response chains otherwise wait ~40 ms for delayed ACKs.
+        sock = self._client.socket()
+        if isinstance(sock, socket.socket):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def close(self) -> None:
         self._client.disconnect()
@@ -156,6 +165,7 @@ class MqttBus:
         if reason_code.is_failure:
             log.warning("%s: broker %s refused the connection: %s", self.client_id, self.address, reason_code)
             return
+        self._disable_nagle()  # a reconnect opens a new socket
         with self._lock:
             subscriptions = list(self._subscriptions.items())
         for topic, qos in subscriptions:
@@ -181,9 +191,7 @@ class MqttBus:
             self.inbox.put_nowait(item)
         except queue.Full:
             # Newest data matters most at the edge: drop the oldest, count it.
-            try:
+            with contextlib.suppress(queue.Empty):
                 self.inbox.get_nowait()
-            except queue.Empty:
-                pass
             self.dropped_inbound += 1
             self.inbox.put_nowait(item)

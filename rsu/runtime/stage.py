@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
@@ -49,7 +50,8 @@ class StageContext:
         return self._stop.is_set()
 
     def client_id(self) -> str:
-        return f"{self.site.unit_id}-{self.name}"
+        # The pid keeps a restarted or duplicated stage from kicking its twin off the broker.
+        return f"{self.site.unit_id}-{self.name}-{os.getpid()}"
 
 
 class Ratekeeper:
