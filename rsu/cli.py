@@ -24,11 +24,32 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rsu.unit import Unit
+    from rsu.demo import Observer, render_line_counts
+    from rsu.runtime.bus import MqttBus
+    from rsu.unit import Unit, plays_recorded_video
 
     site_path = Path(args.config)
-    load_site_config(site_path)
-    Unit(site_path, RunOptions(realtime=True, seed=args.seed)).run_forever()
+    site = load_site_config(site_path)
+    # A recorded clip runs on its own timestamps (as fast as the box can go); live sources on the wall clock.
+    realtime = site.is_simulated or not plays_recorded_video(site)
+    unit = Unit(site_path, RunOptions(realtime=realtime, seed=args.seed))
+    unit.preflight()
+    observer = Observer(unit.topics, MqttBus(site.mqtt, f"{site.unit_id}-run-observer-{os.getpid()}"), 0.0)
+    observer.start()
+    try:
+        unit.run_forever(on_tick=observer.pump)
+    finally:
+        observer.pump()
+        observer.bus.close()
+    seen = observer.seen
+    print(f"rsu run: unit {site.unit_id} stopped")
+    print(f"  warnings sent          {sum(seen.warnings_new.values())} {dict(seen.warnings_new) or ''}")
+    print(f"  aggregates delivered   {len(seen.aggregates)}")
+    print("  counted at the lines:")
+    print(render_line_counts(seen.line_counts))
+    print("  messages per topic:")
+    for topic, count in sorted(seen.messages_per_topic.items()):
+        print(f"    {count:>8}  {topic}")
     return 0
 
 

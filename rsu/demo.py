@@ -18,6 +18,7 @@ from rsu.config import load_site_config
 from rsu.messages import (
     Aggregate,
     CollisionWarning,
+    DetectorStates,
     Message,
     SignalState,
     Spat,
@@ -47,6 +48,7 @@ class Observation:
     warnings_new: Counter[str] = field(default_factory=Counter)
     aggregates: list[Aggregate] = field(default_factory=list)
     spat_messages: int = 0
+    line_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     latest_statistics: WorldStatistics | None = None
     latest_sim_time_s: float = 0.0
 
@@ -63,6 +65,7 @@ class Observer:
             topics.aggregates: Aggregate,
             topics.sim_statistics: WorldStatistics,
             topics.signal_state: SignalState,
+            topics.detectors: DetectorStates,
         }
 
     def start(self) -> None:
@@ -92,6 +95,9 @@ class Observer:
                 self.seen.latest_statistics = message
             elif isinstance(message, Spat):
                 self.seen.spat_messages += 1
+            elif isinstance(message, DetectorStates):
+                for crossing in message.crossings:
+                    self.seen.line_counts[(crossing.line_id, crossing.road_user.value)] += 1
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,7 @@ class DemoSummary:
     messages_per_topic: dict[str, int]
     invalid_messages: list[str]
     stage_restarts: dict[str, int]
+    line_counts: dict[tuple[str, str], int]
 
     def render(self) -> str:
         delay = "n/a" if self.mean_delay_s is None else f"{self.mean_delay_s:.1f} s"
@@ -117,14 +124,27 @@ class DemoSummary:
             f"  vehicles served        {self.vehicles_served} (of {self.vehicles_departed} departed)",
             f"  mean delay             {delay} per served vehicle",
             f"  warnings sent          {sum(self.warnings_sent.values())} "
-            + (f"({', '.join(f'{k} {v}' for k, v in sorted(self.warnings_sent.items()))})" if self.warnings_sent else ""),
+            + (
+                f"({', '.join(f'{k} {v}' for k, v in sorted(self.warnings_sent.items()))})"
+                if self.warnings_sent
+                else ""
+            ),
             f"  aggregates delivered   {self.aggregates_delivered} of {self.aggregates_expected} intervals",
             f"  invalid messages       {len(self.invalid_messages)}",
             f"  stage restarts         {sum(self.stage_restarts.values())}",
+            "  counted at the entry lines:",
+            render_line_counts(Counter(self.line_counts)),
             "  messages per topic:",
         ]
         lines += [f"    {count:>8}  {topic}" for topic, count in sorted(self.messages_per_topic.items())]
         return "\n".join(lines)
+
+
+def render_line_counts(line_counts: Counter[tuple[str, str]]) -> str:
+    lines: dict[str, list[str]] = {}
+    for (line_id, road_user), count in sorted(line_counts.items()):
+        lines.setdefault(line_id, []).append(f"{road_user} {count}")
+    return "\n".join(f"    {line_id:<16} {', '.join(parts)}" for line_id, parts in lines.items()) or "    (none)"
 
 
 def _progress(out: TextIO, fraction: float, sim_s: float, duration_s: float) -> None:
@@ -198,4 +218,5 @@ def run_demo(
         messages_per_topic=dict(seen.messages_per_topic),
         invalid_messages=list(seen.invalid_messages),
         stage_restarts={s.name: s.restarts for s in unit.supervisor.health()},
+        line_counts=dict(seen.line_counts),
     )

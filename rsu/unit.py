@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from rsu.config import SiteConfig, load_site_config
@@ -25,9 +27,20 @@ V2X = StageSpec("v2x", "rsu.stages.v2x:run", heartbeat_timeout_s=5.0)
 UPLINK = StageSpec("uplink", "rsu.stages.uplink:run", heartbeat_timeout_s=15.0)
 
 
+def plays_recorded_video(site: SiteConfig) -> bool:
+    """A camera reading a file: it ends, and its timestamps come from the file, not the wall clock."""
+    from rsu.sensors.video import is_live_uri
+
+    return any(camera.uri is not None and not is_live_uri(camera.uri) for camera in site.cameras)
+
+
 def stage_specs(site: SiteConfig) -> list[StageSpec]:
-    specs = [PERCEPTION, CONTROLLER, V2X, UPLINK]
-    return [WORLD, *specs] if site.is_simulated else specs
+    if site.is_simulated:
+        return [WORLD, PERCEPTION, CONTROLLER, V2X, UPLINK]
+    perception = PERCEPTION
+    if plays_recorded_video(site):
+        perception = replace(PERCEPTION, runs_to_completion=True)
+    return [perception, CONTROLLER, V2X, UPLINK]
 
 
 class Unit:
@@ -87,12 +100,27 @@ class Unit:
             self._bus.publish(self.topics.status, b"offline", qos=1, retain=True).wait_for_publish(2.0)
             self._bus.close()
 
-    def run_forever(self) -> None:
+    def finished(self) -> bool:
+        """True once every stage that runs to completion (a world, a recorded clip) has completed."""
+        finite = [spec.name for spec in stage_specs(self.site) if spec.runs_to_completion]
+        return bool(finite) and all(self.supervisor.is_completed(name) for name in finite)
+
+    def run_forever(self, drain_s: float = 3.0, on_tick: Callable[[], None] | None = None) -> None:
+        """Run until interrupted, or until a recorded clip has been played to its end."""
         self.preflight()
         self.start()
         try:
-            while True:
+            while not self.finished():
                 self.tick()
+                if on_tick is not None:
+                    on_tick()
+                time.sleep(0.2)
+            # Let the downstream stages finish what the last frames produced.
+            deadline = time.monotonic() + drain_s
+            while time.monotonic() < deadline:
+                self.tick()
+                if on_tick is not None:
+                    on_tick()
                 time.sleep(0.2)
         except KeyboardInterrupt:
             log.info("stopping")

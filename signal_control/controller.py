@@ -1,0 +1,617 @@
+"""The stage-based signal controller: detector observations in, signal group states out.
+
+One `step` per decision tick. Time comes only from the caller's `now_s`, so the same code runs
+on simulated and wall-clock time. Per step the controller
+
+1. takes in the detector data (or notes its absence) and registers calls,
+2. runs the interval timers (walk, pedestrian clearance, yellow, all-red, start-up),
+3. asks the active strategy whether the current stage should end and what comes next,
+4. computes SPaT timing for every group, and
+5. passes the output through the independent conflict monitor, which can only make it safer
+   (a violation turns the whole junction to flash until `reset`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from rsu.config.model import SiteConfig
+from rsu.messages.perception import CrosswalkObservation, LaneObservation
+from rsu.messages.signal import ControllerMode, Indication, SignalEvent, SignalGroupState
+from signal_control.events import AtspmEvent, signal_event
+from signal_control.phasing import GroupTiming, PhasePlan
+from signal_control.safety import ConflictMonitor
+from signal_control.strategies import (
+    Action,
+    ActuatedStrategy,
+    Decision,
+    DecisionContext,
+    FixedTimeStrategy,
+    Strategy,
+    Termination,
+)
+
+RECALL_STRATEGY_NAME = "recall"
+
+_TERMINATION_EVENT = {
+    Termination.GAP_OUT: AtspmEvent.PHASE_GAP_OUT,
+    Termination.MAX_OUT: AtspmEvent.PHASE_MAX_OUT,
+    Termination.FORCE_OFF: AtspmEvent.PHASE_FORCE_OFF,
+}
+
+# Events about detector inputs, which stay true even when the signal output is rejected.
+_INPUT_EVENT_CODES = frozenset(
+    {
+        AtspmEvent.PHASE_CALL_REGISTERED,
+        AtspmEvent.PEDESTRIAN_CALL_REGISTERED,
+        AtspmEvent.DETECTOR_OFF,
+        AtspmEvent.DETECTOR_ON,
+    }
+)
+
+
+@dataclass(frozen=True)
+class ControllerOutput:
+    mode: ControllerMode
+    # The selected strategy; in RECALL the recall plan runs in its place until data returns.
+    strategy: str
+    groups: list[SignalGroupState]
+    events: list[SignalEvent]
+    reason: str
+    time_s: float
+    # The stage being served, or being cleared to; None in flash.
+    stage_id: str | None
+
+
+class _Phase(Enum):
+    STARTUP = "startup"
+    SERVING = "serving"
+    CLEARING = "clearing"  # leaving groups run their change and all-red intervals
+    FLASH = "flash"
+
+
+@dataclass
+class _GroupRuntime:
+    timing: GroupTiming
+    indication: Indication
+    since_s: float
+    called: bool = False
+    # True between the end of yellow and the end of the group's all-red (ATSPM 10 -> 11).
+    in_red_clearance: bool = False
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Earliest, latest and most likely time of one future change."""
+
+    earliest_s: float
+    latest_s: float
+    likely_s: float
+
+
+class SignalController:
+    def __init__(self, site: SiteConfig) -> None:
+        self._plan = PhasePlan.from_site(site)
+        self._monitor = ConflictMonitor(self._plan)
+        self.detector_stale_after_s = self._plan.detector_stale_after_s
+        self._strategies: dict[str, Strategy] = {}
+        self._recall: Strategy = FixedTimeStrategy(self._plan, self._plan.fixed_green_s, name=RECALL_STRATEGY_NAME)
+        self._strategy: Strategy = self._resolve_strategy(self._plan.default_strategy)
+        self._groups = {
+            group_id: _GroupRuntime(timing, Indication.RED, 0.0) for group_id, timing in self._plan.groups.items()
+        }
+        self._lanes: dict[str, LaneObservation] = {}
+        self._crosswalks: dict[str, CrosswalkObservation] = {}
+        self._stop_bar_occupied: dict[str, bool] = {}
+        self._last_time_s: float | None = None
+        self._last_valid_observation_s: float | None = None
+        self._phase = _Phase.STARTUP
+        self._startup_until_s = 0.0
+        self._stage = 0  # the stage being served, or being left while clearing
+        self._target_stage = 0  # the stage the controller is clearing to
+        self._stage_start_s = 0.0
+        self._fault: str | None = None
+        self._restart_pending = True
+
+    # -- public API -----------------------------------------------------------------------------
+
+    @property
+    def plan(self) -> PhasePlan:
+        return self._plan
+
+    @property
+    def strategy(self) -> str:
+        return self._strategy.name
+
+    @property
+    def fault(self) -> str | None:
+        return self._fault
+
+    def set_strategy(self, strategy: str | Strategy) -> None:
+        """Switch strategy at run time; the current stage keeps its green and the new strategy
+        decides from the next step on. Accepts a registered name ("actuated", "fixed_time") or a
+        Strategy instance, which is registered under its name (replacing one of the same name)."""
+        self._strategy = self._resolve_strategy(strategy) if isinstance(strategy, str) else strategy
+        if not isinstance(strategy, str):
+            self._strategies[strategy.name] = strategy
+
+    def reset(self) -> None:
+        """Leave flash (after the cause is fixed): the next step restarts with the start-up all-red.
+
+        Does nothing unless flashing: a restart cuts greens short, which is only safe from flash.
+        """
+        if self._phase is not _Phase.FLASH:
+            return
+        self._monitor.reset()
+        self._fault = None
+        self._restart_pending = True
+
+    def step(
+        self,
+        now_s: float,
+        lanes: Sequence[LaneObservation] | None,
+        crosswalks: Sequence[CrosswalkObservation] = (),
+        observed_at_s: float | None = None,
+    ) -> ControllerOutput:
+        """Advance the controller to `now_s` (seconds, strictly increasing).
+
+        `lanes` is the newest detector state, None when detectors are unavailable (the controller
+        then recalls every stage); `observed_at_s` is its capture time if older than `now_s`.
+        """
+        self._check_time(now_s)
+        events: list[SignalEvent] = []
+        if self._restart_pending:
+            self._restart(now_s)
+        fresh, data_problem = self._take_observations(now_s, lanes, crosswalks, observed_at_s, events)
+        strategy = self._strategy if fresh else self._recall
+        if fresh:
+            self._register_calls(now_s, events)
+        stage_calls = self._stage_calls(strategy)
+
+        decision: Decision | None = None
+        if self._phase is not _Phase.FLASH:
+            self._run_interval_timers(now_s, events)
+            if self._ready_for_target_stage(now_s):
+                self._begin_stage(now_s, self._target_stage, strategy, events)
+            if self._phase is _Phase.SERVING:
+                decision = self._serve(now_s, strategy, stage_calls, events)
+
+        groups = self._group_states(now_s, strategy, stage_calls, decision)
+        if self._phase is not _Phase.FLASH:
+            fault = self._monitor.check(now_s, {state.signal_group: state.indication for state in groups})
+            if fault is not None:
+                self._enter_flash(now_s, fault)
+                groups = self._group_states(now_s, strategy, stage_calls, None)
+                # The rejected indications were never shown: log only what the detectors saw.
+                events = [event for event in events if event.code in _INPUT_EVENT_CODES]
+        mode = self._mode(fresh)
+        return ControllerOutput(
+            mode=mode,
+            strategy=self._strategy.name,
+            groups=groups,
+            events=events,
+            reason=self._reason(now_s, mode, data_problem, decision),
+            time_s=now_s,
+            stage_id=None if self._phase is _Phase.FLASH else self._plan.stages[self._current_or_target()].stage_id,
+        )
+
+    # -- time and data ----------------------------------------------------------------------------
+
+    def _check_time(self, now_s: float) -> None:
+        if not math.isfinite(now_s):
+            raise ValueError(f"now_s must be a finite number of seconds, got {now_s}")
+        if self._last_time_s is not None and now_s <= self._last_time_s:
+            raise ValueError(
+                f"now_s must increase from step to step: got {now_s} s after {self._last_time_s} s "
+                "(the controller is driven by time in seconds, never by frame counts)"
+            )
+        self._last_time_s = now_s
+
+    def _restart(self, now_s: float) -> None:
+        """All groups red for the longest all-red of the site, then the first stage."""
+        for group in self._groups.values():
+            group.indication = Indication.RED
+            group.since_s = now_s
+            group.in_red_clearance = False
+        self._phase = _Phase.STARTUP
+        self._startup_until_s = now_s + self._plan.max_all_red_s
+        self._stage = 0
+        self._target_stage = 0
+        self._restart_pending = False
+
+    def _take_observations(
+        self,
+        now_s: float,
+        lanes: Sequence[LaneObservation] | None,
+        crosswalks: Sequence[CrosswalkObservation],
+        observed_at_s: float | None,
+        events: list[SignalEvent],
+    ) -> tuple[bool, str]:
+        """Store fresh observations; returns (fresh, why not)."""
+        if lanes is None:
+            if self._last_valid_observation_s is None:
+                return False, "no detector data received yet"
+            age_s = now_s - self._last_valid_observation_s
+            return False, f"detector data unavailable (last valid observation {age_s:.1f} s ago)"
+        # A capture time in the future is clock skew; it cannot make data fresher than now.
+        captured_s = now_s if observed_at_s is None else min(observed_at_s, now_s)
+        age_s = now_s - captured_s
+        if age_s > self.detector_stale_after_s:
+            return False, f"detector data is {age_s:.1f} s old (limit {self.detector_stale_after_s:.1f} s)"
+        if self._last_valid_observation_s is not None and captured_s < self._last_valid_observation_s:
+            # Arrived out of order: what the controller already holds is newer, keep it.
+            return True, ""
+        self._last_valid_observation_s = captured_s
+        # Only the site's own lanes and crosswalks are kept, which bounds this state.
+        self._lanes = {obs.lane_id: obs for obs in lanes if obs.lane_id in self._plan.group_of_lane}
+        self._crosswalks = {
+            obs.crosswalk_id: obs for obs in crosswalks if obs.crosswalk_id in self._plan.group_of_crosswalk
+        }
+        for lane_id, observation in self._lanes.items():
+            was_occupied = self._stop_bar_occupied.get(lane_id, False)
+            if observation.stop_bar_occupied != was_occupied:
+                code = AtspmEvent.DETECTOR_ON if observation.stop_bar_occupied else AtspmEvent.DETECTOR_OFF
+                events.append(signal_event(now_s, code, lane_id))
+                self._stop_bar_occupied[lane_id] = observation.stop_bar_occupied
+        return True, ""
+
+    def _register_calls(self, now_s: float, events: list[SignalEvent]) -> None:
+        """Latch a call for each group with demand that is not being served (locking memory), so
+        a road user seen once is served even if the detector loses it."""
+        for group_id, group in self._groups.items():
+            if group.called or group.indication is Indication.GREEN:
+                continue
+            if group.timing.is_pedestrian:
+                demand = any(
+                    (obs := self._crosswalks.get(cw)) is not None and obs.waiting_pedestrians > 0
+                    for cw in group.timing.crosswalk_ids
+                )
+                code = AtspmEvent.PEDESTRIAN_CALL_REGISTERED
+            else:
+                demand = any(_lane_has_demand(self._lanes.get(lane)) for lane in group.timing.lane_ids)
+                code = AtspmEvent.PHASE_CALL_REGISTERED
+            if demand:
+                group.called = True
+                events.append(signal_event(now_s, code, group_id))
+
+    def _stage_calls(self, strategy: Strategy) -> tuple[bool, ...]:
+        if strategy.serves_every_stage:
+            return (True,) * len(self._plan.stages)
+        return tuple(any(self._groups[g].called for g in stage.group_ids) for stage in self._plan.stages)
+
+    # -- intervals --------------------------------------------------------------------------------
+
+    def _run_interval_timers(self, now_s: float, events: list[SignalEvent]) -> None:
+        for group_id, group in self._groups.items():
+            timing = group.timing
+            elapsed_s = now_s - group.since_s
+            if timing.is_pedestrian:
+                if group.indication is Indication.GREEN and elapsed_s >= timing.min_green_s:
+                    self._set(group, Indication.PED_CLEARANCE, now_s)
+                    events.append(signal_event(now_s, AtspmEvent.PEDESTRIAN_BEGIN_CLEARANCE, group_id))
+                elif group.indication is Indication.PED_CLEARANCE and elapsed_s >= timing.change_interval_s:
+                    self._set(group, Indication.RED, now_s)
+                    events.append(signal_event(now_s, AtspmEvent.PEDESTRIAN_BEGIN_SOLID_DONT_WALK, group_id))
+            elif group.indication is Indication.YELLOW and elapsed_s >= timing.change_interval_s:
+                self._set(group, Indication.RED, now_s)
+                group.in_red_clearance = True
+                events.append(signal_event(now_s, AtspmEvent.PHASE_END_YELLOW_CLEARANCE, group_id))
+                events.append(signal_event(now_s, AtspmEvent.PHASE_BEGIN_RED_CLEARANCE, group_id))
+            elif group.in_red_clearance and elapsed_s >= timing.all_red_s:
+                group.in_red_clearance = False
+                events.append(signal_event(now_s, AtspmEvent.PHASE_END_RED_CLEARANCE, group_id))
+
+    @staticmethod
+    def _set(group: _GroupRuntime, indication: Indication, now_s: float) -> None:
+        group.indication = indication
+        group.since_s = now_s
+
+    def _ready_for_target_stage(self, now_s: float) -> bool:
+        if self._phase is _Phase.STARTUP:
+            return now_s >= self._startup_until_s
+        return self._phase is _Phase.CLEARING and self._clearance_complete(now_s, self._target_stage)
+
+    def _clearance_complete(self, now_s: float, target: int) -> bool:
+        """Every group outside the target stage is red and has been for its all-red time.
+
+        Conflicting groups are never in the same stage, so this covers every conflict of every
+        group about to turn green.
+        """
+        staying = self._plan.stages[target].group_ids
+        return all(
+            group.indication is Indication.RED and now_s - group.since_s >= group.timing.all_red_s
+            for group_id, group in self._groups.items()
+            if group_id not in staying
+        )
+
+    def _begin_stage(self, now_s: float, index: int, strategy: Strategy, events: list[SignalEvent]) -> None:
+        for group_id in self._plan.stages[index].group_ids:
+            group = self._groups[group_id]
+            if group.indication is not Indication.RED:
+                continue  # served by the previous stage too: it stays green
+            if group.timing.is_pedestrian:
+                if group.called or strategy.serves_every_stage:
+                    self._begin_walk(now_s, group_id, events)
+            else:
+                self._set(group, Indication.GREEN, now_s)
+                group.called = False
+                group.in_red_clearance = False
+                events.append(signal_event(now_s, AtspmEvent.PHASE_BEGIN_GREEN, group_id))
+        self._phase = _Phase.SERVING
+        self._stage = index
+        self._target_stage = index
+        self._stage_start_s = now_s
+
+    def _begin_walk(self, now_s: float, group_id: str, events: list[SignalEvent]) -> None:
+        group = self._groups[group_id]
+        self._set(group, Indication.GREEN, now_s)
+        group.called = False
+        events.append(signal_event(now_s, AtspmEvent.PEDESTRIAN_BEGIN_WALK, group_id))
+
+    # -- serving a stage --------------------------------------------------------------------------
+
+    def _stage_min_end_s(self) -> float:
+        """Earliest end of the current stage: every vehicle min green and every pedestrian walk
+        and clearance of the stage must have run out."""
+        end_s = self._stage_start_s
+        for group_id in self._plan.stages[self._stage].group_ids:
+            group = self._groups[group_id]
+            timing = group.timing
+            if group.indication is not Indication.GREEN and group.indication is not Indication.PED_CLEARANCE:
+                continue
+            if not timing.is_pedestrian:
+                end_s = max(end_s, group.since_s + timing.min_green_s)
+            elif group.indication is Indication.GREEN:
+                end_s = max(end_s, group.since_s + timing.min_green_s + timing.change_interval_s)
+            else:
+                end_s = max(end_s, group.since_s + timing.change_interval_s)
+        return end_s
+
+    def _serve(
+        self, now_s: float, strategy: Strategy, stage_calls: tuple[bool, ...], events: list[SignalEvent]
+    ) -> Decision:
+        stage = self._plan.stages[self._stage]
+        others_called = any(called for index, called in enumerate(stage_calls) if index != self._stage)
+        if not strategy.serves_every_stage and not others_called:
+            # Resting with nobody else waiting: a pedestrian who arrives now can walk at once
+            # instead of waiting a whole cycle. Never while another stage waits (starvation).
+            for group_id in stage.pedestrian_group_ids:
+                group = self._groups[group_id]
+                # A steady don't walk of at least the all-red keeps two walks visibly apart.
+                shown_dont_walk = group.indication is Indication.RED and now_s - group.since_s >= group.timing.all_red_s
+                if group.called and shown_dont_walk and self._may_turn_green(group_id, now_s):
+                    self._begin_walk(now_s, group_id, events)
+        min_end_s = self._stage_min_end_s()
+        context = DecisionContext(
+            now_s=now_s,
+            stage_index=self._stage,
+            time_in_green_s=now_s - self._stage_start_s,
+            min_green_s=min_end_s - self._stage_start_s,
+            max_green_s=max(stage.max_green_s, min_end_s - self._stage_start_s),
+            stage_calls=stage_calls,
+            lanes=self._lanes if strategy is self._strategy else {},
+        )
+        decision = strategy.decide(context)
+        if decision.action is not Action.TERMINATE:
+            return decision
+        target = decision.next_stage
+        if target is None or not 0 <= target < len(self._plan.stages) or target == self._stage:
+            return Decision.hold(f"{decision.reason}; ignored: invalid next stage {target!r}", 0.0)
+        if now_s < min_end_s:
+            return Decision.hold(
+                f"stage {stage.stage_id}: minimum green/pedestrian service until t={min_end_s:.1f} s", min_end_s - now_s
+            )
+        self._terminate(now_s, decision, target, events)
+        if self._clearance_complete(now_s, target):
+            self._begin_stage(now_s, target, strategy, events)
+        return decision
+
+    def _may_turn_green(self, group_id: str, now_s: float) -> bool:
+        for other in self._plan.conflicts_of[group_id]:
+            group = self._groups[other]
+            if group.indication is not Indication.RED or now_s - group.since_s < group.timing.all_red_s:
+                return False
+        return True
+
+    def _terminate(self, now_s: float, decision: Decision, target: int, events: list[SignalEvent]) -> None:
+        staying = self._plan.stages[target].group_ids
+        for group_id in self._plan.stages[self._stage].group_ids:
+            group = self._groups[group_id]
+            if group_id in staying or group.indication is not Indication.GREEN:
+                continue
+            if group.timing.is_pedestrian:
+                # Unreachable while the min-end rule holds; kept so a walk can never end abruptly.
+                self._set(group, Indication.PED_CLEARANCE, now_s)
+                events.append(signal_event(now_s, AtspmEvent.PEDESTRIAN_BEGIN_CLEARANCE, group_id))
+                continue
+            if decision.termination is not None:
+                events.append(signal_event(now_s, _TERMINATION_EVENT[decision.termination], group_id))
+            events.append(signal_event(now_s, AtspmEvent.PHASE_GREEN_TERMINATION, group_id))
+            events.append(signal_event(now_s, AtspmEvent.PHASE_BEGIN_YELLOW_CLEARANCE, group_id))
+            self._set(group, Indication.YELLOW, now_s)
+        self._phase = _Phase.CLEARING
+        self._target_stage = target
+
+    def _enter_flash(self, now_s: float, fault: str) -> None:
+        self._fault = fault
+        self._phase = _Phase.FLASH
+        for group in self._groups.values():
+            self._set(group, Indication.FLASHING_RED, now_s)
+            group.in_red_clearance = False
+
+    # -- output -----------------------------------------------------------------------------------
+
+    def _current_or_target(self) -> int:
+        return self._stage if self._phase is _Phase.SERVING else self._target_stage
+
+    def _mode(self, fresh: bool) -> ControllerMode:
+        if self._phase is _Phase.FLASH:
+            return ControllerMode.FLASH
+        if self._phase is _Phase.STARTUP:
+            return ControllerMode.STARTUP
+        return ControllerMode.NORMAL if fresh else ControllerMode.RECALL
+
+    def _reason(self, now_s: float, mode: ControllerMode, data_problem: str, decision: Decision | None) -> str:
+        if mode is ControllerMode.FLASH:
+            return f"{self._fault}; flashing until reset()"
+        if mode is ControllerMode.STARTUP:
+            return f"start-up all-red until t={self._startup_until_s:.1f} s"
+        if decision is not None:
+            activity = decision.reason
+        else:
+            activity = f"clearing to stage {self._plan.stages[self._target_stage].stage_id}"
+        if mode is ControllerMode.RECALL:
+            return f"recall: {data_problem}; {activity}"
+        return activity
+
+    def _group_states(
+        self, now_s: float, strategy: Strategy, stage_calls: tuple[bool, ...], decision: Decision | None
+    ) -> list[SignalGroupState]:
+        if self._phase is _Phase.FLASH:
+            # Flash lasts until an operator resets it: no change is scheduled.
+            return [
+                SignalGroupState(
+                    signal_group=group_id,
+                    indication=group.indication,
+                    since_s=group.since_s,
+                    min_end_time_s=now_s,
+                    max_end_time_s=now_s,
+                    likely_time_s=now_s,
+                )
+                for group_id, group in self._groups.items()
+            ]
+        served_end, upcoming = self._timeline(now_s, strategy, stage_calls, decision)
+        states = []
+        for group_id, group in self._groups.items():
+            window = self._group_window(now_s, group_id, group, served_end, upcoming)
+            earliest = max(now_s, window.earliest_s)
+            latest = max(earliest, window.latest_s)
+            likely = min(latest, max(earliest, window.likely_s))
+            states.append(
+                SignalGroupState(
+                    signal_group=group_id,
+                    indication=group.indication,
+                    since_s=group.since_s,
+                    min_end_time_s=earliest,
+                    max_end_time_s=latest,
+                    likely_time_s=likely,
+                )
+            )
+        return states
+
+    def _group_window(
+        self,
+        now_s: float,
+        group_id: str,
+        group: _GroupRuntime,
+        served_end: _Window,
+        upcoming: list[tuple[int, _Window]],
+    ) -> _Window:
+        timing = group.timing
+        if group.indication is Indication.GREEN:
+            if timing.is_pedestrian:
+                return _fixed_window(group.since_s + timing.min_green_s)
+            return served_end
+        if group.indication in (Indication.YELLOW, Indication.PED_CLEARANCE):
+            return _fixed_window(group.since_s + timing.change_interval_s)
+        # Red: the next start of a stage that serves this group.
+        for stage_index, start in upcoming:
+            if group_id in self._plan.stages[stage_index].group_ids:
+                return start
+        return _fixed_window(now_s)  # unreachable: the site validator makes every group served
+
+    def _timeline(
+        self, now_s: float, strategy: Strategy, stage_calls: tuple[bool, ...], decision: Decision | None
+    ) -> tuple[_Window, list[tuple[int, _Window]]]:
+        """The end of the stage being served (or cleared to), and the next start of every stage
+        in serving order. Earliest: only called stages, at min green; latest: every stage at max
+        green; likely: called stages at the strategy's expected green."""
+        stages = self._plan.stages
+        count = len(stages)
+        upcoming: list[tuple[int, _Window]] = []
+        if self._phase is _Phase.SERVING:
+            anchor = self._stage
+            min_end = max(now_s, self._stage_min_end_s())
+            max_end = max(min_end, self._stage_start_s + stages[anchor].max_green_s)
+            likely_remaining_s = decision.likely_remaining_s if decision is not None else 0.0
+            served_end = _Window(min_end, max_end, now_s + likely_remaining_s)
+        else:
+            anchor = self._target_stage
+            start_s = self._startup_until_s if self._phase is _Phase.STARTUP else self._clearance_end_s(anchor)
+            start_s = max(now_s, start_s)
+            upcoming.append((anchor, _fixed_window(start_s)))
+            min_green = self._min_green_when_served(anchor, strategy)
+            served_end = _Window(
+                start_s + min_green,
+                start_s + max(min_green, stages[anchor].max_green_s),
+                start_s + max(min_green, strategy.expected_green_s(anchor)),
+            )
+        earliest, latest, likely = served_end.earliest_s, served_end.latest_s, served_end.likely_s
+        earliest_from = likely_from = latest_from = anchor
+        for offset in range(1, count + 1 if self._phase is _Phase.SERVING else count):
+            index = (anchor + offset) % count
+            start = _Window(
+                earliest + self._plan.transition_clearance_s(earliest_from, index),
+                latest + self._plan.transition_clearance_s(latest_from, index),
+                likely + self._plan.transition_clearance_s(likely_from, index),
+            )
+            upcoming.append((index, start))
+            latest = start.latest_s + stages[index].max_green_s
+            latest_from = index
+            if stage_calls[index]:
+                min_green = self._min_green_when_served(index, strategy)
+                earliest = start.earliest_s + min_green
+                likely = start.likely_s + max(min_green, strategy.expected_green_s(index))
+                earliest_from = likely_from = index
+        return served_end, upcoming
+
+    def _min_green_when_served(self, index: int, strategy: Strategy) -> float:
+        stage = self._plan.stages[index]
+        pedestrians_called = any(self._groups[g].called for g in stage.pedestrian_group_ids)
+        pedestrians_served = strategy.serves_every_stage or pedestrians_called
+        return stage.min_green_with_pedestrians_s if pedestrians_served else stage.vehicle_min_green_s
+
+    def _clearance_end_s(self, target: int) -> float:
+        """When every group outside the target stage will have run its change and all-red."""
+        staying = self._plan.stages[target].group_ids
+        end_s = 0.0
+        for group_id, group in self._groups.items():
+            if group_id in staying:
+                continue
+            timing = group.timing
+            if group.indication is Indication.RED:
+                end_s = max(end_s, group.since_s + timing.all_red_s)
+            elif group.indication in (Indication.YELLOW, Indication.PED_CLEARANCE):
+                end_s = max(end_s, group.since_s + timing.change_interval_s + timing.all_red_s)
+            elif timing.is_pedestrian:  # walking: walk, clearance and all-red still to run
+                end_s = max(end_s, group.since_s + timing.min_green_s + timing.change_interval_s + timing.all_red_s)
+        return end_s
+
+    def _resolve_strategy(self, name: str) -> Strategy:
+        if name not in self._strategies:
+            if name == "actuated":
+                self._strategies[name] = ActuatedStrategy(self._plan)
+            elif name == "fixed_time":
+                self._strategies[name] = FixedTimeStrategy(self._plan, self._plan.fixed_green_s)
+            else:
+                available = sorted({"actuated", "fixed_time", *self._strategies})
+                raise ValueError(f"unknown signal control strategy {name!r}; available: {', '.join(available)}")
+        return self._strategies[name]
+
+
+def _lane_has_demand(observation: LaneObservation | None) -> bool:
+    if observation is None:
+        return False
+    return (
+        observation.stop_bar_occupied
+        or observation.queued_vehicles > 0
+        or observation.queue_length_m > 0
+        or observation.approaching_vehicles > 0
+    )
+
+
+def _fixed_window(time_s: float) -> _Window:
+    return _Window(time_s, time_s, time_s)

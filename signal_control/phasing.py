@@ -1,0 +1,186 @@
+"""The phase plan: the site's signal groups, conflicts and stages resolved into timings.
+
+A PhasePlan is plain, immutable data computed once from the SiteConfig. The controller, the
+strategies and the conflict monitor all read it; none of them changes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from rsu.config.model import Approach, SignalGroup, SignalGroupKind, SiteConfig
+from signal_control import timing
+
+
+@dataclass(frozen=True)
+class GroupTiming:
+    """Resolved timing of one signal group.
+
+    For a pedestrian group the "green" is the walk indication and the change interval is the
+    flashing don't walk (pedestrian clearance); for a vehicle group it is green and yellow.
+    """
+
+    group_id: str
+    kind: SignalGroupKind
+    min_green_s: float  # vehicles: minimum green; pedestrians: walk time
+    max_green_s: float
+    passage_s: float
+    change_interval_s: float  # vehicles: yellow; pedestrians: pedestrian clearance
+    all_red_s: float
+    lane_ids: tuple[str, ...]
+    crosswalk_ids: tuple[str, ...]
+
+    @property
+    def is_pedestrian(self) -> bool:
+        return self.kind is SignalGroupKind.PEDESTRIAN
+
+    @property
+    def pedestrian_service_s(self) -> float:
+        """Walk plus clearance: how long a served pedestrian group holds its stage."""
+        return self.min_green_s + self.change_interval_s if self.is_pedestrian else 0.0
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    stage_id: str
+    group_ids: tuple[str, ...]
+    vehicle_group_ids: tuple[str, ...]
+    pedestrian_group_ids: tuple[str, ...]
+    # Lanes of the stage's vehicle groups: the detectors that extend this stage's green.
+    lane_ids: tuple[str, ...]
+    vehicle_min_green_s: float
+    # The longest walk + clearance of the stage's pedestrian groups (0 without any).
+    pedestrian_service_s: float
+    max_green_s: float
+
+    @property
+    def min_green_with_pedestrians_s(self) -> float:
+        return max(self.vehicle_min_green_s, self.pedestrian_service_s)
+
+
+@dataclass(frozen=True)
+class PhasePlan:
+    groups: Mapping[str, GroupTiming]
+    stages: tuple[StagePlan, ...]
+    conflicts: frozenset[frozenset[str]]
+    conflicts_of: Mapping[str, frozenset[str]]
+    group_of_lane: Mapping[str, str]
+    group_of_crosswalk: Mapping[str, str]
+    detector_stale_after_s: float
+    fixed_green_s: float
+    default_strategy: str
+
+    @classmethod
+    def from_site(cls, site: SiteConfig) -> PhasePlan:
+        groups = {group.id: _resolve_group(site, group) for group in site.signal_groups}
+        conflicts = frozenset(frozenset(pair) for pair in site.conflicts)
+        conflicts_of = {
+            group_id: frozenset(other for pair in conflicts if group_id in pair for other in pair if other != group_id)
+            for group_id in groups
+        }
+        stages = tuple(_resolve_stage(stage.id, tuple(stage.signal_groups), groups) for stage in site.controller.stages)
+        return cls(
+            groups=MappingProxyType(groups),
+            stages=stages,
+            conflicts=conflicts,
+            conflicts_of=MappingProxyType(conflicts_of),
+            group_of_lane=MappingProxyType({lane.id: lane.signal_group for lane in site.lanes}),
+            group_of_crosswalk=MappingProxyType(
+                {cw.id: cw.signal_group for cw in site.crosswalks if cw.signal_group is not None}
+            ),
+            detector_stale_after_s=site.controller.detector_stale_after_s,
+            fixed_green_s=site.controller.fixed_green_s,
+            default_strategy=site.controller.strategy.value,
+        )
+
+    def in_conflict(self, group_a: str, group_b: str) -> bool:
+        return group_b in self.conflicts_of.get(group_a, frozenset())
+
+    @property
+    def max_all_red_s(self) -> float:
+        return max(group.all_red_s for group in self.groups.values())
+
+    def stage_index(self, stage_id: str) -> int:
+        for index, stage in enumerate(self.stages):
+            if stage.stage_id == stage_id:
+                return index
+        raise KeyError(stage_id)
+
+    def transition_clearance_s(self, from_stage: int, to_stage: int) -> float:
+        """Time from the end of one stage's green to the start of the next one's.
+
+        Vehicle groups that leave run yellow then all-red. Pedestrian groups finish their
+        clearance inside their stage's green, so only their all-red can remain.
+        """
+        staying = set(self.stages[to_stage].group_ids)
+        leaving = [self.groups[g] for g in self.stages[from_stage].group_ids if g not in staying]
+        return max(
+            (g.all_red_s if g.is_pedestrian else g.change_interval_s + g.all_red_s for g in leaving),
+            default=0.0,
+        )
+
+
+def _resolve_group(site: SiteConfig, group: SignalGroup) -> GroupTiming:
+    lane_ids = tuple(lane.id for lane in site.lanes if lane.signal_group == group.id)
+    crosswalk_ids = tuple(cw.id for cw in site.crosswalks if cw.signal_group == group.id)
+    if group.kind is SignalGroupKind.PEDESTRIAN:
+        # Clear the longest crossing the group controls; the site may list crosswalks longer
+        # than the group's crossing_length_m and the safe choice is the longer one.
+        assert group.crossing_length_m is not None  # enforced by SignalGroup's validator
+        lengths = [group.crossing_length_m, *(cw.length_m for cw in site.crosswalks if cw.signal_group == group.id)]
+        return GroupTiming(
+            group_id=group.id,
+            kind=group.kind,
+            min_green_s=group.walk_s,
+            max_green_s=group.walk_s,
+            passage_s=group.passage_s,
+            change_interval_s=timing.pedestrian_clearance_s(max(lengths)),
+            all_red_s=max(timing.MIN_ALL_RED_S, group.all_red_s or 0.0),
+            lane_ids=lane_ids,
+            crosswalk_ids=crosswalk_ids,
+        )
+    approaches = _approaches_of_group(site, group.id)
+    # A group fed by several approaches (or none: no lanes mapped) takes the most conservative
+    # interval over the candidates: the longest yellow and the longest all-red.
+    yellow = max(
+        timing.yellow_s(a.speed_limit_mps, a.grade_percent / 100.0, configured_s=group.yellow_s) for a in approaches
+    )
+    all_red = max(
+        timing.all_red_s(group.clearance_width_m, a.speed_limit_mps, configured_s=group.all_red_s) for a in approaches
+    )
+    return GroupTiming(
+        group_id=group.id,
+        kind=group.kind,
+        min_green_s=group.min_green_s,
+        max_green_s=group.max_green_s,
+        passage_s=group.passage_s,
+        change_interval_s=yellow,
+        all_red_s=all_red,
+        lane_ids=lane_ids,
+        crosswalk_ids=crosswalk_ids,
+    )
+
+
+def _approaches_of_group(site: SiteConfig, group_id: str) -> list[Approach]:
+    fed_by = [a for a in site.approaches if any(lane.signal_group == group_id for lane in a.lanes)]
+    return fed_by or list(site.approaches)
+
+
+def _resolve_stage(stage_id: str, group_ids: tuple[str, ...], groups: Mapping[str, GroupTiming]) -> StagePlan:
+    vehicle = tuple(g for g in group_ids if not groups[g].is_pedestrian)
+    pedestrian = tuple(g for g in group_ids if groups[g].is_pedestrian)
+    vehicle_min = max((groups[g].min_green_s for g in vehicle), default=0.0)
+    pedestrian_service = max((groups[g].pedestrian_service_s for g in pedestrian), default=0.0)
+    vehicle_max = max((groups[g].max_green_s for g in vehicle), default=0.0)
+    return StagePlan(
+        stage_id=stage_id,
+        group_ids=group_ids,
+        vehicle_group_ids=vehicle,
+        pedestrian_group_ids=pedestrian,
+        lane_ids=tuple(lane for g in vehicle for lane in groups[g].lane_ids),
+        vehicle_min_green_s=vehicle_min,
+        pedestrian_service_s=pedestrian_service,
+        max_green_s=max(vehicle_max, vehicle_min, pedestrian_service),
+    )
