@@ -24,6 +24,11 @@ class Topics:
     def detectors(self) -> str:
         return f"{self.base}/perception/detectors"
 
+    # Annotated JPEG of a video camera (at most 5 Hz) for the web page; never bridged or exported.
+    @property
+    def camera_preview(self) -> str:
+        return f"{self.base}/perception/preview"
+
     @property
     def signal_state(self) -> str:
         return f"{self.base}/signal/state"

@@ -25,6 +25,7 @@ PERCEPTION = StageSpec("perception", "rsu.stages.perception:run", heartbeat_time
 CONTROLLER = StageSpec("controller", "rsu.stages.controller:run", heartbeat_timeout_s=5.0)
 V2X = StageSpec("v2x", "rsu.stages.v2x:run", heartbeat_timeout_s=5.0)
 UPLINK = StageSpec("uplink", "rsu.stages.uplink:run", heartbeat_timeout_s=15.0)
+WEB = StageSpec("web", "rsu.stages.web:run", heartbeat_timeout_s=10.0)
 
 
 def plays_recorded_video(site: SiteConfig) -> bool:
@@ -36,11 +37,11 @@ def plays_recorded_video(site: SiteConfig) -> bool:
 
 def stage_specs(site: SiteConfig) -> list[StageSpec]:
     if site.is_simulated:
-        return [WORLD, PERCEPTION, CONTROLLER, V2X, UPLINK]
+        return [WORLD, PERCEPTION, CONTROLLER, V2X, UPLINK, WEB]
     perception = PERCEPTION
     if plays_recorded_video(site):
         perception = replace(PERCEPTION, runs_to_completion=True)
-    return [perception, CONTROLLER, V2X, UPLINK]
+    return [perception, CONTROLLER, V2X, UPLINK, WEB]
 
 
 class Unit:

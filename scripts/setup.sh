@@ -3,7 +3,16 @@
 #   - Mosquitto and Redis installed with apt-get where missing, and started where not running;
 #   - a virtual environment in .venv with the pinned dependencies (CPU build of torch) and rsu itself.
 # Re-running it is cheap: packages are reinstalled only when requirements.lock changes.
+#   --dev  also installs Debian's Chromium, which the browser tests of the web page drive.
 set -euo pipefail
+
+with_browser=0
+for argument in "$@"; do
+  case "$argument" in
+    --dev) with_browser=1 ;;
+    *) printf 'setup: unknown option %s (known: --dev)\n' "$argument" >&2; exit 2 ;;
+  esac
+done
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -21,6 +30,13 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+browser_missing=0
+if [ "$with_browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then browser_missing=1; fi
+if [ "$browser_missing" = 1 ]; then
+  say "installing chromium with apt-get (browser tests of the web page)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if port_open 1883 && port_open 6379; then
     say "services already listening; not installing ${missing[*]}"

@@ -144,12 +144,40 @@ class CalibrationPoint(Strict):
     ground_m: Point
 
 
+class MotionGateConfig(Strict):
+    """A cheap motion stage in front of the detector (rsu.perception.motion): see MotionGate."""
+
+    enabled: bool = False
+    # While nothing moves the detector is skipped and the last objects are carried, at most this long.
+    max_skip_s: float = Field(default=1.0, gt=0, le=10)
+    # The motion detector works on a grey copy of the frame scaled to this width.
+    analysis_width_px: int = Field(default=320, ge=64, le=1920)
+    # Change of a blurred grey pixel from the background (0-255) that counts as motion.
+    pixel_threshold: int = Field(default=20, ge=1, le=255)
+    # Moving blobs smaller than this share of the frame are noise (compression, leaves).
+    min_blob_area_ratio: float = Field(default=0.0003, gt=0, lt=0.5)
+    # How fast the background follows the scene, per second (light changes, parked objects).
+    background_rate_per_s: float = Field(default=0.5, gt=0, le=20)
+    # Image areas whose changes are never motion, x1 y1 x2 y2 in frame pixels (clock overlays, trees).
+    ignore_boxes_px: list[tuple[float, float, float, float]] = Field(default_factory=list)
+
+
 class DetectorConfig(Strict):
-    type: Literal["ultralytics"] = "ultralytics"
+    # ultralytics: YOLO through Ultralytics (weights .pt or a standard name); openvino / onnx: a model
+    # made by `rsu export` (weights: the OpenVINO .xml or its folder / the .onnx file), run directly.
+    type: Literal["ultralytics", "openvino", "onnx"] = "ultralytics"
     weights: str = "yolo11n.pt"
+    # Network input (height, width), or one number for both; an exported model has its own fixed
+    # input, and a value set here must then match it.
     imgsz: int | tuple[int, int] = 640
     confidence: float = Field(default=0.25, gt=0, lt=1)
+    # Non-maximum suppression IoU of the openvino / onnx detectors (Ultralytics' default).
+    iou: float = Field(default=0.7, gt=0, lt=1)
     threads: int = Field(default=2, ge=1, le=64)
+    # OpenVINO: precision of the layers that are not INT8. f32 is exact; bf16 is faster on CPUs with
+    # AVX512-BF16/AMX (OpenVINO's own default there) and costs a little accuracy.
+    inference_precision: Literal["f32", "bf16"] = "f32"
+    motion: MotionGateConfig = MotionGateConfig()
 
 
 class SimulatedCameraConfig(Strict):
@@ -200,6 +228,17 @@ class WarningConfig(Strict):
     min_closing_speed_mps: float = Field(default=1.0, ge=0, le=20)
     # A warning ends only after it has been clear for this long (hysteresis).
     clear_after_s: float = Field(default=1.0, ge=0, le=10)
+    # Deceleration required to avoid the collision (DRAC) above which a rear-end or crossing conflict
+    # is worth a warning (SUMO SSM default 3.0); below it the road user can still brake comfortably.
+    drac_threshold_mps2: float = Field(default=3.0, gt=0, le=10)
+    # DRAC at or above this makes a warning critical whatever its TTC: emergency braking needed.
+    drac_critical_mps2: float = Field(default=5.0, gt=0, le=15)
+    # Crossing / vulnerable road user: largest predicted post-encroachment time that still warns.
+    pet_threshold_s: float = Field(default=1.0, ge=0, le=5)
+    # Red-light violation: a vehicle needing more than this to stop at its red stop line will not stop.
+    red_light_deceleration_mps2: float = Field(default=3.4, gt=0, le=10)
+    # A vehicle standing inside the junction box this long is reported (stopped_in_junction).
+    stopped_in_junction_s: float = Field(default=10.0, gt=0, le=300)
 
 
 class V2XConfig(Strict):
@@ -227,6 +266,17 @@ class UplinkConfig(Strict):
     mqtt: MqttConfig | None = None
     topic_prefix: str = "centre"
     outbox_max_records: int = Field(default=100_000, ge=10, le=10_000_000)
+
+
+class WebConfig(Strict):
+    """The unit's local web page: live view, calibration helper and /metrics."""
+
+    # 127.0.0.1 keeps the page on the box; set the box's LAN address to open it from a laptop on site.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    # Annotated camera preview (video cameras only), published on a local-only topic.
+    preview_fps: float = Field(default=4.0, gt=0, le=5)
+    preview_width_px: int = Field(default=960, ge=160, le=3840)
 
 
 class SimulationConfig(Strict):
@@ -260,6 +310,7 @@ class SiteConfig(Strict):
     redis: RedisConfig = RedisConfig()
     uplink: UplinkConfig = UplinkConfig()
     simulation: SimulationConfig = SimulationConfig()
+    web: WebConfig = WebConfig()
 
     @property
     def lanes(self) -> list[Lane]:

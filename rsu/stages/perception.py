@@ -20,6 +20,7 @@ from rsu.runtime.bus import MqttBus
 from rsu.runtime.stage import StageContext
 from rsu.stages.outlet import Outlet
 from rsu.topics import Topics
+from rsu.web.preview import CameraPreview
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,9 @@ def simulated_camera(ctx: StageContext, bus: MqttBus, topics: Topics) -> Iterato
             log.warning("dropping bad camera message: %s", exc)
 
 
-def video_camera(ctx: StageContext, camera: CameraConfig) -> Iterator[Detections | None]:
+def video_camera(
+    ctx: StageContext, camera: CameraConfig, preview: CameraPreview | None = None
+) -> Iterator[Detections | None]:
     from rsu.sensors.video import VideoSource
     from rsu.sensors.yolo import build_detector
 
@@ -65,7 +68,10 @@ def video_camera(ctx: StageContext, camera: CameraConfig) -> Iterator[Detections
         if frame is None:
             yield None
             continue
-        yield detector.detect(frame.image, frame.capture_time_s)
+        detections = detector.detect(frame.image, frame.capture_time_s)
+        if preview is not None:
+            preview.hold(frame.image, detections)
+        yield detections
 
 
 def run(ctx: StageContext) -> None:
@@ -76,8 +82,16 @@ def run(ctx: StageContext) -> None:
     bus.connect()
     outlet = Outlet(bus, site.unit_id)
     pipeline = PerceptionPipeline(site, camera.id)
+    # The web page's annotated camera view: video cameras only, on a local-only topic.
+    preview = (
+        CameraPreview(site, camera, lambda jpeg: bus.publish(topics.camera_preview, jpeg))
+        if camera.source is CameraSource.VIDEO
+        else None
+    )
     source = (
-        simulated_camera(ctx, bus, topics) if camera.source is CameraSource.SIMULATION else video_camera(ctx, camera)
+        simulated_camera(ctx, bus, topics)
+        if camera.source is CameraSource.SIMULATION
+        else video_camera(ctx, camera, preview)
     )
     try:
         for detections in source:
@@ -94,6 +108,8 @@ def run(ctx: StageContext) -> None:
                 continue
             publish_time = time.time() if ctx.options.realtime else detections.capture_time_s
             publish_output(outlet, topics, camera.id, output, publish_time)
+            if preview is not None:
+                preview.publish(output)
     finally:
         bus.close()
 

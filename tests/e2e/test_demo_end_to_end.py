@@ -8,9 +8,9 @@ may hold a track id, a position or an image.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import uuid
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -51,6 +51,12 @@ class Listener:
         self._client.disconnect()
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _keys(value: Any) -> set[str]:
     if isinstance(value, dict):
         return set(value) | {k for v in value.values() for k in _keys(v)}
@@ -60,10 +66,13 @@ def _keys(value: Any) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory, mqtt_broker: tuple[str, int]) -> tuple[DemoSummary, Listener, Topics]:
+def demo_run(
+    tmp_path_factory: pytest.TempPathFactory, mqtt_broker: tuple[str, int]
+) -> tuple[DemoSummary, Listener, Topics]:
     site_dir = tmp_path_factory.mktemp("site")
     raw = yaml.safe_load(SAMPLE_SITE.read_text())
     raw["unit_id"] = f"rsu-e2e-{uuid.uuid4().hex[:8]}"  # isolates this run's topics and outbox
+    raw["web"] = {"port": free_port()}
     raw["simulation"]["network"] = str(SAMPLE_SITE.parent / raw["simulation"]["network"])
     raw["simulation"]["routes"] = str(SAMPLE_SITE.parent / raw["simulation"]["routes"])
     site_path = site_dir / "site.yaml"
@@ -79,7 +88,9 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, mqtt_broker: tuple[str, i
     return summary, vehicle_and_centre, topics
 
 
-def test_the_demo_completes_and_every_interval_reaches_the_centre(demo_run: tuple[DemoSummary, Listener, Topics]) -> None:
+def test_the_demo_completes_and_every_interval_reaches_the_centre(
+    demo_run: tuple[DemoSummary, Listener, Topics],
+) -> None:
     summary, _, _ = demo_run
     assert summary.aggregates_expected == int(SIMULATED_S // 60)
     assert summary.aggregates_delivered == summary.aggregates_expected

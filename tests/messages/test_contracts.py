@@ -83,7 +83,7 @@ def test_a_message_round_trips_through_json_with_its_schema_name() -> None:
 
 
 def test_decoding_the_wrong_schema_is_an_error_naming_both() -> None:
-    with pytest.raises(MessageError, match="rsu.tracks"):
+    with pytest.raises(MessageError, match=r"rsu\.tracks"):
         decode(TrackList, _signal_state().to_json())
 
 
