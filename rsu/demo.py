@@ -84,7 +84,7 @@ class Observer:
             except ValueError as exc:
                 self.seen.invalid_messages.append(f"{item.topic}: {exc}")
                 continue
-            if message.capture_time_s < self.sim_epoch_s:
+            if message.capture_time_s <= self.sim_epoch_s:
                 continue  # retained leftovers of an earlier run
             self.seen.latest_sim_time_s = max(self.seen.latest_sim_time_s, message.capture_time_s - self.sim_epoch_s)
             if isinstance(message, CollisionWarning) and message.status is WarningStatus.NEW:

@@ -107,6 +107,12 @@ class MqttBus:
             self._client.loop_stop()
             raise BrokerUnavailable(f"MQTT broker at {self.address} did not accept the connection in {timeout_s} s")
 
+    def connect_in_background(self) -> None:
+        """Start the network thread and return at once; it keeps trying (1-5 s apart) until the broker
+        answers, and reconnects after every loss. For links that may be down when a stage starts."""
+        self._client.connect_async(self.config.host, self.config.port, keepalive=self.config.keepalive_s)
+        self._client.loop_start()
+
     def _disable_nagle(self) -> None:
         # Small messages in request-response chains otherwise wait ~40 ms for delayed ACKs.
         sock = self._client.socket()

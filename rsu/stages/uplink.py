@@ -2,13 +2,23 @@
 
 Records leave the outbox only when the centre's broker has acknowledged them (QoS 1), so an
 outage of the backhaul or of the unit loses nothing; the centre drops duplicates by
-(unit_id, seq). If Redis itself is down, sealed records wait in a bounded memory buffer.
+(unit_id, seq). What happens on each fault:
+
+- Centre broker unreachable (also when the stage starts): sealing goes on, records wait in the
+  outbox; the link reconnects by itself and the backlog drains oldest first, new records behind it.
+- Outbox full (uplink.outbox_max_records): Redis trims the oldest records; the count is kept in
+  Redis and every increase is logged as a warning.
+- Redis down: sealed records wait in a bounded memory buffer, in order, and go into the outbox
+  once Redis answers again.
+- Unit restarted: the outbox keeps where sealing stopped (sealed_until), and the new run seals the
+  intervals since then (empty where the unit saw nothing), so the centre sees no gap.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import NamedTuple
 
 from rsu.messages import Aggregate, CollisionWarning, DetectorStates, Message, SignalState, decode
 from rsu.runtime.bus import MqttBus
@@ -21,6 +31,7 @@ log = logging.getLogger(__name__)
 
 FORWARD_BATCH = 50
 ACK_TIMEOUT_S = 2.0
+TRIM_CHECK_PERIOD_S = 2.0
 
 
 def run(ctx: StageContext) -> None:
@@ -30,11 +41,16 @@ def run(ctx: StageContext) -> None:
     for topic in (topics.detectors, topics.signal_state, topics.warnings):
         local.subscribe(topic, qos=1 if topic == topics.warnings else 0)
     local.connect()
+    # The backhaul may be down when the unit starts: sealing must not wait for it.
     centre = MqttBus(site.uplink.mqtt or site.mqtt, f"{ctx.client_id()}-centre")
-    centre.connect()
+    centre.connect_in_background()
     outbox = BufferedOutbox(Outbox.from_url(site.redis.url, site.unit_id, site.uplink.outbox_max_records))
     aggregator = IntervalAggregator(site, site.uplink.interval_s)
+    resume_where_the_last_run_stopped(aggregator, outbox)
+    progress = SealProgress()
+    trim_watch = TrimWatch(outbox, site.uplink.outbox_max_records)
     newest_time_s = 0.0
+    may_have_backlog = True  # records of an earlier run may be waiting
     try:
         while not ctx.stopping:
             ctx.beat()
@@ -55,10 +71,76 @@ def run(ctx: StageContext) -> None:
                     **body.fields(),
                 )
                 outbox.append(record.to_json())
-            forward(outbox, centre, topics.aggregates)
+                progress.sealed(body.interval_end_s)
+                may_have_backlog = True
+            if may_have_backlog or outbox.buffered:
+                may_have_backlog = not forward(outbox, centre, topics.aggregates).outbox_empty
+            progress.mark(outbox)
+            trim_watch.check()
     finally:
         local.close()
         centre.close()
+
+
+def resume_where_the_last_run_stopped(aggregator: IntervalAggregator, outbox: BufferedOutbox) -> None:
+    try:
+        sealed_until_s = outbox.sealed_until()
+    except OutboxUnavailable as exc:
+        log.warning("cannot read where the previous run stopped sealing, starting afresh: %s", exc)
+        return
+    if sealed_until_s is not None:
+        aggregator.resume(sealed_until_s)
+
+
+class SealProgress:
+    """Writes the outbox's sealed_until mark once every sealed record has reached Redis."""
+
+    def __init__(self) -> None:
+        self.sealed_until_s: float | None = None
+        self.marked_until_s: float | None = None
+
+    def sealed(self, interval_end_s: float) -> None:
+        self.sealed_until_s = interval_end_s
+
+    def mark(self, outbox: BufferedOutbox) -> None:
+        # While records are buffered in memory the mark must not run ahead of the stream: a restart
+        # then would lose them (they are gone with the process) and not seal them again.
+        if self.sealed_until_s is None or self.sealed_until_s == self.marked_until_s or outbox.buffered:
+            return
+        try:
+            outbox.mark_sealed_until(self.sealed_until_s)
+        except OutboxUnavailable:
+            return  # tried again on the next loop
+        self.marked_until_s = self.sealed_until_s
+
+
+class TrimWatch:
+    """Logs a warning whenever the outbox's bound made Redis trim records that were never sent."""
+
+    def __init__(self, outbox: BufferedOutbox, max_records: int, period_s: float = TRIM_CHECK_PERIOD_S) -> None:
+        self.outbox = outbox
+        self.max_records = max_records
+        self.period_s = period_s
+        self.reported_total: int | None = None  # trimmed before this run started is not news
+        self._next_check_s = 0.0
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if now < self._next_check_s:
+            return
+        self._next_check_s = now + self.period_s
+        try:
+            total = self.outbox.trimmed_total()
+        except OutboxUnavailable:
+            return
+        if self.reported_total is not None and total > self.reported_total:
+            log.warning(
+                "uplink outbox full (bound %d records): trimmed the %d oldest aggregates unsent, %d in total",
+                self.max_records,
+                total - self.reported_total,
+                total,
+            )
+        self.reported_total = total
 
 
 def absorb(aggregator: IntervalAggregator, topics: Topics, topic: str, payload: bytes) -> float:
@@ -82,16 +164,22 @@ def absorb(aggregator: IntervalAggregator, topics: Topics, topic: str, payload: 
     return message.capture_time_s
 
 
-def forward(outbox: BufferedOutbox, centre: MqttBus, topic: str) -> int:
+class Forwarded(NamedTuple):
+    acknowledged: int
+    # Everything there was went out and was acknowledged: no need to look again until the next record.
+    outbox_empty: bool
+
+
+def forward(outbox: BufferedOutbox, centre: MqttBus, topic: str) -> Forwarded:
     """Send the oldest records; remove each only once the centre's broker acknowledged it."""
     if not centre.connected:
-        return 0
+        return Forwarded(0, outbox_empty=False)
     try:
         outbox.flush_buffer()
         batch = outbox.peek(FORWARD_BATCH)
-    except OutboxUnavailable as exc:
-        log.warning("outbox unavailable, records held in memory: %s", exc)
-        return 0
+    except OutboxUnavailable:
+        # BufferedOutbox logged the outage once; records wait in memory meanwhile.
+        return Forwarded(0, outbox_empty=False)
     in_flight = [(entry_id, centre.publish(topic, payload, qos=1)) for entry_id, payload in batch]
     deadline = time.monotonic() + ACK_TIMEOUT_S
     acknowledged = 0
@@ -105,4 +193,4 @@ def forward(outbox: BufferedOutbox, centre: MqttBus, topic: str) -> int:
         except OutboxUnavailable:
             break
         acknowledged += 1
-    return acknowledged
+    return Forwarded(acknowledged, outbox_empty=acknowledged == len(batch) < FORWARD_BATCH and not outbox.buffered)

@@ -7,6 +7,13 @@ at or before now_s, empty ones included, so the centre sees no gaps. The first i
 holding the first input (or the first seal_until time, if that came first). Data for an interval
 that is already sealed is dropped and counted in late_dropped_total.
 
+Restarts: resume(sealed_until_s) tells a new aggregator where the previous run of the unit stopped
+sealing. If the first time it sees lies at most max_gap_s later, the intervals from sealed_until_s
+up to the one holding that first time (the unit was down, or had not sealed them yet when it
+stopped) are sealed empty, with detector_valid_ratio 0, before the first interval of the new run,
+so the centre sees no gap. A first time before sealed_until_s (a clock set back, a replayed
+simulation) or beyond the gap starts afresh as without resume.
+
 Definitions (per interval):
 
 - counts_by_class (lane): line crossings whose LineCrossing.lane_id is the lane, by road-user class;
@@ -63,6 +70,8 @@ MAX_OPEN_INTERVALS = 4
 # Longest run of intervals one seal_until call produces; a longer jump (a clock step) skips ahead.
 MAX_BACKFILL_INTERVALS = 1440
 MAX_CAMERAS = 64
+# Longest downtime resume() fills with empty intervals; after a longer one the unit starts afresh.
+DEFAULT_RESUME_MAX_GAP_S = 900.0
 
 
 @dataclass(frozen=True)
@@ -160,6 +169,9 @@ class IntervalAggregator:
         self._intervals: dict[int, _Interval] = {}
         self._next_index: int | None = None  # oldest interval not sealed yet
         self._has_data = False
+        self._resume_index: int | None = None  # first interval a previous run did not seal
+        self._resume_max_gap = 0
+        self._backfill_from: int | None = None  # empty intervals owed before _next_index
         self._cameras: dict[str, _Held] = {}
         self._signal: _Held | None = None
         self._green_since: dict[str, float] = {}
@@ -167,6 +179,17 @@ class IntervalAggregator:
         self.late_dropped_total = 0
         self.future_dropped_total = 0
         self.skipped_intervals_total = 0
+
+    def resume(self, sealed_until_s: float, max_gap_s: float = DEFAULT_RESUME_MAX_GAP_S) -> None:
+        """Carry on after a previous run that sealed every interval ending at or before sealed_until_s.
+
+        Call before any input. See the module docstring for what happens to the intervals between.
+        """
+        if self._next_index is not None:
+            raise RuntimeError("resume() must come before the first input or seal_until()")
+        # The first interval starting at or after sealed_until_s (with float slack for aligned times).
+        self._resume_index = math.ceil(sealed_until_s / self.interval_s - 1e-6)
+        self._resume_max_gap = max(0, math.floor(max_gap_s / self.interval_s))
 
     # --- input ---------------------------------------------------------------------------------
 
@@ -257,8 +280,9 @@ class IntervalAggregator:
     def seal_until(self, now_s: float) -> list[AggregateBody]:
         """Every interval that ended at or before now_s and was not returned before, oldest first."""
         if self._next_index is None:
-            self._next_index = self._index(now_s)  # the clock starts: this interval is the first
-            return []
+            self._begin_at(self._index(now_s))  # the clock starts: this interval is the first
+            return self._take_backfill()
+        bodies = self._take_backfill()
         ended = self._index(now_s)  # intervals below this index have ended
         if ended - self._next_index > MAX_BACKFILL_INTERVALS:
             skip_to = ended - MAX_BACKFILL_INTERVALS
@@ -266,7 +290,6 @@ class IntervalAggregator:
             for index in [i for i in self._intervals if i < skip_to]:
                 del self._intervals[index]
             self._next_index = skip_to
-        bodies = []
         while self._next_index < ended:
             index = self._next_index
             end_s = (index + 1) * self.interval_s
@@ -300,8 +323,22 @@ class IntervalAggregator:
         """
         index = self._index(t)
         if self._next_index is None or (not self._has_data and index >= self._next_index + MAX_OPEN_INTERVALS):
-            self._next_index = index
+            self._begin_at(index)
         self._has_data = True
+
+    def _begin_at(self, index: int) -> None:
+        """Make index the first interval of this run; after resume(), owe the empty ones before it."""
+        self._next_index = index
+        resume = self._resume_index
+        within_gap = resume is not None and resume < index <= resume + self._resume_max_gap
+        self._backfill_from = resume if within_gap else None
+
+    def _take_backfill(self) -> list[AggregateBody]:
+        """The empty intervals owed since a resumed run stopped, oldest first (once)."""
+        start, self._backfill_from = self._backfill_from, None
+        if start is None or self._next_index is None:
+            return []
+        return [self._body(index, self._new_interval()) for index in range(start, self._next_index)]
 
     def _first_open_index(self) -> int:
         if self._next_index is None:

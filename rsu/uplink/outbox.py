@@ -9,6 +9,10 @@ Delivery is at least once: a record whose XADD reached Redis but whose reply was
 memory and appended again, so receivers should de-duplicate (every message carries unit_id + seq).
 How durable the stream is across a Redis restart depends on Redis' own persistence (AOF/RDB).
 
+The outbox also keeps one mark beside the stream, sealed_until: the end of the newest interval the
+unit has put into it. It outlives the records (they are deleted once delivered), so a restarted
+unit knows where its previous run stopped sealing and can carry on without a gap.
+
 Redis being unreachable (or refusing writes: loading, read-only, out of memory, failed snapshot)
 raises OutboxUnavailable naming the URL. BufferedOutbox keeps such records in a bounded in-memory
 queue, in order, and moves them into the stream once Redis answers again.
@@ -81,6 +85,7 @@ class Outbox:
         self.url = redact_url(url) if url else _url_of(kwargs)
         self.stream_key = f"rsu:{unit_id}:uplink:outbox"
         self.trimmed_key = f"rsu:{unit_id}:uplink:outbox:trimmed"
+        self.sealed_until_key = f"rsu:{unit_id}:uplink:sealed_until_s"
         self._append_script = redis_client.register_script(_APPEND_SCRIPT)
 
     @classmethod
@@ -121,6 +126,17 @@ class Outbox:
         with self._guard("trimmed_total"):
             value = self.client.get(self.trimmed_key)
         return int(value) if value is not None else 0
+
+    def mark_sealed_until(self, time_s: float) -> None:
+        """Remember that every interval ending at or before time_s is in the stream (or delivered)."""
+        with self._guard("mark_sealed_until"):
+            self.client.set(self.sealed_until_key, repr(float(time_s)))
+
+    def sealed_until(self) -> float | None:
+        """The last mark_sealed_until time (a previous run's, after a restart); None if never marked."""
+        with self._guard("sealed_until"):
+            value = cast(bytes | None, self.client.get(self.sealed_until_key))
+        return float(value) if value is not None else None
 
     @contextmanager
     def _guard(self, operation: str) -> Iterator[None]:
@@ -211,6 +227,16 @@ class BufferedOutbox:
     def backlog(self) -> int:
         """Records in Redis; buffered ones are counted by buffered."""
         return self._call("backlog", self.outbox.backlog)
+
+    def trimmed_total(self) -> int:
+        return self._call("trimmed_total", self.outbox.trimmed_total)
+
+    def mark_sealed_until(self, time_s: float) -> None:
+        """Outbox.mark_sealed_until; call it only while nothing is buffered, or the mark runs ahead."""
+        self._call("mark_sealed_until", lambda: self.outbox.mark_sealed_until(time_s))
+
+    def sealed_until(self) -> float | None:
+        return self._call("sealed_until", self.outbox.sealed_until)
 
     def _call(self, operation: str, call: Callable[[], T]) -> T:
         if not self._may_try():

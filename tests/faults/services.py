@@ -1,0 +1,184 @@
+"""Throwaway Redis and a byte-counting TCP forwarder, for the fault tests.
+
+Each service runs on a free loopback port with its own temporary folder and is stopped by its own
+process id, so the shared Mosquitto and Redis other people use are never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+from rsu.centre.ephemeral_broker import free_loopback_port
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+class EphemeralRedis:
+    """redis-server with AOF persistence (appendonly yes) in a temporary folder.
+
+    stop() is a clean shutdown (SIGTERM: Redis fsyncs the AOF on the way out); start() again on the
+    same port and folder loads the AOF, so the outbox survives a restart as it would on a unit.
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(self, extra_config: dict[str, str] | None = None, name: str = "redis") -> None:
+        self.port = free_loopback_port()
+        self.extra_config = dict(extra_config or {})
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"rsu-{name}-"))
+        self.log_path = self.workdir / "redis.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host=self.host, port=self.port, socket_timeout=2.0, socket_connect_timeout=2.0)
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        if self.running:
+            return
+        settings = {
+            "port": str(self.port),
+            "bind": self.host,
+            "dir": str(self.workdir),
+            "appendonly": "yes",
+            "appendfsync": "everysec",
+            "save": "",
+            "daemonize": "no",
+            "logfile": str(self.log_path),
+            **self.extra_config,
+        }
+        command = [shutil.which("redis-server") or REDIS_SERVER]
+        for key, value in settings.items():
+            command += [f"--{key}", value]
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        probe = self.client()
+        try:
+            while time.monotonic() < deadline:
+                if self._process.poll() is not None:
+                    raise RuntimeError(f"redis-server exited at start; log:\n{self.log_tail()}")
+                with contextlib.suppress(redis.RedisError):
+                    if probe.ping():  # also fails while the AOF is still loading
+                        return
+                time.sleep(0.05)
+        finally:
+            probe.close()
+        self.stop()
+        raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout_s} s")
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout_s)
+
+    def log_tail(self, max_chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-max_chars:]
+        except OSError:
+            return ""
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> EphemeralRedis:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.cleanup()
+
+
+class ByteCountingProxy:
+    """Forwards 127.0.0.1:<port> to a target and counts the bytes each way (TCP payload, i.e. MQTT)."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_loopback_port()
+        self.bytes_to_target = 0
+        self.bytes_from_target = 0
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+
+    @property
+    def total_bytes(self) -> int:
+        with self._lock:
+            return self.bytes_to_target + self.bytes_from_target
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+            listener, self._listener = self._listener, None
+        for sock in [*sockets, *([listener] if listener else [])]:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # stopped
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, upstream]
+                self.connections += 1
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, to_target: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                with self._lock:
+                    if to_target:
+                        self.bytes_to_target += len(data)
+                    else:
+                        self.bytes_from_target += len(data)
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
