@@ -110,6 +110,7 @@ class DemoSummary:
     warnings_sent: dict[str, int]
     aggregates_expected: int
     aggregates_delivered: int
+    long_aggregates_delivered: int
     messages_per_topic: dict[str, int]
     invalid_messages: list[str]
     stage_restarts: dict[str, int]
@@ -129,7 +130,8 @@ class DemoSummary:
                 if self.warnings_sent
                 else ""
             ),
-            f"  aggregates delivered   {self.aggregates_delivered} of {self.aggregates_expected} intervals",
+            f"  aggregates delivered   {self.aggregates_delivered} of {self.aggregates_expected} intervals"
+            + (f" (+{self.long_aggregates_delivered} longer)" if self.long_aggregates_delivered else ""),
             f"  invalid messages       {len(self.invalid_messages)}",
             f"  stage restarts         {sum(self.stage_restarts.values())}",
             "  counted at the entry lines:",
@@ -138,6 +140,11 @@ class DemoSummary:
         ]
         lines += [f"    {count:>8}  {topic}" for topic, count in sorted(self.messages_per_topic.items())]
         return "\n".join(lines)
+
+
+def _delivered(aggregates: list[Aggregate], interval_s: float) -> int:
+    """Distinct intervals of the base length that reached the centre."""
+    return len({a.interval_start_s for a in aggregates if a.interval_s == interval_s})
 
 
 def render_line_counts(line_counts: Counter[tuple[str, str]]) -> str:
@@ -166,8 +173,10 @@ def run_demo(
     if not site.is_simulated:
         raise DemoError(f"{site_path}: the demo needs a simulated camera (cameras[].source: simulation)")
     interval_s = site.uplink.interval_s
-    # Start simulated time on an interval boundary so every interval of the run is a full one.
-    sim_epoch_s = math.floor(time.time() / interval_s) * interval_s
+    # Start simulated time on a boundary of the longest interval, so every interval of the run is a
+    # full one and a run's intervals do not depend on the hour it was started.
+    longest_s = max(site.uplink.aggregation_intervals_s)
+    sim_epoch_s = math.floor(time.time() / longest_s) * longest_s
     options = RunOptions(realtime=realtime, duration_s=duration_s + RUN_OUT_S, sim_epoch_s=sim_epoch_s, seed=seed)
     unit = Unit(site_path, options)
     unit.preflight()
@@ -192,7 +201,7 @@ def run_demo(
             time.sleep(0.05)
         # The last interval is sealed and forwarded shortly after the world stops.
         settle_until = time.monotonic() + 15.0
-        while len(observer.seen.aggregates) < expected and time.monotonic() < settle_until:
+        while _delivered(observer.seen.aggregates, interval_s) < expected and time.monotonic() < settle_until:
             unit.tick()
             observer.pump()
             time.sleep(0.05)
@@ -214,7 +223,8 @@ def run_demo(
         mean_delay_s=stats.mean_delay_s if stats else None,
         warnings_sent=dict(seen.warnings_new),
         aggregates_expected=expected,
-        aggregates_delivered=len({a.interval_start_s for a in seen.aggregates}),
+        aggregates_delivered=_delivered(seen.aggregates, interval_s),
+        long_aggregates_delivered=sum(1 for a in seen.aggregates if a.interval_s != interval_s),
         messages_per_topic=dict(seen.messages_per_topic),
         invalid_messages=list(seen.invalid_messages),
         stage_restarts={s.name: s.restarts for s in unit.supervisor.health()},

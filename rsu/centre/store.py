@@ -7,7 +7,9 @@ times so an engineer can query a lane, line or phase without a join, e.g.
     FROM lane_aggregates WHERE unit_id = 'rsu-demo-001' AND lane_id = 'north_left'
     ORDER BY interval_start_s;
 
-Units forward at least once, so (unit_id, seq) is UNIQUE and a repeat is dropped and counted.
+Units forward at least once, so (unit_id, interval_s, seq) is UNIQUE and a repeat is dropped and
+counted (a unit seals several interval lengths, 1 and 15 minutes by default, each numbered by its
+own interval index; filter on interval_s to read one series).
 A repeat of a seq with a *different* interval is not a duplicate but a sequence collision (a unit
 that lost its counter); it is kept aside in `seq_conflicts` instead of being silently dropped.
 Times are seconds since the Unix epoch (use datetime(x, 'unixepoch') to read them).
@@ -48,7 +50,7 @@ CREATE TABLE IF NOT EXISTS intervals (
     received_time_s REAL NOT NULL,       -- when the collector received it
     stored_time_s REAL NOT NULL,         -- when the transaction holding it committed
     detector_valid_ratio REAL NOT NULL,
-    UNIQUE (unit_id, seq)
+    UNIQUE (unit_id, interval_s, seq)
 );
 CREATE INDEX IF NOT EXISTS intervals_by_start ON intervals (unit_id, interval_start_s);
 
@@ -65,8 +67,9 @@ CREATE TABLE IF NOT EXISTS lane_aggregates (
     mean_queue_m REAL NOT NULL,
     max_queue_m REAL NOT NULL,
     mean_queue_vehicles REAL NOT NULL,
-    PRIMARY KEY (unit_id, seq, lane_id),
-    FOREIGN KEY (unit_id, seq) REFERENCES intervals (unit_id, seq)
+    mean_headway_s REAL,
+    PRIMARY KEY (unit_id, interval_s, seq, lane_id),
+    FOREIGN KEY (unit_id, interval_s, seq) REFERENCES intervals (unit_id, interval_s, seq)
 );
 CREATE INDEX IF NOT EXISTS lanes_by_start ON lane_aggregates (unit_id, lane_id, interval_start_s);
 
@@ -77,8 +80,8 @@ CREATE TABLE IF NOT EXISTS line_counts (
     interval_s REAL NOT NULL,
     line_id TEXT NOT NULL,
     {_COUNT_COLUMNS_SQL},
-    PRIMARY KEY (unit_id, seq, line_id),
-    FOREIGN KEY (unit_id, seq) REFERENCES intervals (unit_id, seq)
+    PRIMARY KEY (unit_id, interval_s, seq, line_id),
+    FOREIGN KEY (unit_id, interval_s, seq) REFERENCES intervals (unit_id, interval_s, seq)
 );
 CREATE INDEX IF NOT EXISTS lines_by_start ON line_counts (unit_id, line_id, interval_start_s);
 
@@ -92,8 +95,13 @@ CREATE TABLE IF NOT EXISTS phase_aggregates (
     green_starts INTEGER NOT NULL,
     gap_outs INTEGER NOT NULL,
     max_outs INTEGER NOT NULL,
-    PRIMARY KEY (unit_id, seq, signal_group),
-    FOREIGN KEY (unit_id, seq) REFERENCES intervals (unit_id, seq)
+    force_offs INTEGER NOT NULL DEFAULT 0,
+    arrivals INTEGER NOT NULL DEFAULT 0,
+    arrivals_on_green INTEGER NOT NULL DEFAULT 0,
+    arrivals_on_green_ratio REAL,
+    split_failures INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (unit_id, interval_s, seq, signal_group),
+    FOREIGN KEY (unit_id, interval_s, seq) REFERENCES intervals (unit_id, interval_s, seq)
 );
 CREATE INDEX IF NOT EXISTS phases_by_start ON phase_aggregates (unit_id, signal_group, interval_start_s);
 
@@ -104,9 +112,23 @@ CREATE TABLE IF NOT EXISTS warnings_by_kind (
     interval_s REAL NOT NULL,
     kind TEXT NOT NULL,
     count INTEGER NOT NULL,
-    PRIMARY KEY (unit_id, seq, kind),
-    FOREIGN KEY (unit_id, seq) REFERENCES intervals (unit_id, seq)
+    PRIMARY KEY (unit_id, interval_s, seq, kind),
+    FOREIGN KEY (unit_id, interval_s, seq) REFERENCES intervals (unit_id, interval_s, seq)
 );
+
+CREATE TABLE IF NOT EXISTS movement_counts (
+    unit_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    interval_start_s REAL NOT NULL,
+    interval_s REAL NOT NULL,
+    entry_line_id TEXT NOT NULL,
+    exit_line_id TEXT NOT NULL,
+    movement TEXT NOT NULL,             -- left / through / right / uturn
+    {_COUNT_COLUMNS_SQL},
+    PRIMARY KEY (unit_id, interval_s, seq, entry_line_id, exit_line_id),
+    FOREIGN KEY (unit_id, interval_s, seq) REFERENCES intervals (unit_id, interval_s, seq)
+);
+CREATE INDEX IF NOT EXISTS movements_by_start ON movement_counts (unit_id, entry_line_id, interval_start_s);
 
 CREATE TABLE IF NOT EXISTS unit_counters (
     unit_id TEXT PRIMARY KEY,
@@ -239,7 +261,8 @@ class AggregateStore:
 
     def _record_repeat(self, cursor: sqlite3.Cursor, aggregate: Aggregate, received_time_s: float) -> _Repeat:
         row = cursor.execute(
-            "SELECT interval_start_s FROM intervals WHERE unit_id = ? AND seq = ?", (aggregate.unit_id, aggregate.seq)
+            "SELECT interval_start_s FROM intervals WHERE unit_id = ? AND interval_s = ? AND seq = ?",
+            (aggregate.unit_id, aggregate.interval_s, aggregate.seq),
         ).fetchone()
         if row is not None and abs(row[0] - aggregate.interval_start_s) <= _SAME_START_TOLERANCE_S:
             self._bump(cursor, aggregate.unit_id, "duplicates", received_time_s)
@@ -287,13 +310,24 @@ class AggregateStore:
         )
         return [IntervalRow(*row) for row in rows]
 
-    def gaps(self, unit_id: str, limit: int = 10_000) -> list[float]:
-        """Start times of intervals missing between the unit's first and last stored interval."""
+    def _series(self, unit_id: str, interval_s: float | None) -> float | None:
+        """The interval length to look at: interval_s, or the unit's shortest stored one."""
+        if interval_s is not None:
+            return interval_s
+        row = self.query("SELECT MIN(interval_s) FROM intervals WHERE unit_id = ?", (unit_id,))
+        return row[0][0] if row else None
+
+    def gaps(self, unit_id: str, limit: int = 10_000, interval_s: float | None = None) -> list[float]:
+        """Start times of intervals missing between the unit's first and last stored interval.
+
+        One series: intervals of length interval_s (default: the unit's shortest).
+        """
         missing: list[float] = []
         previous: tuple[float, float] | None = None
-        for start_s, interval_s in self.query(
-            "SELECT interval_start_s, interval_s FROM intervals WHERE unit_id = ? ORDER BY interval_start_s",
-            (unit_id,),
+        for start_s, length_s in self.query(
+            "SELECT interval_start_s, interval_s FROM intervals WHERE unit_id = ? AND interval_s = ? "
+            "ORDER BY interval_start_s",
+            (unit_id, self._series(unit_id, interval_s)),
         ):
             if previous is not None:
                 previous_start_s, step_s = previous
@@ -304,14 +338,18 @@ class AggregateStore:
                         return missing
                     missing.append(previous_start_s + k * step_s)
                     k += 1
-            previous = (start_s, interval_s)
+            previous = (start_s, length_s)
         return missing
 
-    def missing_seqs(self, unit_id: str, limit: int = 10_000) -> list[int]:
-        """Sequence numbers absent between the unit's lowest and highest stored seq."""
+    def missing_seqs(self, unit_id: str, limit: int = 10_000, interval_s: float | None = None) -> list[int]:
+        """Sequence numbers absent between the unit's lowest and highest stored seq of one interval length
+        (interval_s, default the unit's shortest)."""
         missing: list[int] = []
         expected: int | None = None
-        for (seq,) in self.query("SELECT seq FROM intervals WHERE unit_id = ? ORDER BY seq", (unit_id,)):
+        for (seq,) in self.query(
+            "SELECT seq FROM intervals WHERE unit_id = ? AND interval_s = ? ORDER BY seq",
+            (unit_id, self._series(unit_id, interval_s)),
+        ):
             if expected is not None:
                 for absent in range(expected, seq):
                     if len(missing) >= limit:
@@ -345,8 +383,8 @@ _COUNT_COLUMNS = ", ".join((*CLASS_COLUMNS, "other"))
 _COUNT_PLACEHOLDERS = ", ".join("?" for _ in (*CLASS_COLUMNS, "other"))
 _INSERT_LANE = (
     f"INSERT INTO lane_aggregates (unit_id, seq, interval_start_s, interval_s, lane_id, {_COUNT_COLUMNS}, "
-    "mean_speed_mps, speed_p85_mps, occupancy_ratio, mean_queue_m, max_queue_m, mean_queue_vehicles) "
-    f"VALUES (?, ?, ?, ?, ?, {_COUNT_PLACEHOLDERS}, ?, ?, ?, ?, ?, ?)"
+    "mean_speed_mps, speed_p85_mps, occupancy_ratio, mean_queue_m, max_queue_m, mean_queue_vehicles, "
+    f"mean_headway_s) VALUES (?, ?, ?, ?, ?, {_COUNT_PLACEHOLDERS}, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_LINE = (
     f"INSERT INTO line_counts (unit_id, seq, interval_start_s, interval_s, line_id, {_COUNT_COLUMNS}) "
@@ -354,7 +392,12 @@ _INSERT_LINE = (
 )
 _INSERT_PHASE = (
     "INSERT INTO phase_aggregates (unit_id, seq, interval_start_s, interval_s, signal_group, "
-    "green_time_s, green_starts, gap_outs, max_outs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "green_time_s, green_starts, gap_outs, max_outs, force_offs, arrivals, arrivals_on_green, "
+    "arrivals_on_green_ratio, split_failures) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_MOVEMENT = (
+    "INSERT INTO movement_counts (unit_id, seq, interval_start_s, interval_s, entry_line_id, exit_line_id, "
+    f"movement, {_COUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, {_COUNT_PLACEHOLDERS})"
 )
 _INSERT_WARNING = (
     "INSERT INTO warnings_by_kind (unit_id, seq, interval_start_s, interval_s, kind, count) VALUES (?, ?, ?, ?, ?, ?)"
@@ -369,6 +412,7 @@ class _ChildRows:
         self.lines: list[tuple[Any, ...]] = []
         self.phases: list[tuple[Any, ...]] = []
         self.warnings: list[tuple[Any, ...]] = []
+        self.movements: list[tuple[Any, ...]] = []
         self.stored = 0
         # unit_id -> (intervals stored, latest received time)
         self.stored_by_unit: dict[str, tuple[int, float]] = {}
@@ -386,13 +430,30 @@ class _ChildRows:
                 lane.mean_queue_m,
                 lane.max_queue_m,
                 lane.mean_queue_vehicles,
+                lane.mean_headway_s,
             )
             for lane in aggregate.lanes
         )
         self.lines.extend((*head, line.line_id, *_class_counts(line.counts_by_class)) for line in aggregate.lines)
         self.phases.extend(
-            (*head, phase.signal_group, phase.green_time_s, phase.green_starts, phase.gap_outs, phase.max_outs)
+            (
+                *head,
+                phase.signal_group,
+                phase.green_time_s,
+                phase.green_starts,
+                phase.gap_outs,
+                phase.max_outs,
+                phase.force_offs,
+                phase.arrivals,
+                phase.arrivals_on_green,
+                phase.arrivals_on_green_ratio,
+                phase.split_failures,
+            )
             for phase in aggregate.phases
+        )
+        self.movements.extend(
+            (*head, m.entry_line_id, m.exit_line_id, m.movement, *_class_counts(m.counts_by_class))
+            for m in aggregate.movements
         )
         self.warnings.extend((*head, kind, count) for kind, count in aggregate.warnings_by_kind.items())
         self.stored += 1
@@ -404,6 +465,7 @@ class _ChildRows:
         cursor.executemany(_INSERT_LINE, self.lines)
         cursor.executemany(_INSERT_PHASE, self.phases)
         cursor.executemany(_INSERT_WARNING, self.warnings)
+        cursor.executemany(_INSERT_MOVEMENT, self.movements)
 
 
 def _class_counts(counts_by_class: dict[str, int]) -> tuple[int, ...]:

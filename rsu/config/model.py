@@ -8,7 +8,7 @@ start with the name of the field instead of being silently ignored.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -73,11 +73,18 @@ class Crosswalk(Strict):
     length_m: float = Field(gt=0, le=60)
 
 
+class CountingLineRole(StrEnum):
+    ENTRY = "entry"  # traffic enters the junction across it (just upstream of the stop line)
+    EXIT = "exit"  # traffic leaves the junction across it (on an outbound leg)
+
+
 class CountingLine(Strict):
     id: Identifier
     line_m: tuple[Point, Point]
-    # Optional: the approach whose traffic enters the junction across this line.
+    # Optional: the approach (entry) or leg (exit) whose traffic crosses this line.
     approach: Identifier | None = None
+    # A confirmed track crossing an entry line and later an exit line makes one turning movement.
+    role: CountingLineRole = CountingLineRole.ENTRY
 
 
 class SignalGroupKind(StrEnum):
@@ -177,6 +184,8 @@ class DetectorConfig(Strict):
     # OpenVINO: precision of the layers that are not INT8. f32 is exact; bf16 is faster on CPUs with
     # AVX512-BF16/AMX (OpenVINO's own default there) and costs a little accuracy.
     inference_precision: Literal["f32", "bf16"] = "f32"
+    # Fold a rider's person box into the bicycle/motorcycle it overlaps (one road user, not a pedestrian too).
+    merge_riders: bool = True
     motion: MotionGateConfig = MotionGateConfig()
 
 
@@ -235,8 +244,10 @@ class WarningConfig(Strict):
     drac_critical_mps2: float = Field(default=5.0, gt=0, le=15)
     # Crossing / vulnerable road user: largest predicted post-encroachment time that still warns.
     pet_threshold_s: float = Field(default=1.0, ge=0, le=5)
-    # Red-light violation: a vehicle needing more than this to stop at its red stop line will not stop.
-    red_light_deceleration_mps2: float = Field(default=3.4, gt=0, le=10)
+    # Red-light violation at a yellow: a vehicle that would need more than this to stop at the line
+    # before the yellow ends (and is not braking) is predicted to run the red. Drivers brake up to
+    # about 4.5 m/s² at a yellow onset (SUMO's default car decel) although 3.4 is comfortable.
+    red_light_deceleration_mps2: float = Field(default=4.5, gt=0, le=10)
     # A vehicle standing inside the junction box this long is reported (stopped_in_junction).
     stopped_in_junction_s: float = Field(default=10.0, gt=0, le=300)
 
@@ -260,12 +271,54 @@ class RedisConfig(Strict):
     url: str = "redis://127.0.0.1:6379/0"
 
 
+# Sealed beside a base interval of whole minutes that divide it (ATSPM's 15-minute bins).
+LONG_INTERVAL_S = 900.0
+
+
 class UplinkConfig(Strict):
+    # The shortest (base) aggregation interval.
     interval_s: float = Field(default=60.0, ge=1, le=3600)
+    # Every interval length sealed and sent, each a multiple of the shortest. None: interval_s plus
+    # LONG_INTERVAL_S when interval_s is whole minutes dividing it (60 s gives [60, 900]), else interval_s.
+    intervals_s: list[float] | None = Field(default=None, min_length=1, max_length=4)
     # Centre broker; None means the unit's own broker.
     mqtt: MqttConfig | None = None
     topic_prefix: str = "centre"
     outbox_max_records: int = Field(default=100_000, ge=10, le=10_000_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _base_interval_from_list(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("intervals_s") and "interval_s" not in data:
+            return {**data, "interval_s": min(data["intervals_s"])}
+        return data
+
+    @model_validator(mode="after")
+    def _check_intervals(self) -> UplinkConfig:
+        if self.intervals_s is None:
+            return self
+        if len(set(self.intervals_s)) != len(self.intervals_s):
+            raise ValueError(f"uplink.intervals_s {self.intervals_s} lists a length twice")
+        shortest = min(self.intervals_s)
+        if self.interval_s != shortest:
+            raise ValueError(
+                f"uplink.interval_s ({self.interval_s}) must be the shortest of intervals_s {self.intervals_s}"
+            )
+        for length in self.intervals_s:
+            if not 1 <= length <= 86_400:
+                raise ValueError(f"uplink.intervals_s: {length} is outside 1..86400 s")
+            if abs(length / shortest - round(length / shortest)) > 1e-9:
+                raise ValueError(f"uplink.intervals_s: {length} is not a multiple of the shortest, {shortest}")
+        return self
+
+    @property
+    def aggregation_intervals_s(self) -> list[float]:
+        """Every interval length sealed, shortest first."""
+        if self.intervals_s is not None:
+            return sorted(self.intervals_s)
+        base = self.interval_s
+        whole_minutes = base % 60 == 0 and LONG_INTERVAL_S % base == 0 and base < LONG_INTERVAL_S
+        return [base, LONG_INTERVAL_S] if whole_minutes else [base]
 
 
 class WebConfig(Strict):

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rsu.config.model import RoadUserType
+from rsu.config.model import Movement, RoadUserType
 from rsu.messages.envelope import Message
 
 
@@ -57,6 +57,16 @@ class LineCrossing(_Part):
     lane_id: str | None = None
 
 
+class TurningMovement(_Part):
+    """A confirmed road user that crossed an entry line and later an exit line (local topics only)."""
+
+    entry_line_id: str
+    exit_line_id: str
+    movement: Movement = Field(description="left / through / right / uturn, from the lines' geometry")
+    road_user: RoadUserType
+    time_s: float = Field(description="when it crossed the exit line")
+
+
 class CrosswalkObservation(_Part):
     crosswalk_id: str
     pedestrians: int = Field(ge=0)
@@ -72,6 +82,9 @@ class DetectorStates(Message):
     lanes: list[LaneObservation]
     crosswalks: list[CrosswalkObservation] = Field(default_factory=list)
     crossings: list[LineCrossing] = Field(default_factory=list, description="line crossings since the last message")
+    movements: list[TurningMovement] = Field(
+        default_factory=list, description="turning movements completed since the last message"
+    )
 
 
 class CameraObject(_Part):

@@ -9,6 +9,14 @@ Crossings made while a track is still tentative are held and reported when it co
 the time they happened; if it never confirms they vanish with it, so clutter is never counted.
 Only positions backed by a detection are used (a coasting track's prediction is a guess), and all
 per-track memory is dropped as soon as the track is no longer live.
+
+Turning movements: a confirmed track that crosses an entry line (role entry) and later an exit line
+(role exit) makes one TurningMovement (entry line, exit line, class, exit time), classified from
+the geometry: the direction of travel in is from the entry line's midpoint towards the junction
+centre (the site's reference point, the origin), the direction out from the centre towards the
+exit line's midpoint; the signed turn between them is through within 45 degrees, left from 45 to
+135 degrees counter-clockwise, right from 45 to 135 degrees clockwise, a u-turn beyond. Only the
+latest entry crossing of a track is remembered, and it goes with the track's memory.
 """
 
 from __future__ import annotations
@@ -17,13 +25,27 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rsu.config.model import SiteConfig
-from rsu.messages.perception import LineCrossing
+from rsu.config.model import CountingLineRole, Movement, SiteConfig
+from rsu.messages.perception import LineCrossing, TurningMovement
 from rsu.perception.lanes import LANE_USERS, LaneMap
 from rsu.perception.tracker import Track
 
 # Half-width of the band around a line in which a track has no side yet (above position jitter).
 HYSTERESIS_M = 0.3
+# Largest turn (degrees) still counted as through; beyond 180 minus this it is a u-turn.
+THROUGH_MAX_TURN_DEG = 45.0
+
+
+def classify_turn(entry_midpoint: tuple[float, float], exit_midpoint: tuple[float, float]) -> Movement:
+    """The movement from an entry line to an exit line, seen from the junction centre at the origin."""
+    in_x, in_y = -entry_midpoint[0], -entry_midpoint[1]  # travelling towards the centre
+    out_x, out_y = exit_midpoint  # travelling away from it
+    turn_deg = math.degrees(math.atan2(in_x * out_y - in_y * out_x, in_x * out_x + in_y * out_y))
+    if abs(turn_deg) <= THROUGH_MAX_TURN_DEG:
+        return Movement.THROUGH
+    if abs(turn_deg) >= 180.0 - THROUGH_MAX_TURN_DEG:
+        return Movement.UTURN
+    return Movement.LEFT if turn_deg > 0 else Movement.RIGHT
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +56,8 @@ class _Line:
     ux: float  # unit vector from the first to the second end point
     uy: float
     length_m: float
+    role: CountingLineRole
+    midpoint: tuple[float, float]
 
     def signed_distance(self, x: float, y: float) -> float:
         """Positive to the left of the line's direction (first to second end point)."""
@@ -63,12 +87,13 @@ class _HeldCrossing:
 
 
 class _TrackMemory:
-    __slots__ = ("anchors", "counted", "held")
+    __slots__ = ("anchors", "counted", "entry", "held")
 
     def __init__(self, line_count: int) -> None:
         self.anchors: list[_Anchor | None] = [None] * line_count
         self.counted: set[int] = set()  # line indices, at most one per line
         self.held: list[_HeldCrossing] = []  # crossings while tentative, at most one per line
+        self.entry: _HeldCrossing | None = None  # the latest reported entry-line crossing
 
 
 class LineCounter:
@@ -82,8 +107,12 @@ class LineCounter:
             length = math.hypot(bx - ax, by - ay)
             if length <= 0:
                 raise ValueError(f"counting line {line.id} has zero length")
-            self._lines.append(_Line(line.id, ax, ay, (bx - ax) / length, (by - ay) / length, length))
+            midpoint = ((ax + bx) / 2, (ay + by) / 2)
+            unit_x, unit_y = (bx - ax) / length, (by - ay) / length
+            self._lines.append(_Line(line.id, ax, ay, unit_x, unit_y, length, line.role, midpoint))
+        self._line_by_id = {line.line_id: line for line in self._lines}
         self._memory: dict[int, _TrackMemory] = {}
+        self._movements: list[TurningMovement] = []
         self._time_s: float | None = None
         # Crossings reported per line since start (one counter per line: bounded).
         self.totals: dict[str, int] = {line.line_id: 0 for line in self._lines}
@@ -92,6 +121,11 @@ class LineCounter:
     def remembered_tracks(self) -> int:
         """Number of tracks with per-track memory (bounded by the live tracks)."""
         return len(self._memory)
+
+    def take_movements(self) -> list[TurningMovement]:
+        """Turning movements completed since the last call (by the updates in between)."""
+        movements, self._movements = self._movements, []
+        return movements
 
     def update(self, tracks: Sequence[Track], time_s: float) -> list[LineCrossing]:
         """Crossings reported at this update; pass every live track, tentative ones included."""
@@ -152,11 +186,25 @@ class LineCounter:
             # Updated in place: this runs for every track and line each frame.
             anchor.side, anchor.signed_distance_m, anchor.x_m, anchor.y_m, anchor.time_s = side, distance, x, y, time_s
 
-    @staticmethod
-    def _record(track: Track, memory: _TrackMemory, held: _HeldCrossing, crossings: list[LineCrossing]) -> None:
+    def _record(self, track: Track, memory: _TrackMemory, held: _HeldCrossing, crossings: list[LineCrossing]) -> None:
         if not track.confirmed:
             memory.held.append(held)  # reported if and when the track confirms
             return
+        line = self._line_by_id[held.line_id]
+        if line.role is CountingLineRole.ENTRY:
+            memory.entry = held
+        elif memory.entry is not None and memory.entry.time_s <= held.time_s:
+            entry_line = self._line_by_id[memory.entry.line_id]
+            self._movements.append(
+                TurningMovement(
+                    entry_line_id=entry_line.line_id,
+                    exit_line_id=line.line_id,
+                    movement=classify_turn(entry_line.midpoint, line.midpoint),
+                    road_user=track.road_user,
+                    time_s=held.time_s,
+                )
+            )
+            memory.entry = None
         crossings.append(
             LineCrossing(
                 line_id=held.line_id,

@@ -6,10 +6,16 @@ bounded by the tracker's max_tracks: every per-track memory downstream is pruned
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rsu.config.model import SiteConfig
-from rsu.messages.perception import CrosswalkObservation, LaneObservation, LineCrossing, TrackedObject
+from rsu.messages.perception import (
+    CrosswalkObservation,
+    LaneObservation,
+    LineCrossing,
+    TrackedObject,
+    TurningMovement,
+)
 from rsu.perception.counting import LineCounter
 from rsu.perception.detections import Detections
 from rsu.perception.lanes import LaneMap, LanePosition
@@ -24,6 +30,7 @@ class PerceptionOutput:
     lanes: list[LaneObservation]
     crosswalks: list[CrosswalkObservation]
     crossings: list[LineCrossing]  # crossings reported at this update
+    movements: list[TurningMovement] = field(default_factory=list)  # turning movements completed at this update
 
 
 class PerceptionPipeline:
@@ -59,6 +66,7 @@ class PerceptionPipeline:
             lanes=zones.lanes,
             crosswalks=zones.crosswalks,
             crossings=crossings,
+            movements=self.counter.take_movements(),
         )
 
 

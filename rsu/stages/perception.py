@@ -128,6 +128,7 @@ def publish_output(
         lanes=output.lanes,
         crosswalks=output.crosswalks,
         crossings=output.crossings,
+        movements=output.movements,
     )
     outlet.send(topics.detectors, states)
 

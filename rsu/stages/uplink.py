@@ -12,11 +12,19 @@ outage of the backhaul or of the unit loses nothing; the centre drops duplicates
   once Redis answers again.
 - Unit restarted: the outbox keeps where sealing stopped (sealed_until), and the new run seals the
   intervals since then (empty where the unit saw nothing), so the centre sees no gap.
+
+Several interval lengths (uplink.aggregation_intervals_s, by default 60 s and 900 s): one
+aggregator each, fed the same messages and sealed by the same clock. Each record carries its
+interval_s and seq = its interval index, unique and stable per (unit, interval length); the centre
+deduplicates by (unit_id, interval_s, seq). The sealed_until mark follows the shortest interval;
+every longer one is a multiple of it, so it has sealed exactly up to the mark rounded down to its
+own length, and resumes from there after a restart.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import NamedTuple
 
@@ -24,7 +32,7 @@ from rsu.messages import Aggregate, CollisionWarning, DetectorStates, Message, S
 from rsu.runtime.bus import MqttBus
 from rsu.runtime.stage import StageContext
 from rsu.topics import Topics
-from rsu.uplink.aggregator import IntervalAggregator
+from rsu.uplink.aggregator import DEFAULT_RESUME_MAX_GAP_S, AggregateBody, IntervalAggregator
 from rsu.uplink.outbox import BufferedOutbox, Outbox, OutboxUnavailable
 
 log = logging.getLogger(__name__)
@@ -45,8 +53,8 @@ def run(ctx: StageContext) -> None:
     centre = MqttBus(site.uplink.mqtt or site.mqtt, f"{ctx.client_id()}-centre")
     centre.connect_in_background()
     outbox = BufferedOutbox(Outbox.from_url(site.redis.url, site.unit_id, site.uplink.outbox_max_records))
-    aggregator = IntervalAggregator(site, site.uplink.interval_s)
-    resume_where_the_last_run_stopped(aggregator, outbox)
+    aggregators = [IntervalAggregator(site, length) for length in site.uplink.aggregation_intervals_s]
+    resume_where_the_last_run_stopped(aggregators, outbox)
     progress = SealProgress()
     trim_watch = TrimWatch(outbox, site.uplink.outbox_max_records)
     newest_time_s = 0.0
@@ -56,11 +64,11 @@ def run(ctx: StageContext) -> None:
             ctx.beat()
             item = local.get(timeout_s=0.2)
             if item is not None:
-                newest_time_s = max(newest_time_s, absorb(aggregator, topics, item.topic, item.payload))
+                newest_time_s = max(newest_time_s, absorb(aggregators, topics, item.topic, item.payload))
             now_s = time.time() if ctx.options.realtime else newest_time_s
             if now_s <= 0:
                 continue  # message time starts with the first message
-            for body in aggregator.seal_until(now_s):
+            for body in seal_all(aggregators, now_s):
                 record = Aggregate(
                     unit_id=site.unit_id,
                     # The interval index: increasing, and the same after a restart, so the centre's
@@ -71,7 +79,8 @@ def run(ctx: StageContext) -> None:
                     **body.fields(),
                 )
                 outbox.append(record.to_json())
-                progress.sealed(body.interval_end_s)
+                if body.interval_s == aggregators[0].interval_s:
+                    progress.sealed(body.interval_end_s)
                 may_have_backlog = True
             if may_have_backlog or outbox.buffered:
                 may_have_backlog = not forward(outbox, centre, topics.aggregates).outbox_empty
@@ -82,14 +91,26 @@ def run(ctx: StageContext) -> None:
         centre.close()
 
 
-def resume_where_the_last_run_stopped(aggregator: IntervalAggregator, outbox: BufferedOutbox) -> None:
+def seal_all(aggregators: list[IntervalAggregator], now_s: float) -> list[AggregateBody]:
+    """Every interval of every length that ended by now_s, by end time (shorter first at a tie)."""
+    bodies = [body for aggregator in aggregators for body in aggregator.seal_until(now_s)]
+    return sorted(bodies, key=lambda body: (body.interval_end_s, body.interval_s))
+
+
+def resume_where_the_last_run_stopped(aggregators: list[IntervalAggregator], outbox: BufferedOutbox) -> None:
+    """aggregators shortest interval first; the mark is the shortest one's, the longer ones round it down."""
     try:
         sealed_until_s = outbox.sealed_until()
     except OutboxUnavailable as exc:
         log.warning("cannot read where the previous run stopped sealing, starting afresh: %s", exc)
         return
-    if sealed_until_s is not None:
-        aggregator.resume(sealed_until_s)
+    if sealed_until_s is None:
+        return
+    for aggregator in aggregators:
+        length = aggregator.interval_s
+        aggregator.resume(
+            math.floor(sealed_until_s / length + 1e-9) * length, max_gap_s=max(DEFAULT_RESUME_MAX_GAP_S, length)
+        )
 
 
 class SealProgress:
@@ -143,19 +164,22 @@ class TrimWatch:
         self.reported_total = total
 
 
-def absorb(aggregator: IntervalAggregator, topics: Topics, topic: str, payload: bytes) -> float:
-    """Feed one local message to the aggregator; return its capture time (0 if unusable)."""
+def absorb(aggregators: list[IntervalAggregator], topics: Topics, topic: str, payload: bytes) -> float:
+    """Feed one local message to every aggregator; return its capture time (0 if unusable)."""
     message: Message
     try:
         if topic == topics.detectors:
             message = decode(DetectorStates, payload)
-            aggregator.add_detectors(message)
+            for aggregator in aggregators:
+                aggregator.add_detectors(message)
         elif topic == topics.signal_state:
             message = decode(SignalState, payload)
-            aggregator.add_signal(message)
+            for aggregator in aggregators:
+                aggregator.add_signal(message)
         elif topic == topics.warnings:
             message = decode(CollisionWarning, payload)
-            aggregator.add_warning(message)
+            for aggregator in aggregators:
+                aggregator.add_warning(message)
         else:
             return 0.0
     except ValueError as exc:

@@ -17,8 +17,8 @@ simulation) or beyond the gap starts afresh as without resume.
 Definitions (per interval):
 
 - counts_by_class (lane): line crossings whose LineCrossing.lane_id is the lane, by road-user class;
-  every class is listed, zero when none. counts_by_class (line, MovementCount): all crossings of
-  the counting line, with or without a lane.
+  only classes with a count are listed (a missing class is zero: keeps the upstream small).
+  counts_by_class (line, MovementCount): all crossings of the counting line, with or without a lane.
 - mean_speed_mps, speed_p85_mps (lane): mean and 85th percentile (linear interpolation between order
   statistics, numpy's default) of those crossings' speeds; None without crossings. Beyond
   MAX_SPEED_SAMPLES per lane the percentile uses a uniform reservoir sample; the mean stays exact.
@@ -33,8 +33,30 @@ Definitions (per interval):
   SignalGroupState.since_s (or at the message time if since_s lies in a sealed interval; a green
   that began before the first interval is not a start). gap_outs / max_outs: SignalEvent codes
   4 / 5 whose parameter is the group.
-- warnings_by_kind: NEW warnings only (updates and ends of the same warning are not counted); every
-  kind is listed.
+- force_offs (signal group): SignalEvent code 6 (force-off) whose parameter is the group, beside
+  gap-outs and max-outs. green_time_s is the green time the group used.
+- arrivals, arrivals_on_green, arrivals_on_green_ratio (signal group): vehicles (car, truck, bus,
+  motorcycle) crossing an entry counting line on a lane of the group, by crossing time; on green
+  when the group's indication was green at that time (green from SignalGroupState.since_s of the
+  green until since_s of the indication that followed it). The ratio is on-green / all, None
+  without arrivals. ATSPM's arrival at the stop bar is taken as the entry-line crossing, just
+  upstream of the stop line.
+- split_failures (signal group): ATSPM split failures. A cycle of the group is its green followed
+  by red; it is a split failure when the green occupancy ratio (stop bar occupied / observed time
+  during the green) and the red occupancy ratio over the first RED_OCCUPANCY_WINDOW_S (5 s) of
+  red both exceed SPLIT_FAILURE_OCCUPANCY (0.8). The group's stop bar is occupied while any of
+  its lanes' stop_bar_occupied is true (one detector per approach, ATSPM's default), held as for
+  occupancy_ratio; a window without observed time gives no verdict. Counted in the interval that
+  holds the end of the 5 s red window (when the verdict is known).
+- mean_headway_s (lane): mean time between successive vehicles crossing an entry counting line in
+  the lane during the same green of the lane's group, in the interval holding the later
+  crossing; None with fewer than two such vehicles in one green.
+- movements (TurningMovementCount): TurningMovement events (a confirmed track that crossed an
+  entry line and later an exit line, classified left / through / right / uturn by geometry, see
+  rsu.perception.counting) by (entry line, exit line) and class, placed at the exit-line time.
+  Only movements with at least one road user are listed, and only classes with a count.
+- warnings_by_kind: NEW warnings only (updates and ends of the same warning are not counted); only
+  kinds with a count are listed.
 - detector_valid_ratio: detector messages with valid=True / all detector messages in the interval;
   0 when none arrived, so an interval without detector data is not mistaken for a perfect one.
   Invalid messages contribute nothing else except their line crossings.
@@ -48,21 +70,31 @@ from __future__ import annotations
 
 import math
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from rsu.config.model import RoadUserType, SiteConfig
-from rsu.messages.aggregates import LaneAggregate, MovementCount, PhaseAggregate
+from rsu.config.model import VEHICLE_TYPES, CountingLineRole, RoadUserType, SiteConfig
+from rsu.messages.aggregates import LaneAggregate, MovementCount, PhaseAggregate, TurningMovementCount
 from rsu.messages.perception import DetectorStates
 from rsu.messages.signal import Indication, SignalState
 from rsu.messages.warnings import CollisionWarning, WarningKind, WarningStatus
 
 GAP_OUT_EVENT = 4
 MAX_OUT_EVENT = 5
+FORCE_OFF_EVENT = 6
+TERMINATION_EVENTS = (GAP_OUT_EVENT, MAX_OUT_EVENT, FORCE_OFF_EVENT)
+
+# ATSPM split failure: green and first-5-s-of-red occupancy ratios both above this.
+SPLIT_FAILURE_OCCUPANCY = 0.8
+RED_OCCUPANCY_WINDOW_S = 5.0
+# Bounds on the per-group signal and occupancy history kept for arrivals on green and split failures.
+MAX_GREEN_PERIODS = 16
+MAX_PENDING_CYCLES = 16
+MAX_OCCUPANCY_SEGMENTS = 4096
 
 MAX_SPEED_SAMPLES = 2000
 # Intervals ahead of the oldest unsealed one that may hold data; later timestamps are dropped.
@@ -85,6 +117,7 @@ class AggregateBody:
     phases: tuple[PhaseAggregate, ...]
     warnings_by_kind: dict[str, int]
     detector_valid_ratio: float
+    movements: tuple[TurningMovementCount, ...] = ()
 
     @property
     def interval_end_s(self) -> float:
@@ -100,6 +133,7 @@ class AggregateBody:
             "phases": list(self.phases),
             "warnings_by_kind": dict(self.warnings_by_kind),
             "detector_valid_ratio": self.detector_valid_ratio,
+            "movements": list(self.movements),
         }
 
 
@@ -114,6 +148,8 @@ class _LaneTotals:
     queue_m_s: float = 0.0  # queue length integrated over time (m·s)
     queue_vehicle_s: float = 0.0
     max_queue_m: float = 0.0
+    headway_sum_s: float = 0.0
+    headway_count: int = 0
 
 
 @dataclass
@@ -122,6 +158,10 @@ class _PhaseTotals:
     green_starts: int = 0
     gap_outs: int = 0
     max_outs: int = 0
+    force_offs: int = 0
+    arrivals: int = 0
+    arrivals_on_green: int = 0
+    split_failures: int = 0
 
 
 @dataclass
@@ -130,6 +170,8 @@ class _Interval:
     lines: dict[str, Counter[str]]
     phases: dict[str, _PhaseTotals]
     warnings: Counter[str] = field(default_factory=Counter)
+    # (entry line, exit line, movement) -> counts by class
+    movements: dict[tuple[str, str, str], Counter[str]] = field(default_factory=dict)
     detector_messages: int = 0
     valid_detector_messages: int = 0
 
@@ -152,6 +194,70 @@ class _Held:
     green_groups: frozenset[str] = frozenset()
 
 
+@dataclass
+class _Cycle:
+    """One green and the red after it, waiting for the occupancy of its red window."""
+
+    green_start_s: float
+    green_end_s: float
+    red_start_s: float
+
+    @property
+    def red_window_end_s(self) -> float:
+        return self.red_start_s + RED_OCCUPANCY_WINDOW_S
+
+
+@dataclass
+class _GroupTimeline:
+    """A signal group's recent greens and stop-bar occupancy (bounded)."""
+
+    greens: deque[list[float | None]] = field(default_factory=lambda: deque(maxlen=MAX_GREEN_PERIODS))
+    indication: Indication | None = None
+    pending: deque[_Cycle] = field(default_factory=lambda: deque(maxlen=MAX_PENDING_CYCLES))
+    # [start, end, occupied] with the same state merged; only observed time is covered.
+    occupancy: deque[list[Any]] = field(default_factory=lambda: deque(maxlen=MAX_OCCUPANCY_SEGMENTS))
+    observed_until_s: float | None = None
+    occupied_now: bool | None = None  # None: not observed
+
+    def green_start_at(self, t: float) -> float | None:
+        """Start of the green the group showed at t, or None if it was not green then (as far as known)."""
+        for start, end in reversed(self.greens):
+            assert start is not None
+            if start <= t and (end is None or t < end):
+                return start
+            if start <= t:
+                return None
+        return None
+
+    def observe(self, t: float, occupied: bool | None, max_hold_s: float) -> None:
+        """The stop bar's state from t on; the previous state holds until t (at most max_hold_s)."""
+        if self.observed_until_s is not None and t < self.observed_until_s:
+            return
+        if self.observed_until_s is not None and self.occupied_now is not None:
+            end = min(t, self.observed_until_s + max_hold_s)
+            last = self.occupancy[-1] if self.occupancy else None
+            if last is not None and last[1] == self.observed_until_s and last[2] == self.occupied_now:
+                last[1] = end
+            elif end > self.observed_until_s:
+                self.occupancy.append([self.observed_until_s, end, self.occupied_now])
+        self.observed_until_s = t
+        self.occupied_now = occupied
+
+    def occupancy_ratio(self, start_s: float, end_s: float) -> float | None:
+        """Occupied / observed time within [start_s, end_s); None if none of it was observed."""
+        observed = occupied = 0.0
+        for seg_start, seg_end, is_occupied in self.occupancy:
+            overlap = min(end_s, seg_end) - max(start_s, seg_start)
+            if overlap > 0:
+                observed += overlap
+                occupied += overlap if is_occupied else 0.0
+        return occupied / observed if observed > 0 else None
+
+    def forget_before(self, t: float) -> None:
+        while self.occupancy and self.occupancy[0][1] <= t:
+            self.occupancy.popleft()
+
+
 class IntervalAggregator:
     """Accumulates one unit's data into clock-aligned intervals; see the module docstring."""
 
@@ -166,6 +272,12 @@ class IntervalAggregator:
         self._known_lanes = frozenset(self._lane_ids)
         self._known_lines = frozenset(self._line_ids)
         self._known_groups = frozenset(self._group_ids)
+        self._group_of_lane = {lane.id: lane.signal_group for lane in site.lanes}
+        self._entry_lines = frozenset(line.id for line in site.counting_lines if line.role is CountingLineRole.ENTRY)
+        self._timelines = {group_id: _GroupTimeline() for group_id in self._group_ids}
+        self._groups_with_lanes = sorted(set(self._group_of_lane.values()) & self._known_groups)
+        # lane -> (green start, time) of the lane's last vehicle arrival during a green, for headways
+        self._last_green_arrival: dict[str, tuple[float, float]] = {}
         self._intervals: dict[int, _Interval] = {}
         self._next_index: int | None = None  # oldest interval not sealed yet
         self._has_data = False
@@ -200,7 +312,7 @@ class IntervalAggregator:
         if interval is not None:
             interval.detector_messages += 1
             interval.valid_detector_messages += int(msg.valid)
-        for crossing in msg.crossings:
+        for crossing in sorted(msg.crossings, key=lambda c: c.time_s):
             crossing_interval = self._interval_at(crossing.time_s)
             if crossing_interval is None:
                 continue
@@ -211,6 +323,16 @@ class IntervalAggregator:
                 lane = crossing_interval.lanes[crossing.lane_id]
                 lane.counts[road_user] += 1
                 self._add_speed(lane, crossing.speed_mps)
+                if crossing.line_id in self._entry_lines and crossing.road_user in VEHICLE_TYPES:
+                    self._add_arrival(crossing_interval, crossing.lane_id, crossing.time_s)
+        for movement in msg.movements:
+            if movement.entry_line_id not in self._known_lines or movement.exit_line_id not in self._known_lines:
+                continue
+            movement_interval = self._interval_at(movement.time_s)
+            if movement_interval is None:
+                continue
+            key = (movement.entry_line_id, movement.exit_line_id, movement.movement.value)
+            movement_interval.movements.setdefault(key, Counter())[movement.road_user.value] += 1
 
         held = self._cameras.get(msg.camera_id)
         if held is not None:
@@ -226,6 +348,8 @@ class IntervalAggregator:
         )
         # An invalid message holds nothing: the time until the next message is unobserved.
         self._cameras[msg.camera_id] = _Held(t, t, lanes=samples if msg.valid else ())
+        self._observe_stop_bars(t)
+        self._judge_cycles(ready_before_s=self._latest_observation_s())
 
     def add_signal(self, msg: SignalState) -> None:
         t = msg.capture_time_s
@@ -254,9 +378,12 @@ class IntervalAggregator:
         for group_id in list(self._green_since):
             if group_id not in greens:
                 del self._green_since[group_id]
+        for group in msg.groups:
+            if group.signal_group in self._known_groups:
+                self._follow_indication(self._timelines[group.signal_group], group.indication, group.since_s)
 
         for event in msg.events:
-            if event.code not in (GAP_OUT_EVENT, MAX_OUT_EVENT) or event.parameter not in self._known_groups:
+            if event.code not in TERMINATION_EVENTS or event.parameter not in self._known_groups:
                 continue
             event_interval = self._interval_at(event.time_s)
             if event_interval is None:
@@ -264,8 +391,10 @@ class IntervalAggregator:
             phase = event_interval.phases[event.parameter]
             if event.code == GAP_OUT_EVENT:
                 phase.gap_outs += 1
-            else:
+            elif event.code == MAX_OUT_EVENT:
                 phase.max_outs += 1
+            else:
+                phase.force_offs += 1
 
     def add_warning(self, msg: CollisionWarning) -> None:
         if msg.status is not WarningStatus.NEW:
@@ -293,6 +422,8 @@ class IntervalAggregator:
         while self._next_index < ended:
             index = self._next_index
             end_s = (index + 1) * self.interval_s
+            # Cycles whose red window ends in this interval are judged with what was observed.
+            self._judge_cycles(ready_before_s=end_s)
             # The last held states still cover the tail of the interval.
             for held in self._cameras.values():
                 self._credit_lanes(held, end_s)
@@ -370,6 +501,79 @@ class IntervalAggregator:
             if slot < MAX_SPEED_SAMPLES:
                 lane.speed_samples[slot] = speed_mps
 
+    def _add_arrival(self, interval: _Interval, lane_id: str, time_s: float) -> None:
+        """A vehicle reached the stop-bar area of lane_id: arrival on green, and headway within one green."""
+        group_id = self._group_of_lane[lane_id]
+        if group_id not in self._known_groups:
+            return
+        phase = interval.phases[group_id]
+        phase.arrivals += 1
+        green_start = self._timelines[group_id].green_start_at(time_s)
+        if green_start is None:
+            return
+        phase.arrivals_on_green += 1
+        previous = self._last_green_arrival.get(lane_id)
+        if previous is not None and previous[0] == green_start and time_s >= previous[1]:
+            lane = interval.lanes[lane_id]
+            lane.headway_sum_s += time_s - previous[1]
+            lane.headway_count += 1
+        self._last_green_arrival[lane_id] = (green_start, time_s)
+
+    @staticmethod
+    def _follow_indication(timeline: _GroupTimeline, indication: Indication, since_s: float) -> None:
+        """Open a green at its start, close it when the next indication begins, and queue the cycle at red."""
+        previous = timeline.indication
+        timeline.indication = indication
+        open_green = timeline.greens[-1] if timeline.greens and timeline.greens[-1][1] is None else None
+        if indication is Indication.GREEN:
+            if open_green is None or open_green[0] != since_s:
+                if open_green is not None:
+                    open_green[1] = since_s
+                timeline.greens.append([since_s, None])
+            return
+        if open_green is not None:
+            open_green[1] = since_s
+        if indication is Indication.RED and previous is not Indication.RED and timeline.greens:
+            green_start, green_end = timeline.greens[-1]
+            if green_start is not None and green_end is not None and green_end <= since_s:
+                timeline.pending.append(_Cycle(green_start, green_end, since_s))
+
+    def _observe_stop_bars(self, t: float) -> None:
+        """Each group's stop bar from t: occupied if any held lane of the group is (None if none held)."""
+        state: dict[str, bool] = {}
+        for held in self._cameras.values():
+            if t - held.time_s > self.max_hold_s:
+                continue
+            for sample in held.lanes:
+                group_id = self._group_of_lane[sample.lane_id]
+                state[group_id] = state.get(group_id, False) or sample.occupied
+        for group_id in self._groups_with_lanes:
+            self._timelines[group_id].observe(t, state.get(group_id), self.max_hold_s)
+
+    def _latest_observation_s(self) -> float:
+        return max((held.time_s for held in self._cameras.values()), default=-math.inf)
+
+    def _judge_cycles(self, ready_before_s: float) -> None:
+        """Split-failure verdicts for the cycles whose 5 s red window ended at or before ready_before_s."""
+        for group_id in self._groups_with_lanes:
+            timeline = self._timelines[group_id]
+            while timeline.pending and timeline.pending[0].red_window_end_s <= ready_before_s:
+                cycle = timeline.pending.popleft()
+                green_ratio = timeline.occupancy_ratio(cycle.green_start_s, cycle.green_end_s)
+                red_ratio = timeline.occupancy_ratio(cycle.red_start_s, cycle.red_window_end_s)
+                if green_ratio is None or red_ratio is None:
+                    continue
+                if green_ratio > SPLIT_FAILURE_OCCUPANCY and red_ratio > SPLIT_FAILURE_OCCUPANCY:
+                    interval = self._interval_at(cycle.red_window_end_s, count_late=False)
+                    if interval is not None:
+                        interval.phases[group_id].split_failures += 1
+            # Occupancy is needed back to the oldest green still to be judged, or the latest green
+            # (open, or waiting for its red).
+            keep_from = [cycle.green_start_s for cycle in timeline.pending]
+            if timeline.greens and timeline.greens[-1][0] is not None:
+                keep_from.append(timeline.greens[-1][0])
+            timeline.forget_before(min(keep_from, default=timeline.observed_until_s or -math.inf))
+
     def _credit_lanes(self, held: _Held, until_s: float) -> None:
         def credit(interval: _Interval, seconds: float) -> None:
             for sample in held.lanes:
@@ -414,7 +618,7 @@ class IntervalAggregator:
             interval_s=self.interval_s,
             lanes=tuple(_lane_aggregate(lane_id, interval.lanes[lane_id], classes) for lane_id in self._lane_ids),
             lines=tuple(
-                MovementCount(line_id=line_id, counts_by_class=_zero_filled(interval.lines[line_id], classes))
+                MovementCount(line_id=line_id, counts_by_class=_nonzero(interval.lines[line_id], classes))
                 for line_id in self._line_ids
             ),
             phases=tuple(
@@ -424,14 +628,31 @@ class IntervalAggregator:
                     green_starts=totals.green_starts,
                     gap_outs=totals.gap_outs,
                     max_outs=totals.max_outs,
+                    force_offs=totals.force_offs,
+                    arrivals=totals.arrivals,
+                    arrivals_on_green=totals.arrivals_on_green,
+                    arrivals_on_green_ratio=(
+                        round(totals.arrivals_on_green / totals.arrivals, 4) if totals.arrivals else None
+                    ),
+                    split_failures=totals.split_failures,
                 )
                 for group_id, totals in ((g, interval.phases[g]) for g in self._group_ids)
             ),
-            warnings_by_kind=_zero_filled(interval.warnings, [kind.value for kind in WarningKind]),
+            warnings_by_kind=_nonzero(interval.warnings, [kind.value for kind in WarningKind]),
             detector_valid_ratio=(
                 round(interval.valid_detector_messages / interval.detector_messages, 4)
                 if interval.detector_messages
                 else 0.0
+            ),
+            movements=tuple(
+                TurningMovementCount(
+                    entry_line_id=entry,
+                    exit_line_id=exit_,
+                    movement=movement,
+                    counts_by_class={name: count for name, count in sorted(counts.items()) if count},
+                )
+                for (entry, exit_, movement), counts in sorted(interval.movements.items())
+                if sum(counts.values())
             ),
         )
 
@@ -441,15 +662,17 @@ def _lane_aggregate(lane_id: str, totals: _LaneTotals, classes: list[str]) -> La
     has_speeds = totals.speed_count > 0
     return LaneAggregate(
         lane_id=lane_id,
-        counts_by_class=_zero_filled(totals.counts, classes),
+        counts_by_class=_nonzero(totals.counts, classes),
         mean_speed_mps=round(totals.speed_sum / totals.speed_count, 3) if has_speeds else None,
         speed_p85_mps=round(float(np.percentile(totals.speed_samples, 85)), 3) if has_speeds else None,
         occupancy_ratio=round(min(1.0, totals.occupied_s / observed), 4) if observed > 0 else 0.0,
         mean_queue_m=round(totals.queue_m_s / observed, 3) if observed > 0 else 0.0,
         max_queue_m=round(totals.max_queue_m, 3),
         mean_queue_vehicles=round(totals.queue_vehicle_s / observed, 3) if observed > 0 else 0.0,
+        mean_headway_s=round(totals.headway_sum_s / totals.headway_count, 3) if totals.headway_count else None,
     )
 
 
-def _zero_filled(counts: Counter[str], keys: Iterable[str]) -> dict[str, int]:
-    return {key: counts.get(key, 0) for key in keys}
+def _nonzero(counts: Counter[str], keys: Iterable[str]) -> dict[str, int]:
+    """The counts of keys, in that order, leaving out zeros."""
+    return {key: counts[key] for key in keys if counts.get(key, 0)}

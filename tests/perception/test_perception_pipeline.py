@@ -61,7 +61,7 @@ def test_a_car_that_stops_at_the_stop_bar_and_leaves(sample_site: SiteConfig) ->
     assert lane_state(outputs[-1])[0] is False
     assert lane_state(outputs[-1])[2] > 5.0
 
-    (car_crossing,) = [c for c in crossings if c.road_user is CAR]
+    (car_crossing,) = [c for c in crossings if c.road_user is CAR and c.line_id == "south_in"]
     assert car_crossing.line_id == "south_in"
     assert car_crossing.lane_id == LANE
     cw_counts = [next(c for c in out.crosswalks if c.crosswalk_id == "cw_north").pedestrians for out in outputs]
