@@ -54,8 +54,12 @@ class PhaseAggregate(_Part):
     force_offs: int = Field(default=0, ge=0)
     arrivals: int = Field(default=0, ge=0, description="vehicles crossing the entry line on the group's lanes")
     arrivals_on_green: int = Field(default=0, ge=0)
-    arrivals_on_green_ratio: float | None = Field(default=None, ge=0, le=1)
     split_failures: int = Field(default=0, ge=0, description="cycles with green and red occupancy ratios > 0.8")
+
+    @property
+    def arrivals_on_green_ratio(self) -> float | None:
+        """Share of arrivals on green; derived, so it is not sent (the upstream budget is 5 kB/min)."""
+        return round(self.arrivals_on_green / self.arrivals, 4) if self.arrivals else None
 
 
 class Aggregate(Message):

@@ -35,7 +35,7 @@ Definitions (per interval):
   4 / 5 whose parameter is the group.
 - force_offs (signal group): SignalEvent code 6 (force-off) whose parameter is the group, beside
   gap-outs and max-outs. green_time_s is the green time the group used.
-- arrivals, arrivals_on_green, arrivals_on_green_ratio (signal group): vehicles (car, truck, bus,
+- arrivals, arrivals_on_green (signal group; the ratio is derived, PhaseAggregate.arrivals_on_green_ratio): vehicles (car, truck, bus,
   motorcycle) crossing an entry counting line on a lane of the group, by crossing time; on green
   when the group's indication was green at that time (green from SignalGroupState.since_s of the
   green until since_s of the indication that followed it). The ratio is on-green / all, None
@@ -631,9 +631,6 @@ class IntervalAggregator:
                     force_offs=totals.force_offs,
                     arrivals=totals.arrivals,
                     arrivals_on_green=totals.arrivals_on_green,
-                    arrivals_on_green_ratio=(
-                        round(totals.arrivals_on_green / totals.arrivals, 4) if totals.arrivals else None
-                    ),
                     split_failures=totals.split_failures,
                 )
                 for group_id, totals in ((g, interval.phases[g]) for g in self._group_ids)

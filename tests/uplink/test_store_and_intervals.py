@@ -63,7 +63,6 @@ def aggregate(seq: int, interval_s: float, start_s: float) -> Aggregate:
                 force_offs=1,
                 arrivals=4,
                 arrivals_on_green=3,
-                arrivals_on_green_ratio=0.75,
                 split_failures=1,
             )
         ],
