@@ -35,12 +35,12 @@ Definitions (per interval):
   4 / 5 whose parameter is the group.
 - force_offs (signal group): SignalEvent code 6 (force-off) whose parameter is the group, beside
   gap-outs and max-outs. green_time_s is the green time the group used.
-- arrivals, arrivals_on_green (signal group; the ratio is derived, PhaseAggregate.arrivals_on_green_ratio): vehicles (car, truck, bus,
-  motorcycle) crossing an entry counting line on a lane of the group, by crossing time; on green
-  when the group's indication was green at that time (green from SignalGroupState.since_s of the
-  green until since_s of the indication that followed it). The ratio is on-green / all, None
-  without arrivals. ATSPM's arrival at the stop bar is taken as the entry-line crossing, just
-  upstream of the stop line.
+- arrivals, arrivals_on_green (signal group): vehicles (car, truck, bus, motorcycle) crossing an
+  entry counting line on a lane of the group, by crossing time; on green when the group's
+  indication was green at that time (green from SignalGroupState.since_s of the green until since_s
+  of the indication that followed it). The ratio on-green / all is derived on the centre side
+  (PhaseAggregate.arrivals_on_green_ratio), None without arrivals. ATSPM's arrival at the stop bar
+  is taken as the entry-line crossing, just upstream of the stop line.
 - split_failures (signal group): ATSPM split failures. A cycle of the group is its green followed
   by red; it is a split failure when the green occupancy ratio (stop bar occupied / observed time
   during the green) and the red occupancy ratio over the first RED_OCCUPANCY_WINDOW_S (5 s) of
