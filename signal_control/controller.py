@@ -14,7 +14,7 @@ on simulated and wall-clock time. Per step the controller
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -27,6 +27,7 @@ from signal_control.safety import ConflictMonitor
 from signal_control.strategies import (
     Action,
     ActuatedStrategy,
+    AdaptiveStrategy,
     Decision,
     DecisionContext,
     FixedTimeStrategy,
@@ -35,6 +36,8 @@ from signal_control.strategies import (
 )
 
 RECALL_STRATEGY_NAME = "recall"
+# Lookahead kept per lane: the nearest vehicles are all a green extension can wait for.
+MAX_ARRIVALS_PER_LANE = 16
 
 _TERMINATION_EVENT = {
     Termination.GAP_OUT: AtspmEvent.PHASE_GAP_OUT,
@@ -104,6 +107,7 @@ class SignalController:
             group_id: _GroupRuntime(timing, Indication.RED, 0.0) for group_id, timing in self._plan.groups.items()
         }
         self._lanes: dict[str, LaneObservation] = {}
+        self._arrivals_s: dict[str, tuple[float, ...]] = {}
         self._crosswalks: dict[str, CrosswalkObservation] = {}
         self._stop_bar_occupied: dict[str, bool] = {}
         self._last_time_s: float | None = None
@@ -132,7 +136,7 @@ class SignalController:
 
     def set_strategy(self, strategy: str | Strategy) -> None:
         """Switch strategy at run time; the current stage keeps its green and the new strategy
-        decides from the next step on. Accepts a registered name ("actuated", "fixed_time") or a
+        decides from the next step on. Accepts a registered name ("actuated", "adaptive", "fixed_time") or a
         Strategy instance, which is registered under its name (replacing one of the same name)."""
         self._strategy = self._resolve_strategy(strategy) if isinstance(strategy, str) else strategy
         if not isinstance(strategy, str):
@@ -155,17 +159,23 @@ class SignalController:
         lanes: Sequence[LaneObservation] | None,
         crosswalks: Sequence[CrosswalkObservation] = (),
         observed_at_s: float | None = None,
+        arrivals_s: Mapping[str, Sequence[float]] | None = None,
     ) -> ControllerOutput:
         """Advance the controller to `now_s` (seconds, strictly increasing).
 
         `lanes` is the newest detector state, None when detectors are unavailable (the controller
         then recalls every stage); `observed_at_s` is its capture time if older than `now_s`.
+        `arrivals_s` optionally adds the camera's lookahead from the same capture: per lane, the
+        seconds until each moving vehicle reaches the stop line (see `arrival_times_s`); the
+        adaptive strategy uses it, the others ignore it.
         """
         self._check_time(now_s)
         events: list[SignalEvent] = []
         if self._restart_pending:
             self._restart(now_s)
         fresh, data_problem = self._take_observations(now_s, lanes, crosswalks, observed_at_s, events)
+        if fresh and lanes is not None:
+            self._arrivals_s = _arrivals_of_site_lanes(arrivals_s, self._plan.group_of_lane)
         strategy = self._strategy if fresh else self._recall
         if fresh:
             self._register_calls(now_s, events)
@@ -393,6 +403,7 @@ class SignalController:
             max_green_s=max(stage.max_green_s, min_end_s - self._stage_start_s),
             stage_calls=stage_calls,
             lanes=self._lanes if strategy is self._strategy else {},
+            arrivals_s=self._arrivals_s if strategy is self._strategy else {},
         )
         decision = strategy.decide(context)
         if decision.action is not Action.TERMINATE:
@@ -594,10 +605,12 @@ class SignalController:
         if name not in self._strategies:
             if name == "actuated":
                 self._strategies[name] = ActuatedStrategy(self._plan)
+            elif name == "adaptive":
+                self._strategies[name] = AdaptiveStrategy(self._plan)
             elif name == "fixed_time":
                 self._strategies[name] = FixedTimeStrategy(self._plan, self._plan.fixed_green_s)
             else:
-                available = sorted({"actuated", "fixed_time", *self._strategies})
+                available = sorted({"actuated", "adaptive", "fixed_time", *self._strategies})
                 raise ValueError(f"unknown signal control strategy {name!r}; available: {', '.join(available)}")
         return self._strategies[name]
 
@@ -611,6 +624,19 @@ def _lane_has_demand(observation: LaneObservation | None) -> bool:
         or observation.queue_length_m > 0
         or observation.approaching_vehicles > 0
     )
+
+
+def _arrivals_of_site_lanes(
+    arrivals_s: Mapping[str, Sequence[float]] | None, site_lanes: Mapping[str, str]
+) -> dict[str, tuple[float, ...]]:
+    """Only the site's lanes and finite, non-negative times are kept (bounded state, no NaN)."""
+    if not arrivals_s:
+        return {}
+    return {
+        lane: tuple(sorted(t for t in times if math.isfinite(t) and t >= 0.0))[:MAX_ARRIVALS_PER_LANE]
+        for lane, times in arrivals_s.items()
+        if lane in site_lanes
+    }
 
 
 def _fixed_window(time_s: float) -> _Window:

@@ -2,8 +2,24 @@
 
 Every backend offers ``apply(groups)`` and runs the same last, independent conflict check before
 anything is shown: if two conflicting signal groups (site.conflicts) would both let traffic move,
-the backend shows all red and raises :class:`ConflictingGreensError`. A real cabinet adapter
-(NTCIP 1202 hold / force-off / call / omit) belongs beside the SUMO one.
+the backend shows all red and raises :class:`ConflictingGreensError`.
+
+Cabinet adapter (NTCIP 1202), the interface a real controller fits. A field cabinet is never
+driven lamp by lamp: its own controller keeps the timers, the MMU and the intervals, and the unit
+only *requests*. Per NEMA phase, the adapter turns each ``ControllerOutput`` into the NTCIP 1202
+control objects, written every decision tick:
+
+* ``phaseControlGroupHold``: hold the phases of the stage being served (strategy HOLD);
+* ``phaseControlGroupForceOff``: end them (strategy TERMINATE: gap-out, max-out, force-off alike);
+* ``phaseControlGroupVehCall`` / ``PedCall``: the calls the camera registered (ATSPM 43 / 45);
+* ``phaseControlGroupPhaseOmit`` / ``PedOmit``: stages the strategy passes over.
+
+together with ``unitBackupTime`` > 0 (e.g. 5 s): if the unit stops writing, the cabinet reverts to
+its local plan by itself, which is what makes a crashed or disconnected unit safe. The adapter
+reads the phase status groups (green / yellow / red, ``phaseStatusGroup*``) back and reports them
+as the shown states; its ``apply`` is a request, the cabinet's own MMU stays the last word. Such
+an adapter sits beside the SUMO one and implements the same :class:`SignalHeads` protocol, with
+stage ids mapped to NEMA phases through ``SignalGroup.nema_phase`` in the site config.
 """
 
 from __future__ import annotations

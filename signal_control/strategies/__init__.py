@@ -1,6 +1,7 @@
 """Control strategies: when to end the current stage and which stage to serve next."""
 
 from signal_control.strategies.actuated import ActuatedStrategy
+from signal_control.strategies.adaptive import AdaptiveParameters, AdaptiveStrategy
 from signal_control.strategies.base import (
     Action,
     Decision,
@@ -14,6 +15,8 @@ from signal_control.strategies.fixed_time import FixedTimeStrategy
 __all__ = [
     "Action",
     "ActuatedStrategy",
+    "AdaptiveParameters",
+    "AdaptiveStrategy",
     "Decision",
     "DecisionContext",
     "FixedTimeStrategy",

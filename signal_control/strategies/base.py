@@ -8,7 +8,7 @@ monitor checks the result, so a strategy cannot make an output unsafe.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
@@ -38,6 +38,9 @@ class DecisionContext:
     stage_calls: tuple[bool, ...]
     # Latest detector state per lane id; empty when detectors are unavailable.
     lanes: Mapping[str, LaneObservation]
+    # Optional camera lookahead: per lane, seconds until each moving vehicle seen upstream reaches
+    # the stop line (ascending). Empty when the caller gives none or detectors are unavailable.
+    arrivals_s: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ segments = st.builds(
     gap_s=st.floats(0.0, 8.0),
     pedestrians=st.frozensets(st.sampled_from(tuple(CROSSWALK_OF_GROUP))),
     data=st.sampled_from(("fresh", "fresh", "none", "stale")),
-    switch_to=st.sampled_from((None, None, "actuated", "fixed_time")),
+    switch_to=st.sampled_from((None, None, "actuated", "adaptive", "fixed_time")),
 )
 
 

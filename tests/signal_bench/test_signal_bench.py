@@ -1,0 +1,123 @@
+"""`rsu bench signal`: its quick mode end to end, the SUMO programs it compares against, its
+scenario demand and its independent safety check of the shown link states."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from datasets import SAMPLE_SITE
+from rsu.cli import main
+from rsu.config import SiteConfig
+from rsu.config.load import resolve_relative
+from rsu.sil.programs import BUILTIN_PROGRAMS, signal_heads_for_network, write_program
+from rsu.sil.runner import ALL_PROGRAMS
+from rsu.sil.safety import ShownStateChecker
+from rsu.sil.scenarios import SCENARIOS, write_scenario_demand
+from signal_control import PhasePlan
+
+STEP_S = 0.2
+
+
+def _checker(site: SiteConfig) -> tuple[ShownStateChecker, dict[str, list[int]]]:
+    heads = signal_heads_for_network(site, resolve_relative(SAMPLE_SITE, site.simulation.network))
+    links_of: dict[str, list[int]] = {}
+    for index, group in heads.link_groups.items():
+        links_of.setdefault(group, []).append(index)
+    return ShownStateChecker(heads.link_groups, PhasePlan.from_site(site), STEP_S), links_of
+
+
+def _state(links_of: dict[str, list[int]], shown: dict[str, str], size: int = 16) -> str:
+    chars = ["r"] * size
+    for group, char in shown.items():
+        for index in links_of[group]:
+            chars[index] = char
+    return "".join(chars)
+
+
+def test_the_safety_check_flags_conflicting_greens_it_is_shown(sample_site: SiteConfig) -> None:
+    checker, links_of = _checker(sample_site)
+    checker.observe(0.2, _state(links_of, {}))
+    checker.observe(0.4, _state(links_of, {"2": "G", "6": "G"}))
+    assert checker.total == 0
+    checker.observe(0.6, _state(links_of, {"2": "G", "6": "G", "4": "G"}))  # main and side street together
+    assert checker.counts == {"conflicting_green": 2}  # 2+4 and 6+4
+    assert any("conflicting groups" in v for v in checker.violations)
+
+
+def test_the_safety_check_flags_a_missing_yellow_and_a_short_all_red(sample_site: SiteConfig) -> None:
+    checker, links_of = _checker(sample_site)
+    checker.observe(0.2, _state(links_of, {"2": "G", "6": "G"}))
+    checker.observe(10.2, _state(links_of, {}))  # green straight to red
+    checker.observe(10.4, _state(links_of, {"4": "G", "8": "G"}))  # 0.2 s after the conflicting red
+    # 2 and 6 skipped yellow; 4 and 8 each turned green too soon after both.
+    assert checker.counts == {"no_yellow": 2, "short_all_red": 4}
+
+
+def test_a_proper_change_passes_the_safety_check(sample_site: SiteConfig) -> None:
+    checker, links_of = _checker(sample_site)
+    plan = PhasePlan.from_site(sample_site)
+    yellow_s = plan.groups["2"].change_interval_s
+    all_red_s = plan.groups["2"].all_red_s
+    checker.observe(0.2, _state(links_of, {"2": "G", "6": "G"}))
+    checker.observe(10.2, _state(links_of, {"2": "y", "6": "y"}))
+    checker.observe(10.2 + yellow_s + 0.1, _state(links_of, {}))
+    checker.observe(10.2 + yellow_s + all_red_s + 0.2, _state(links_of, {"4": "G", "8": "G"}))
+    assert checker.total == 0, checker.violations
+
+
+@pytest.mark.parametrize("program", BUILTIN_PROGRAMS)
+def test_sumo_programs_never_show_conflicting_groups(sample_site: SiteConfig, tmp_path: Path, program: str) -> None:
+    net_file = resolve_relative(SAMPLE_SITE, sample_site.simulation.network)
+    flows = SCENARIOS["balanced"].lane_flows_pcu_per_hour()
+    phases = ET.parse(write_program(tmp_path / "p.add.xml", program, sample_site, net_file, flows)).getroot()
+    checker, _ = _checker(sample_site)
+    time_s = STEP_S
+    states = [phase.get("state", "") for phase in phases.iter("phase")]
+    assert len(states) == 14  # 4 stages: walk (through stages), green, yellow, all-red
+    for _cycle in range(2):
+        for phase in phases.iter("phase"):
+            checker.observe(time_s, phase.get("state", ""))
+            # Each phase at its shortest, as an actuated program may run it.
+            time_s += float(phase.get("minDur", phase.get("duration", "0")))
+    assert checker.total == 0, checker.violations
+
+
+def test_scenario_demand_is_deterministic_and_the_peak_peaks(tmp_path: Path) -> None:
+    a = write_scenario_demand(tmp_path / "a.rou.xml", SCENARIOS["peak"], seed=3, duration_s=1800).read_bytes()
+    b = write_scenario_demand(tmp_path / "b.rou.xml", SCENARIOS["peak"], seed=3, duration_s=1800).read_bytes()
+    assert a == b
+    departs = [float(v.get("depart", "0")) for v in ET.fromstring(a).iter("vehicle")]
+    types = {v.get("type") for v in ET.fromstring(a).iter("vehicle")}
+    assert {"truck", "bus", "car"} <= types
+    first, middle = sum(t < 300 for t in departs), sum(750 <= t < 1050 for t in departs)
+    assert middle > 1.4 * first
+
+
+@pytest.mark.sumo
+def test_quick_bench_runs_every_program_and_writes_table_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bench", "signal", "--quick", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    for program in ALL_PROGRAMS:
+        assert program in printed
+    data = json.loads((tmp_path / "signal_bench.json").read_text())
+    runs = data["runs"]
+    assert {run["program"] for run in runs} == set(ALL_PROGRAMS)
+    for run in runs:
+        assert run["vehicles"] > 20 and run["completed"] > 0
+        assert run["safety_violations"] == 0, run["safety_examples"]
+        assert run["mean_delay_s"] > 0
+    unit_runs = [run for run in runs if run["program"].startswith("unit:")]
+    for run in unit_runs:
+        assert run["fault"] is None
+        assert run["decision_p99_ms"] is not None
+        log = Path(run["events_file"]).read_text().splitlines()
+        assert log[0] == "time_s,event_code,parameter" and len(log) > 10
+    assert "balanced" in data["summary"]["targets"]
+    markdown = (tmp_path / "signal_bench.md").read_text()
+    assert markdown.startswith("| scenario | program |") and "unit:adaptive" in markdown
