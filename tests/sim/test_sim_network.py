@@ -12,7 +12,7 @@ import pytest
 
 from datasets import SAMPLE_SITE
 from rsu.config import SiteConfig
-from rsu.config.model import Point
+from rsu.config.model import CountingLineRole, Point
 from rsu.sim import network
 from signal_control.backends.sumo import read_link_facts
 
@@ -117,8 +117,10 @@ def _intersection(a: tuple[Point, Point], b: tuple[Point, Point]) -> Point | Non
     return None
 
 
-def test_counting_lines_cross_their_lanes_just_upstream_of_the_stop_line(sample_site: SiteConfig) -> None:
-    for line in sample_site.counting_lines:
+def test_entry_lines_cross_their_lanes_just_upstream_of_the_stop_line(sample_site: SiteConfig) -> None:
+    entry_lines = [line for line in sample_site.counting_lines if line.role is CountingLineRole.ENTRY]
+    assert len(entry_lines) == 4
+    for line in entry_lines:
         approach = next(a for a in sample_site.approaches if a.id == line.approach)
         for lane in approach.lanes:
             last_segment = (lane.centerline_m[-2], lane.centerline_m[-1])
