@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("config")
     check.set_defaults(handler=_check_config)
 
+    from rsu.bench.latency import add_bench_latency_parser
     from rsu.bench.signal import add_bench_signal_parser
     from rsu.bench.uplink import add_bench_uplink_parser
     from rsu.centre.collector import add_centre_parser
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     benches = bench.add_subparsers(dest="bench", required=True)
     add_bench_uplink_parser(benches)
     add_bench_signal_parser(benches)
+    add_bench_latency_parser(benches)
     add_centre_parser(commands)
     add_doctor_parser(commands)
     add_bridge_parser(commands)

@@ -46,6 +46,11 @@ class Topics:
     def warnings(self) -> str:
         return f"{self.base}/v2x/warnings"
 
+    # Sensor sharing: every tracked object (rsu.v2x.objects), default layout (v2x.wire.TopicLayout).
+    @property
+    def objects(self) -> str:
+        return f"{self.base}/v2x/objects"
+
     # Unit status: retained "online", last will "offline"; health: periodic UnitHealth.
     @property
     def status(self) -> str:

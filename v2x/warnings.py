@@ -1,7 +1,9 @@
 """Warning lifecycle: per-snapshot conflicts -> new / update / ended warning events.
 
-A conflict is identified by its kind and the sorted track ids of its participants. The first
-snapshot that contains it emits NEW with a fresh warning_id. While it persists, UPDATE is emitted
+A conflict is identified by its kind and the sorted track ids of its participants. It becomes a
+warning (NEW, with a fresh warning_id) once it has been in every snapshot for confirm_s, or at
+once when it is critical: a conflict seen in a single frame is mostly a threshold crossed by
+tracking noise as a driver starts to brake. While it persists, UPDATE is emitted
 at once when the severity rises, and otherwise at most every update_interval_s (a refresh with the
 latest TTC and positions; a lower severity is only reported with that refresh, so a TTC hovering
 around a threshold does not flap). The warning ENDS only after the conflict has been absent for
@@ -13,6 +15,7 @@ unique across restarts of the unit (the same pair cannot start twice in the same
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +90,8 @@ class WarningTracker:
         self.max_active = max_active
         self.update_interval_s = update_interval_s
         self._active: dict[ConflictKey, _ActiveWarning] = {}
+        # Conflicts waiting for confirmation: key -> first time seen (in consecutive snapshots).
+        self._pending: dict[ConflictKey, float] = {}
         self._last_now_s: float | None = None
         # Conflicts that found no room because max_active warnings were all live.
         self.dropped_total = 0
@@ -108,9 +113,13 @@ class WarningTracker:
             if key not in current and now_s - warning.last_seen_s >= self.config.clear_after_s - TIME_EPSILON_S:
                 events.append(self._end(key, now_s))
 
+        # Only conflicts present in this snapshot stay pending: confirmation needs them throughout.
+        self._pending = {key: since for key, since in self._pending.items() if key in current}
         for key, conflict in current.items():
             active = self._active.get(key)
             if active is None:
+                if not self._confirmed(key, conflict, now_s):
+                    continue
                 event = self._start(key, conflict, now_s, events)
             else:
                 event = self._continue(active, conflict, now_s)
@@ -118,8 +127,16 @@ class WarningTracker:
                 events.append(event)
         return events
 
+    def _confirmed(self, key: ConflictKey, conflict: Conflict, now_s: float) -> bool:
+        since = self._pending.setdefault(key, now_s)
+        if conflict.severity is Severity.CRITICAL or now_s - since >= self.config.confirm_s - TIME_EPSILON_S:
+            self._pending.pop(key, None)
+            return True
+        return False
+
     def end_all(self, now_s: float) -> list[WarningEvent]:
         """End every active warning, e.g. at shutdown."""
+        self._pending.clear()
         return [self._end(key, now_s) for key in list(self._active)]
 
     def _start(
@@ -164,8 +181,8 @@ class WarningTracker:
             kind=conflict.kind,
             severity=active.reported_severity,
             status=status,
-            # An ended warning has no live TTC any more.
-            ttc_s=None if status is WarningStatus.ENDED else max(0.0, conflict.ttc_s),
+            # An ended warning has no live TTC any more; a stopped vehicle never had one.
+            ttc_s=None if status is WarningStatus.ENDED or conflict.ttc_s is None else max(0.0, conflict.ttc_s),
             conflict_x_m=conflict.conflict_x_m,
             conflict_y_m=conflict.conflict_y_m,
             conflict_latitude_deg=latitude,
@@ -188,9 +205,10 @@ def _most_severe_per_key(conflicts: Sequence[Conflict]) -> dict[ConflictKey, Con
     best: dict[ConflictKey, Conflict] = {}
     for conflict in conflicts:
         current = best.get(conflict.key)
-        if current is None or (SEVERITY_RANK[conflict.severity], -conflict.ttc_s) > (
-            SEVERITY_RANK[current.severity],
-            -current.ttc_s,
-        ):
+        if current is None or _urgency(conflict) > _urgency(current):
             best[conflict.key] = conflict
     return best
+
+
+def _urgency(conflict: Conflict) -> tuple[int, float]:
+    return SEVERITY_RANK[conflict.severity], -(math.inf if conflict.ttc_s is None else conflict.ttc_s)

@@ -186,6 +186,9 @@ class DetectorConfig(Strict):
     inference_precision: Literal["f32", "bf16"] = "f32"
     # Fold a rider's person box into the bicycle/motorcycle it overlaps (one road user, not a pedestrian too).
     merge_riders: bool = True
+    # openvino / onnx: car, truck and bus boxes suppress each other in NMS, as do bicycle and motorcycle
+    # (YOLO often boxes one van as both a car and a truck; class-by-class NMS keeps both).
+    merge_confusable_classes: bool = True
     motion: MotionGateConfig = MotionGateConfig()
 
 
@@ -237,9 +240,13 @@ class WarningConfig(Strict):
     min_closing_speed_mps: float = Field(default=1.0, ge=0, le=20)
     # A warning ends only after it has been clear for this long (hysteresis).
     clear_after_s: float = Field(default=1.0, ge=0, le=10)
+    # A non-critical conflict becomes a warning only after it has lasted this long (two frames at
+    # 10 Hz): one-frame threshold crossings are tracking noise. Critical ones go out at once.
+    confirm_s: float = Field(default=0.1, ge=0, le=2)
     # Deceleration required to avoid the collision (DRAC) above which a rear-end or crossing conflict
-    # is worth a warning (SUMO SSM default 3.0); below it the road user can still brake comfortably.
-    drac_threshold_mps2: float = Field(default=3.0, gt=0, le=10)
+    # is worth a warning. SUMO's SSM device flags DRAC > 3.0; the default is the comfortable limit
+    # (3.4, GUIDE §3) so a driver who can still brake comfortably (e.g. towards a queue) gets none.
+    drac_threshold_mps2: float = Field(default=3.4, gt=0, le=10)
     # DRAC at or above this makes a warning critical whatever its TTC: emergency braking needed.
     drac_critical_mps2: float = Field(default=5.0, gt=0, le=15)
     # Crossing / vulnerable road user: largest predicted post-encroachment time that still warns.
@@ -252,8 +259,33 @@ class WarningConfig(Strict):
     stopped_in_junction_s: float = Field(default=10.0, gt=0, le=300)
 
 
+class V2XEncodings(Strict):
+    """Payload encoding per vehicle-facing message class: this project's JSON schemas, or the ETSI
+    ASN.1 UPER message (SPATEM, MAPEM, DENM). Sensor-sharing objects are always JSON."""
+
+    spat: Literal["json", "uper"] = "json"
+    map: Literal["json", "uper"] = "json"
+    warnings: Literal["json", "uper"] = "json"
+
+
 class V2XConfig(Strict):
     spat_rate_hz: float = Field(default=10.0, ge=1, le=50)
+    # Sensor sharing (all tracked objects in one message, SDSM / CPM / RSM style).
+    objects_rate_hz: float = Field(default=10.0, ge=1, le=50)
+    # MAP is retained; it is re-sent this often so late subscribers get a fresh signature.
+    map_period_s: float = Field(default=10.0, ge=1, le=240)
+    # Ed25519 private key (PEM, PKCS#8) that signs every V2X message, relative to the site file.
+    # None: a key generated on first start in the unit's state dir (see rsu.stages.v2x).
+    signing_key: str | None = None
+    # Where the unit keeps its generated key; None: $RSU_STATE_DIR, else $XDG_STATE_HOME/rsu-edge,
+    # else ~/.local/state/rsu-edge (one sub-folder per unit_id).
+    state_dir: str | None = None
+    # ITS StationID and J2735 IntersectionID; None: derived from the unit id (stable).
+    station_id: int | None = Field(default=None, ge=0, le=4294967295)
+    intersection_numeric_id: int | None = Field(default=None, ge=1, le=65535)
+    encodings: V2XEncodings = V2XEncodings()
+    # default: {prefix}/{unit}/v2x/{spat|map|warnings|objects}; china: V2X/RSU/{unit}/{SPAT|MAP|RSI|RSM}/UP
+    topic_layout: Literal["default", "china"] = "default"
     warnings: WarningConfig = WarningConfig()
 
 

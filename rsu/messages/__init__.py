@@ -13,6 +13,7 @@ from rsu.messages.perception import (
     TrackedObject,
     TrackList,
 )
+from rsu.messages.sharing import SharedObjects
 from rsu.messages.signal import (
     ControllerMode,
     Indication,
@@ -41,6 +42,7 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     Aggregate,
     UnitHealth,
     WorldStatistics,
+    SharedObjects,
 )
 
 __all__ = [
@@ -63,6 +65,7 @@ __all__ = [
     "PhaseAggregate",
     "Sequencer",
     "Severity",
+    "SharedObjects",
     "SignalEvent",
     "SignalGroupState",
     "SignalState",

@@ -19,15 +19,16 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from rsu.config.model import CameraConfig, CameraSource, DetectorConfig, RoadUserType
 from rsu.perception.detections import Detections
 from rsu.perception.homography import Homography
-from rsu.sensors.ultralytics_setup import ensure_offline_ultralytics, prepare_ultralytics
 from rsu.sensors.video import expand_uri
 
+# torch and Ultralytics are imported only where the Ultralytics detector needs them: the exported-model
+# detectors (openvino, onnx) share this module and must not pay torch's memory and start-up time.
 if TYPE_CHECKING:
+    import torch
     from ultralytics import YOLO
     from ultralytics.engine.results import Results
 
@@ -103,6 +104,8 @@ def resolve_weights(
 
 def _ultralytics_weight_dirs(name: str) -> list[Path]:
     """Where Ultralytics itself would find a bare name: the working directory and its weights_dir setting."""
+    from rsu.sensors.ultralytics_setup import ensure_offline_ultralytics
+
     ensure_offline_ultralytics()
     from ultralytics.utils import SETTINGS
 
@@ -110,10 +113,114 @@ def _ultralytics_weight_dirs(name: str) -> list[Path]:
 
 
 def _ultralytics_asset_names() -> frozenset[str]:
+    from rsu.sensors.ultralytics_setup import ensure_offline_ultralytics
+
     ensure_offline_ultralytics()
     from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
 
     return frozenset(GITHUB_ASSETS_NAMES)
+
+
+# A person box overlapping a bicycle or motorcycle box by this share of the smaller box is its rider.
+RIDER_OVERLAP = 0.4
+_RIDDEN = frozenset({RoadUserType.BICYCLE, RoadUserType.MOTORCYCLE})
+
+
+def merge_riders(
+    boxes_px: FloatArray, road_user: Sequence[RoadUserType], confidence: FloatArray
+) -> tuple[FloatArray, list[RoadUserType], FloatArray]:
+    """One road user per cyclist or motorcyclist: the rider's person box is folded into the vehicle's.
+
+    COCO has no cyclist class, so YOLO reports the rider as a person and the bicycle separately, and
+    the rider would become a pedestrian track of its own (counted as a pedestrian crossing). A person
+    whose box overlaps a bicycle/motorcycle box by RIDER_OVERLAP of the smaller one, with its centre
+    above that box's horizontal span, is dropped; the vehicle box grows to the union (its bottom, the
+    wheels on the road, stays the ground contact) and keeps the higher confidence.
+    """
+    users = list(road_user)
+    vehicles = [i for i, user in enumerate(users) if user in _RIDDEN]
+    people = [i for i, user in enumerate(users) if user is RoadUserType.PEDESTRIAN]
+    if not vehicles or not people:
+        return boxes_px, users, confidence
+    boxes = boxes_px.copy()
+    scores = confidence.copy()
+    dropped: set[int] = set()
+    for vehicle in sorted(vehicles, key=lambda i: -scores[i]):
+        vx1, vy1, vx2, vy2 = boxes_px[vehicle]
+        best, best_overlap = -1, RIDER_OVERLAP
+        for person in people:
+            if person in dropped:
+                continue
+            px1, py1, px2, py2 = boxes_px[person]
+            if not vx1 <= (px1 + px2) / 2 <= vx2:
+                continue
+            inter = max(0.0, min(vx2, px2) - max(vx1, px1)) * max(0.0, min(vy2, py2) - max(vy1, py1))
+            smaller = min((vx2 - vx1) * (vy2 - vy1), (px2 - px1) * (py2 - py1))
+            overlap = inter / smaller if smaller > 0 else 0.0
+            if overlap >= best_overlap:
+                best, best_overlap = person, overlap
+        if best >= 0:
+            dropped.add(best)
+            px1, py1, px2, py2 = boxes_px[best]
+            boxes[vehicle] = (min(vx1, px1), min(vy1, py1), max(vx2, px2), vy2)
+            scores[vehicle] = max(scores[vehicle], scores[best])
+    keep = [i for i in range(len(users)) if i not in dropped]
+    return boxes[keep], [users[i] for i in keep], scores[keep]
+
+
+# A rider stays a rider for this long after its bicycle/motorcycle was last seen with it ...
+RIDER_MEMORY_S = 0.6
+# ... if the lone person box overlaps the rider's last box by at least this IoU.
+RIDER_CONTINUITY_IOU = 0.3
+# The wheels reach about this share of a rider's box height below the rider's feet (0.1-0.36 measured
+# on the OTC cyclist), so a lone rider box is lengthened by it to keep the ground contact in place.
+RIDER_WHEEL_DROP = 0.25
+
+
+class RiderMemory:
+    """Keeps a cyclist a cyclist when the detector stops seeing the bicycle under it.
+
+    Far from the camera YOLO often finds only the rider (a person) of a bicycle it found a moment
+    before; the tracker would then end the bicycle track and start a pedestrian one. A person box
+    overlapping a two-wheeler box of the last RIDER_MEMORY_S is taken for that two-wheeler: it gets
+    its class, and its box is lengthened down to the wheels. Call apply() once per frame, in time
+    order, after merge_riders. Memory: the two-wheelers of the last RIDER_MEMORY_S only.
+    """
+
+    def __init__(self) -> None:
+        self._riders: list[tuple[FloatArray, RoadUserType, float]] = []  # box, class, time seen
+
+    def apply(
+        self, boxes_px: FloatArray, road_user: Sequence[RoadUserType], confidence: FloatArray, time_s: float
+    ) -> tuple[FloatArray, list[RoadUserType], FloatArray]:
+        self._riders = [r for r in self._riders if 0.0 <= time_s - r[2] <= RIDER_MEMORY_S]
+        users = list(road_user)
+        boxes = boxes_px.copy()
+        seen: list[tuple[FloatArray, RoadUserType, float]] = []
+        for i, user in enumerate(users):
+            if user in _RIDDEN:
+                seen.append((boxes[i].copy(), user, time_s))
+                continue
+            if user is not RoadUserType.PEDESTRIAN or not self._riders:
+                continue
+            overlaps = [_iou(boxes[i], rider[0]) for rider in self._riders]
+            best = int(np.argmax(overlaps))
+            if overlaps[best] < RIDER_CONTINUITY_IOU:
+                continue
+            x1, y1, x2, y2 = boxes[i]
+            boxes[i] = (x1, y1, x2, y2 + RIDER_WHEEL_DROP * (y2 - y1))
+            users[i] = self._riders[best][1]
+            seen.append((boxes[i].copy(), users[i], time_s))
+        # The newest sighting of a two-wheeler replaces the older ones it overlaps.
+        kept = [r for r in self._riders if all(_iou(r[0], s[0]) < RIDER_CONTINUITY_IOU for s in seen)]
+        self._riders = kept + seen
+        return boxes, users, confidence
+
+
+def _iou(a: FloatArray, b: FloatArray) -> float:
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
 
 
 def place_on_ground(
@@ -156,6 +263,8 @@ class UltralyticsDetector:
         online: Callable[[], bool] = can_download,
     ) -> None:
         """weights_dir: the folder a relative detector.weights is taken from (the site file's folder)."""
+        from rsu.sensors.ultralytics_setup import prepare_ultralytics
+
         prepare_ultralytics(config.threads)
         from ultralytics import YOLO  # only after prepare_ultralytics: it must not see the default environment
 
@@ -177,6 +286,7 @@ class UltralyticsDetector:
                 f"{self.weights}: the model knows none of the road-user classes {sorted(COCO_NAME_TO_ROAD_USER)}"
             )
         self._classes = sorted(self._road_user_of_class)
+        self._riders = RiderMemory()
         # The first predict() builds the predictor and allocates buffers; do it now, not on the first real frame.
         warmup_hw = (self.imgsz, self.imgsz) if isinstance(self.imgsz, int) else tuple(self.imgsz)
         self._predict(np.zeros((*warmup_hw, 3), dtype=np.uint8))
@@ -188,6 +298,9 @@ class UltralyticsDetector:
         boxes_px, class_ids, confidence = self._predict(frame_bgr)
         inference_s = time.perf_counter() - started
         road_user = [self._road_user_of_class[int(c)] for c in class_ids]
+        if self.config.merge_riders:
+            boxes_px, road_user, confidence = merge_riders(boxes_px, road_user, confidence)
+            boxes_px, road_user, confidence = self._riders.apply(boxes_px, road_user, confidence, capture_time_s)
         detections = place_on_ground(boxes_px, road_user, confidence, self.homography, capture_time_s, self.camera_id)
         detections.extras["inference_s"] = inference_s
         return detections
@@ -213,7 +326,7 @@ class UltralyticsDetector:
 
 
 def _numpy(values: torch.Tensor | npt.NDArray[Any]) -> npt.NDArray[Any]:
-    return values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+    return np.asarray(values) if isinstance(values, np.ndarray) else values.cpu().numpy()
 
 
 def build_detector(
@@ -229,6 +342,22 @@ def build_detector(
         raise DetectorError(f"camera {camera.id} is a {camera.source.value} camera; only video cameras run a detector")
     if homography is None:
         homography = Homography.from_points(camera.calibration)
-    if camera.detector.type == "ultralytics":
-        return UltralyticsDetector(camera.detector, homography, camera.id, weights_dir=config_dir)
-    raise DetectorError(f"cameras[{camera.id}].detector.type {camera.detector.type!r} is not supported")
+    config = camera.detector
+    detector: Detector
+    if config.type == "ultralytics":
+        detector = UltralyticsDetector(config, homography, camera.id, weights_dir=config_dir)
+    elif config.type == "openvino":
+        from rsu.sensors.openvino_detector import build_openvino_detector
+
+        detector = build_openvino_detector(config, homography, camera.id, weights_dir=config_dir)
+    elif config.type == "onnx":
+        from rsu.sensors.onnx_detector import build_onnx_detector
+
+        detector = build_onnx_detector(config, homography, camera.id, weights_dir=config_dir)
+    else:
+        raise DetectorError(f"cameras[{camera.id}].detector.type {config.type!r} is not supported")
+    if config.motion.enabled:
+        from rsu.perception.motion import MotionGatedDetector
+
+        detector = MotionGatedDetector(detector, config.motion)
+    return detector

@@ -1,74 +1,293 @@
-"""The V2X stage: SPaT for every signal state, collision warnings from the live tracks."""
+"""The V2X stage: what vehicles receive from the unit, signed, on the topics of v2x.wire.
+
+- SPaT at v2x.spat_rate_hz from the controller's signal states (J2735 event states, min / max /
+  likely end times), QoS 0;
+- MAP (lanes, stop lines, connections, crosswalks) retained, at start and every map_period_s;
+- collision and violation warnings (new / update / ended, one per conflict, v2x.conflicts and
+  v2x.warnings) from the tracks, QoS 1;
+- sensor sharing: every tracked object in one rsu.v2x.objects message at objects_rate_hz.
+
+Encoding per class (JSON or ETSI UPER) and the topic layout (default or the Chinese
+V2X/RSU/{unit}/{MSG}/UP) come from the site's v2x section. Every message is signed with the
+unit's Ed25519 key (v2x.signing): v2x.signing_key in the site file, or else a key this stage
+generates on first start in the unit's state dir (unit_key_paths) and logs the public key's path;
+vehicles need that public key (`rsu vehicle listen --key ...`).
+
+Rates follow the message clock (the capture time of the input), so a lock-step simulation and a
+live unit send the same per-second pattern.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
-from rsu.messages import CollisionWarning, SignalState, Spat, TrackList, decode
+from rsu.config.load import resolve_relative
+from rsu.config.model import SiteConfig
+from rsu.messages import (
+    CollisionWarning,
+    Message,
+    Sequencer,
+    Severity,
+    SharedObjects,
+    SignalState,
+    Spat,
+    TrackList,
+    WarningStatus,
+    decode,
+)
 from rsu.runtime.bus import MqttBus
 from rsu.runtime.stage import StageContext
-from rsu.stages.outlet import Outlet
 from rsu.topics import Topics
-from v2x.conflicts import find_conflicts
+from v2x.conflicts import ConflictDetector
+from v2x.mapdata import MapData, build_map
+from v2x.signing import UnitSigner, generate_key_files
 from v2x.spat import spat_movements
-from v2x.warnings import WarningTracker
+from v2x.uper import ItsIdentity
+from v2x.warnings import WarningEvent, WarningTracker
+from v2x.wire import Encoding, MessageClass, Publisher, TopicLayout, WirePublisher
 
 log = logging.getLogger(__name__)
 
+PRIVATE_KEY_NAME = "v2x-signing.pem"
+PUBLIC_KEY_NAME = "v2x-signing.pub.pem"
+# Rate limits accept a message this much early: timestamps of a 10 Hz source jitter by a few ms.
+RATE_TOLERANCE_S = 0.01
+GIL_SWITCH_INTERVAL_S = 0.0005
+
+
+def state_dir(site: SiteConfig, site_path: str | Path) -> Path:
+    """The unit's own folder for state such as its generated signing key (created on demand)."""
+    if site.v2x.state_dir is not None:
+        base = resolve_relative(site_path, os.path.expandvars(site.v2x.state_dir))
+    elif os.environ.get("RSU_STATE_DIR"):
+        base = Path(os.environ["RSU_STATE_DIR"]).expanduser()
+    else:
+        xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        base = Path(xdg).expanduser() / "rsu-edge"
+    return base / site.unit_id
+
+
+def unit_key_paths(site: SiteConfig, site_path: str | Path) -> tuple[Path, Path]:
+    """(private, public) key files of the unit: the configured key, or the generated one."""
+    if site.v2x.signing_key is not None:
+        private = resolve_relative(site_path, os.path.expandvars(site.v2x.signing_key))
+        return private, private.with_name(private.name.removesuffix(".pem") + ".pub.pem")
+    folder = state_dir(site, site_path)
+    return folder / PRIVATE_KEY_NAME, folder / PUBLIC_KEY_NAME
+
+
+def unit_signer(site: SiteConfig, site_path: str | Path) -> UnitSigner:
+    """The unit's signer; without a configured key, the state dir's key, generated on first start."""
+    private, public = unit_key_paths(site, site_path)
+    if site.v2x.signing_key is None and not private.exists():
+        private.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            generated = generate_key_files(private, public)
+        except FileExistsError:
+            pass  # another process of this unit won the race: use its key
+        else:
+            log.warning(
+                "generated the unit's V2X signing key %s in %s; give vehicles the public key %s",
+                generated,
+                private.parent,
+                public,
+            )
+    signer = UnitSigner.from_key_file(private, site.unit_id)
+    if not public.exists():
+        log.warning("no public key file beside %s: vehicles need the key with id %s", private, signer.key_id)
+    log.info("signing V2X messages with key %s (public key %s)", signer.key_id, public)
+    return signer
+
+
+def its_identity(site: SiteConfig) -> ItsIdentity:
+    return ItsIdentity.for_site(site, site.v2x.station_id, site.v2x.intersection_numeric_id)
+
+
+def topic_layout(site: SiteConfig) -> TopicLayout:
+    prefix = site.mqtt.topic_prefix
+    return TopicLayout.china(prefix) if site.v2x.topic_layout == "china" else TopicLayout(prefix=prefix)
+
+
+def encodings(site: SiteConfig) -> Mapping[MessageClass, Encoding]:
+    chosen = site.v2x.encodings
+    return {
+        MessageClass.SPAT: Encoding(chosen.spat),
+        MessageClass.MAP: Encoding(chosen.map),
+        MessageClass.WARNINGS: Encoding(chosen.warnings),
+        MessageClass.OBJECTS: Encoding.JSON,
+    }
+
+
+def wire_publisher(site: SiteConfig, bus: Publisher, signer: UnitSigner) -> WirePublisher:
+    return WirePublisher(bus, signer, topic_layout(site), encodings(site), its_identity(site))
+
+
+class Wire(Protocol):
+    """Encodes, signs and publishes one message (v2x.wire.WirePublisher)."""
+
+    def publish(self, message: Message) -> object: ...
+
+
+@dataclass
+class RateLimit:
+    """Lets a message through at most once per period of message time."""
+
+    period_s: float
+    last_s: float | None = None
+
+    def due(self, now_s: float) -> bool:
+        if self.last_s is not None and now_s - self.last_s < self.period_s - RATE_TOLERANCE_S and now_s >= self.last_s:
+            return False
+        self.last_s = now_s
+        return True
+
+
+class V2XOutput:
+    """The vehicle-facing side of the unit for one site: inputs in, signed messages out.
+
+    Pure logic apart from `wire` (encode, sign, publish), so the latency bench drives exactly what
+    the stage runs.
+    """
+
+    def __init__(self, site: SiteConfig, wire: Wire) -> None:
+        self.site = site
+        self.wire = wire
+        self.detector = ConflictDetector(site, site.v2x.warnings)
+        self.tracker = WarningTracker(site.v2x.warnings, site.reference)
+        self.latest_signal: SignalState | None = None
+        self._sequencers: dict[str, Sequencer] = {}
+        self._spat_rate = RateLimit(1.0 / site.v2x.spat_rate_hz)
+        self._objects_rate = RateLimit(1.0 / site.v2x.objects_rate_hz)
+        self._map_rate = RateLimit(site.v2x.map_period_s)
+
+    def _header(self, schema: str, capture_time_s: float, publish_time_s: float) -> dict[str, object]:
+        sequencer = self._sequencers.setdefault(schema, Sequencer(self.site.unit_id))
+        return sequencer.header(capture_time_s, publish_time_s)
+
+    def _send(self, message: Message) -> None:
+        try:
+            self.wire.publish(message)
+        except ValueError as exc:  # an encoder refusing a value must not take the stage down
+            log.warning("not sent: %s %s: %s", message.SCHEMA, message.seq, exc)
+
+    def maybe_publish_map(self, capture_time_s: float, publish_time_s: float) -> MapData | None:
+        """MAP at start and then every map_period_s (message time)."""
+        if not self._map_rate.due(capture_time_s):
+            return None
+        header = self._header(MapData.SCHEMA, capture_time_s, publish_time_s)
+        map_data = build_map(self.site, header, self.site.v2x.intersection_numeric_id)
+        self._send(map_data)
+        return map_data
+
+    def on_signal_state(self, state: SignalState, publish_time_s: float) -> Spat | None:
+        """Remember the state for the warning logic; SPaT when due."""
+        if self.latest_signal is None or state.capture_time_s >= self.latest_signal.capture_time_s:
+            self.latest_signal = state
+        if not self._spat_rate.due(state.capture_time_s):
+            return None
+        spat = Spat(
+            **self._header(Spat.SCHEMA, state.capture_time_s, publish_time_s),
+            intersection_id=self.site.unit_id,
+            movements=spat_movements(state, publish_time_s),
+        )
+        self._send(spat)
+        return spat
+
+    def on_tracks(self, tracks: TrackList, publish_time_s: float) -> list[CollisionWarning]:
+        """Warnings for this snapshot (published), then the objects message when due."""
+        capture_s = tracks.capture_time_s
+        conflicts = self.detector.update(tracks.objects, self.latest_signal, capture_s)
+        sent = []
+        # Most urgent first: a new warning should not wait behind the end of an old one.
+        events = sorted(self.tracker.update(conflicts, capture_s), key=_urgency)
+        for event in events:
+            warning = CollisionWarning(
+                **self._header(CollisionWarning.SCHEMA, capture_s, publish_time_s), **event.fields()
+            )
+            self._send(warning)
+            sent.append(warning)
+        if self._objects_rate.due(capture_s):
+            self._send(
+                SharedObjects(
+                    **self._header(SharedObjects.SCHEMA, capture_s, publish_time_s),
+                    camera_id=tracks.camera_id,
+                    objects=tracks.objects,
+                    reference=self.site.reference,
+                )
+            )
+        return sent
+
+    def end_all(self, capture_time_s: float, publish_time_s: float) -> list[CollisionWarning]:
+        """Explicit ENDED for every active warning (the unit is stopping)."""
+        ended = []
+        for event in self.tracker.end_all(capture_time_s):
+            warning = CollisionWarning(
+                **self._header(CollisionWarning.SCHEMA, capture_time_s, publish_time_s), **event.fields()
+            )
+            self._send(warning)
+            ended.append(warning)
+        return ended
+
+
+_STATUS_ORDER = {WarningStatus.NEW: 0, WarningStatus.UPDATE: 1, WarningStatus.ENDED: 2}
+_SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.ADVISORY: 2}
+
+
+def _urgency(event: WarningEvent) -> tuple[int, int]:
+    return _STATUS_ORDER[event.status], _SEVERITY_ORDER[event.severity]
+
+
+def configure_stage_process() -> None:
+    """Process settings for the stage: paho's network thread, which writes what the stage publishes,
+    must get the GIL soon after a publish, not after CPython's default 5 ms switch interval."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+
 
 def run(ctx: StageContext) -> None:
+    configure_stage_process()
     site = ctx.site
     topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
     bus = MqttBus(site.mqtt, ctx.client_id())
     bus.subscribe(topics.signal_state)
     bus.subscribe(topics.tracks)
     bus.connect()
-    outlet = Outlet(bus, site.unit_id)
-    warnings = WarningTracker(site.v2x.warnings, site.reference)
-    latest_signal: SignalState | None = None
+    signer = unit_signer(site, ctx.site_path)
+    output = V2XOutput(site, wire_publisher(site, bus, signer))
+    if ctx.options.realtime:
+        now = time.time()
+        output.maybe_publish_map(now, now)
+    last_capture_s = 0.0
     try:
         while not ctx.stopping:
             ctx.beat()
             item = bus.get(timeout_s=0.5)
             if item is None:
+                if ctx.options.realtime:
+                    now = time.time()
+                    output.maybe_publish_map(now, now)
                 continue
             try:
                 if item.topic == topics.signal_state:
-                    latest_signal = decode(SignalState, item.payload)
-                    publish_spat(outlet, topics, site.unit_id, latest_signal, ctx.options.realtime)
+                    state = decode(SignalState, item.payload)
+                    publish_s = time.time() if ctx.options.realtime else state.capture_time_s
+                    last_capture_s = max(last_capture_s, state.capture_time_s)
+                    output.maybe_publish_map(state.capture_time_s, publish_s)
+                    output.on_signal_state(state, publish_s)
                 elif item.topic == topics.tracks:
                     tracks = decode(TrackList, item.payload)
-                    publish_warnings(outlet, topics, ctx, warnings, tracks, latest_signal)
+                    publish_s = time.time() if ctx.options.realtime else tracks.capture_time_s
+                    last_capture_s = max(last_capture_s, tracks.capture_time_s)
+                    output.on_tracks(tracks, publish_s)
             except ValueError as exc:
                 log.warning("dropping bad message on %s: %s", item.topic, exc)
+        if last_capture_s:
+            output.end_all(last_capture_s, time.time() if ctx.options.realtime else last_capture_s)
     finally:
         bus.close()
-
-
-def publish_spat(outlet: Outlet, topics: Topics, intersection_id: str, state: SignalState, realtime: bool) -> None:
-    now_s = time.time() if realtime else state.capture_time_s
-    spat = outlet.build(
-        Spat,
-        state.capture_time_s,
-        now_s,
-        intersection_id=intersection_id,
-        movements=spat_movements(state, now_s),
-    )
-    outlet.send(topics.spat, spat)
-
-
-def publish_warnings(
-    outlet: Outlet,
-    topics: Topics,
-    ctx: StageContext,
-    tracker: WarningTracker,
-    tracks: TrackList,
-    signal: SignalState | None,
-) -> None:
-    site = ctx.site
-    conflicts = find_conflicts(tracks.objects, signal, site, site.v2x.warnings, tracks.capture_time_s)
-    for event in tracker.update(conflicts, tracks.capture_time_s):
-        publish_time = time.time() if ctx.options.realtime else tracks.capture_time_s
-        warning = outlet.build(CollisionWarning, tracks.capture_time_s, publish_time, **event.fields())
-        outlet.send(topics.warnings, warning, qos=1)

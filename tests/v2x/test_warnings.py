@@ -13,7 +13,8 @@ from v2x.geo import LocalFrame
 from v2x.warnings import WarningEvent, WarningTracker
 
 REFERENCE = GeoReference(latitude_deg=48.137154, longitude_deg=11.576124, altitude_m=520.0)
-CONFIG = WarningConfig(clear_after_s=1.0)
+# Confirmation off: these tests are about the rest of the lifecycle (see the confirm tests below).
+CONFIG = WarningConfig(clear_after_s=1.0, confirm_s=0.0)
 STEP_S = 0.1
 
 
@@ -103,7 +104,7 @@ def test_a_conflict_returning_after_its_end_is_a_new_warning() -> None:
 
 
 def test_clear_after_zero_ends_on_the_first_absent_snapshot() -> None:
-    tracker = WarningTracker(WarningConfig(clear_after_s=0.0), REFERENCE)
+    tracker = WarningTracker(WarningConfig(clear_after_s=0.0, confirm_s=0.0), REFERENCE)
     assert statuses(run(tracker, [[crossing()], []])) == [WarningStatus.NEW, WarningStatus.ENDED]
 
 
@@ -175,3 +176,19 @@ def test_two_cars_driving_through_the_junction_give_one_warning_lifecycle(sample
     assert len({e.warning_id for e in events}) == 1
     assert Severity.CRITICAL in {e.severity for e in events}
     assert tracker.active_count == 0
+
+
+def test_a_warning_needs_to_last_confirm_s_unless_it_is_critical() -> None:
+    tracker = WarningTracker(WarningConfig(clear_after_s=1.0, confirm_s=0.1), REFERENCE)
+    # Seen once, gone: never a warning.
+    assert run(tracker, [[crossing()], [], [], [crossing(ids=(3, 4))]]) == []
+    # Seen in two consecutive snapshots: NEW on the second.
+    events = run(tracker, [[crossing(ids=(5, 6))], [crossing(ids=(5, 6))]], start_s=NOW_S + 1.0)
+    assert [(round(t - NOW_S, 1), e.status) for t, e in events] == [(1.1, WarningStatus.NEW)]
+    # Critical: at once.
+    [(_, event)] = run(tracker, [[crossing(Severity.CRITICAL, 1.0, ids=(7, 8))]], start_s=NOW_S + 2.0)
+    assert event.status is WarningStatus.NEW
+
+
+def test_default_confirmation_is_two_frames_at_ten_hertz(sample_site: SiteConfig) -> None:
+    assert sample_site.v2x.warnings.confirm_s == pytest.approx(STEP_S)

@@ -1,0 +1,330 @@
+"""YOLO models exported by `rsu export`, run without Ultralytics or torch.
+
+`ExportedYoloDetector` does what Ultralytics' predict() does around the network, in a few
+vectorised numpy/OpenCV calls: letterbox the BGR frame to the model's fixed input (aspect ratio
+kept, grey 114 padding, as Ultralytics pads), decode the raw (1, 4 + classes, anchors) output,
+keep each box's best class only if it is a road-user class (as `predict(classes=...)` does), and
+run class-aware NMS, in which confusable classes (car/truck/bus, bicycle/motorcycle) count as one
+unless `merge_confusable_classes` is off. The network itself runs in an `InferenceBackend`: OpenVINO here, ONNX Runtime
+in rsu.sensors.onnx_detector. Thread counts are set explicitly, never left to the runtime.
+
+The class names come from the metadata Ultralytics writes beside the model (metadata.yaml for
+OpenVINO, the ONNX metadata_props), so a custom model with COCO's names maps the same way.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import yaml
+
+from rsu.config.model import DetectorConfig, RoadUserType
+from rsu.perception.detections import Detections
+from rsu.perception.homography import Homography
+from rsu.sensors.video import expand_uri
+from rsu.sensors.yolo import COCO_NAME_TO_ROAD_USER, DetectorError, RiderMemory, merge_riders, place_on_ground
+
+log = logging.getLogger(__name__)
+
+ImageArray = npt.NDArray[np.uint8]
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+Float32Array = npt.NDArray[np.float32]
+
+# Road-user classes YOLO confuses for one object (same groups as the tracker's association).
+CONFUSABLE_GROUP: dict[RoadUserType, int] = {
+    RoadUserType.CAR: 0,
+    RoadUserType.TRUCK: 0,
+    RoadUserType.BUS: 0,
+    RoadUserType.MOTORCYCLE: 1,
+    RoadUserType.BICYCLE: 1,
+    RoadUserType.PEDESTRIAN: 2,
+}
+# Ultralytics' letterbox padding grey and its cap on detections per image.
+PAD_VALUE = 114
+MAX_DETECTIONS = 300
+
+
+class InferenceBackend(Protocol):
+    """One network on one runtime: a (1, 3, H, W) float32 RGB 0..1 blob in, the raw output out."""
+
+    @property
+    def input_hw(self) -> tuple[int, int]: ...
+
+    @property
+    def description(self) -> str:
+        """Runtime, precision and threads, for logs and benchmark reports."""
+        ...
+
+    def infer(self, blob: Float32Array) -> Float32Array: ...
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where the frame went inside the network input: input = frame * scale + (pad_x, pad_y)."""
+
+    scale: float
+    pad_x: int
+    pad_y: int
+
+
+@dataclass(frozen=True)
+class ImageDetections:
+    """Boxes in frame pixels (x1 y1 x2 y2), their road-user type and confidence, before ground placement."""
+
+    boxes_px: FloatArray  # (N, 4)
+    road_user: tuple[RoadUserType, ...]
+    confidence: FloatArray  # (N,)
+
+    def __len__(self) -> int:
+        return len(self.road_user)
+
+
+def letterbox(frame_bgr: ImageArray, input_hw: tuple[int, int]) -> tuple[ImageArray, Letterbox]:
+    """The frame scaled to fit input_hw and centred on grey, exactly as Ultralytics' LetterBox (center=True)."""
+    height, width = frame_bgr.shape[:2]
+    input_h, input_w = input_hw
+    scale = min(input_h / height, input_w / width)
+    new_w, new_h = max(round(width * scale), 1), max(round(height * scale), 1)
+    pad_w, pad_h = (input_w - new_w) / 2, (input_h - new_h) / 2
+    # Ultralytics rounds the two halves this way, so an odd padding puts the extra pixel bottom/right.
+    top, bottom = round(pad_h - 0.1), round(pad_h + 0.1)
+    left, right = round(pad_w - 0.1), round(pad_w + 0.1)
+    resized = frame_bgr if (new_w, new_h) == (width, height) else cv2.resize(frame_bgr, (new_w, new_h))
+    padded = cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    return np.asarray(padded, dtype=np.uint8), Letterbox(scale=scale, pad_x=left, pad_y=top)
+
+
+def to_blob(image_bgr: ImageArray) -> Float32Array:
+    """(1, 3, H, W) RGB in 0..1, the layout and scale Ultralytics models are exported with."""
+    return np.asarray(cv2.dnn.blobFromImage(image_bgr, scalefactor=1.0 / 255.0, swapRB=True), dtype=np.float32)
+
+
+def decode_yolo_output(
+    output: Float32Array,
+    placement: Letterbox,
+    frame_hw: tuple[int, int],
+    confidence_threshold: float,
+    iou_threshold: float,
+    wanted_class: npt.NDArray[np.bool_],
+    nms_group: IntArray | None = None,
+) -> tuple[FloatArray, IntArray, FloatArray]:
+    """Boxes (x1 y1 x2 y2 in frame pixels), class ids and confidences from one raw YOLO output.
+
+    output: (1, 4 + classes, anchors), boxes as centre x, centre y, width, height in input pixels.
+    wanted_class: (classes,) True for the classes to keep. As in Ultralytics, a box takes its best
+    class over all classes first and is dropped when that class is not wanted.
+    nms_group: (classes,) boxes of classes in one group suppress each other; default: each class alone
+    (Ultralytics' class-aware NMS).
+    """
+    predictions = output[0]
+    class_scores = predictions[4:]
+    best_class = class_scores.argmax(axis=0)
+    confidence = class_scores[best_class, np.arange(class_scores.shape[1])]
+    keep = (confidence > confidence_threshold) & wanted_class[best_class]  # strictly above, as Ultralytics
+    cx, cy, w, h = predictions[0, keep], predictions[1, keep], predictions[2, keep], predictions[3, keep]
+    class_ids = best_class[keep].astype(np.int64)
+    confidence = confidence[keep].astype(np.float64)
+    if confidence.size == 0:
+        return np.zeros((0, 4)), np.zeros(0, dtype=np.int64), np.zeros(0)
+    boxes_xywh = np.column_stack((cx - w / 2, cy - h / 2, w, h)).astype(np.float64)
+    groups = class_ids if nms_group is None else nms_group[class_ids]
+    kept = cv2.dnn.NMSBoxesBatched(
+        boxes_xywh.tolist(), confidence.tolist(), groups.tolist(), confidence_threshold, iou_threshold
+    )
+    kept_indices = np.asarray(kept, dtype=np.int64).reshape(-1)
+    # NMSBoxesBatched returns the kept boxes by falling score; Ultralytics keeps at most 300.
+    kept_indices = kept_indices[np.argsort(-confidence[kept_indices], kind="stable")][:MAX_DETECTIONS]
+    boxes = boxes_xywh[kept_indices]
+    x1 = (boxes[:, 0] - placement.pad_x) / placement.scale
+    y1 = (boxes[:, 1] - placement.pad_y) / placement.scale
+    x2 = x1 + boxes[:, 2] / placement.scale
+    y2 = y1 + boxes[:, 3] / placement.scale
+    frame_h, frame_w = frame_hw
+    boxes_px = np.column_stack(
+        (np.clip(x1, 0, frame_w), np.clip(y1, 0, frame_h), np.clip(x2, 0, frame_w), np.clip(y2, 0, frame_h))
+    )
+    return boxes_px, class_ids[kept_indices], confidence[kept_indices]
+
+
+def parse_class_names(raw: object) -> dict[int, str]:
+    """Class names from Ultralytics export metadata: a mapping, or its Python-literal text (ONNX)."""
+    value = ast.literal_eval(raw) if isinstance(raw, str) else raw
+    if not isinstance(value, Mapping):
+        raise DetectorError(f"model metadata holds no class-name mapping: {str(raw)[:80]!r}")
+    return {int(class_id): str(name) for class_id, name in value.items()}
+
+
+class ExportedYoloDetector:
+    """A YOLO detector around any InferenceBackend; satisfies rsu.sensors.yolo.Detector."""
+
+    def __init__(
+        self,
+        backend: InferenceBackend,
+        class_names: Mapping[int, str],
+        config: DetectorConfig,
+        homography: Homography,
+        camera_id: str,
+    ) -> None:
+        self.backend = backend
+        self.config = config
+        self.homography = homography
+        self.camera_id = camera_id
+        self.input_hw = backend.input_hw
+        class_count = max(class_names) + 1 if class_names else 0
+        self._road_user_of_class: dict[int, RoadUserType] = {
+            class_id: COCO_NAME_TO_ROAD_USER[name]
+            for class_id, name in class_names.items()
+            if name in COCO_NAME_TO_ROAD_USER
+        }
+        if not self._road_user_of_class:
+            raise DetectorError(f"the model knows none of the road-user classes {sorted(COCO_NAME_TO_ROAD_USER)}")
+        self._wanted_class = np.zeros(class_count, dtype=bool)
+        self._wanted_class[list(self._road_user_of_class)] = True
+        # NMS groups: one per class, except that confusable road-user classes share one.
+        self._nms_group = np.arange(class_count, dtype=np.int64)
+        if config.merge_confusable_classes:
+            for class_id, user in self._road_user_of_class.items():
+                self._nms_group[class_id] = class_count + CONFUSABLE_GROUP[user]
+        self._riders = RiderMemory()
+        # The first inference allocates the runtime's buffers; do it now, not on the first real frame.
+        self.backend.infer(np.zeros((1, 3, *self.input_hw), dtype=np.float32))
+
+    @property
+    def description(self) -> str:
+        return self.backend.description
+
+    def detect(self, frame_bgr: ImageArray, capture_time_s: float) -> Detections:
+        started = time.perf_counter()
+        found = self.detect_image(frame_bgr)
+        boxes_px, road_user, confidence = found.boxes_px, list(found.road_user), found.confidence
+        if self.config.merge_riders:
+            boxes_px, road_user, confidence = self._riders.apply(boxes_px, road_user, confidence, capture_time_s)
+        inference_s = time.perf_counter() - started
+        detections = place_on_ground(boxes_px, road_user, confidence, self.homography, capture_time_s, self.camera_id)
+        detections.extras["inference_s"] = inference_s
+        return detections
+
+    def detect_image(self, frame_bgr: ImageArray) -> ImageDetections:
+        """Road users in one frame's pixels, riders merged, no ground placement and no memory of earlier frames."""
+        if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
+            raise ValueError(f"expected an HxWx3 BGR image, got shape {frame_bgr.shape}")
+        image, placement = letterbox(frame_bgr, self.input_hw)
+        output = self.backend.infer(to_blob(image))
+        boxes_px, class_ids, confidence = decode_yolo_output(
+            output,
+            placement,
+            (frame_bgr.shape[0], frame_bgr.shape[1]),
+            self.config.confidence,
+            self.config.iou,
+            self._wanted_class,
+            self._nms_group,
+        )
+        road_user = [self._road_user_of_class[int(class_id)] for class_id in class_ids]
+        if self.config.merge_riders:
+            boxes_px, road_user, confidence = merge_riders(boxes_px, road_user, confidence)
+        return ImageDetections(boxes_px=boxes_px, road_user=tuple(road_user), confidence=confidence)
+
+
+def check_input_size(config: DetectorConfig, model_hw: tuple[int, int], model_path: Path) -> None:
+    """An imgsz set in the site file must be the exported model's fixed input."""
+    if "imgsz" not in config.model_fields_set:
+        return
+    wanted = (config.imgsz, config.imgsz) if isinstance(config.imgsz, int) else tuple(config.imgsz)
+    if wanted != model_hw:
+        raise DetectorError(
+            f"detector.imgsz {list(wanted)} does not match the input {list(model_hw)} of {model_path}; "
+            f"export again with `rsu export --imgsz {wanted[0]} {wanted[1]}` or remove detector.imgsz"
+        )
+
+
+def resolve_model_file(weights: str, weights_dir: str | Path | None, suffix: str) -> Path:
+    """The model file detector.weights names (a folder holding exactly one `suffix` file is accepted)."""
+    path = Path(expand_uri(weights, weights_dir))
+    if path.is_dir():
+        candidates = sorted(path.glob(f"*{suffix}"))
+        if len(candidates) != 1:
+            raise DetectorError(f"{path} should hold exactly one {suffix} model, found {len(candidates)}")
+        path = candidates[0]
+    if not path.is_file():
+        raise DetectorError(f"detector model not found: {path} (detector.weights: {weights!r})")
+    if path.suffix != suffix:
+        raise DetectorError(f"{path}: expected a {suffix} model for this detector.type")
+    return path
+
+
+# -- OpenVINO -------------------------------------------------------------------------------------
+
+
+class OpenVinoBackend:
+    """An OpenVINO IR (.xml + .bin) compiled for the CPU with a fixed thread count."""
+
+    def __init__(self, model_xml: Path, threads: int, precision: str = "f32") -> None:
+        import openvino as ov  # imported here: only sites that use OpenVINO need it installed
+
+        core = ov.Core()
+        model = core.read_model(str(model_xml))
+        shape = model.input(0).get_partial_shape()
+        if shape.is_dynamic:
+            raise DetectorError(f"{model_xml}: the model input {shape} is dynamic; export it with a fixed --imgsz")
+        dims = [int(d.get_length()) for d in shape]
+        if len(dims) != 4 or dims[:2] != [1, 3]:
+            raise DetectorError(f"{model_xml}: expected a (1, 3, H, W) input, got {dims}")
+        self._input_hw = (dims[2], dims[3])
+        self.int8 = any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+        self.precision = precision
+        self.threads = threads
+        self._compiled = core.compile_model(
+            model,
+            "CPU",
+            {
+                "INFERENCE_NUM_THREADS": threads,
+                "NUM_STREAMS": 1,
+                "PERFORMANCE_HINT": "LATENCY",
+                "INFERENCE_PRECISION_HINT": precision,
+            },
+        )
+        self._request = self._compiled.create_infer_request()
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        return self._input_hw
+
+    @property
+    def description(self) -> str:
+        weights = "int8" if self.int8 else "fp32"
+        return f"openvino {weights} weights, {self.precision} compute, {self.threads} threads"
+
+    def infer(self, blob: Float32Array) -> Float32Array:
+        self._request.infer({0: blob})
+        return np.asarray(self._request.get_output_tensor(0).data, dtype=np.float32)
+
+
+def openvino_class_names(model_xml: Path) -> dict[int, str]:
+    """Names from metadata.yaml beside the model (written by Ultralytics' export and by `rsu export`)."""
+    metadata_file = model_xml.parent / "metadata.yaml"
+    if not metadata_file.is_file():
+        raise DetectorError(f"{metadata_file} not found: it holds the class names of {model_xml.name}")
+    metadata: Any = yaml.safe_load(metadata_file.read_text(encoding="utf-8"))
+    if not isinstance(metadata, Mapping) or "names" not in metadata:
+        raise DetectorError(f"{metadata_file} has no class names")
+    return parse_class_names(metadata["names"])
+
+
+def build_openvino_detector(
+    config: DetectorConfig, homography: Homography, camera_id: str, weights_dir: str | Path | None = None
+) -> ExportedYoloDetector:
+    model_xml = resolve_model_file(config.weights, weights_dir, ".xml")
+    backend = OpenVinoBackend(model_xml, config.threads, config.inference_precision)
+    check_input_size(config, backend.input_hw, model_xml)
+    log.info("detector %s: %s, input %s", camera_id, backend.description, backend.input_hw)
+    return ExportedYoloDetector(backend, openvino_class_names(model_xml), config, homography, camera_id)
