@@ -13,6 +13,7 @@ import json
 import math
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -57,6 +58,12 @@ class FaultSite:
     interval_s: float
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def write_site(
     folder: Path,
     *,
@@ -75,6 +82,7 @@ def write_site(
         raw["simulation"][key] = str(SAMPLE_SITE.parent / raw["simulation"][key])
     raw["mqtt"] = {"host": local_broker.host, "port": local_broker.port}
     raw["redis"] = {"url": redis_url}
+    raw["web"] = {"port": free_port()}  # never the default 8080 another unit may hold
     uplink = raw.setdefault("uplink", {})
     uplink["mqtt"] = {"host": centre_host, "port": centre_port}
     if interval_s is not None:
@@ -144,6 +152,8 @@ class Heard:
     signal_state_times: list[float] = field(default_factory=list)
     spat_times: list[float] = field(default_factory=list)
     new_warning_times: list[float] = field(default_factory=list)
+    # Sensor-sharing messages: the V2X stage sends one per track snapshot it has checked for conflicts.
+    objects_times: list[float] = field(default_factory=list)
     # Sizes of the aggregates heard, when the centre topic is on this broker (the demo's setup).
     aggregate_payload_bytes: list[int] = field(default_factory=list)
     # (capture time of the newest signal state at that moment, redis_connected) per health message
@@ -165,7 +175,14 @@ class LocalListener:
         self._client.on_message = self._on_message
         self._client.reconnect_delay_set(min_delay=1, max_delay=2)
         self._client.connect(broker.host, broker.port)
-        for topic in (topics.signal_state, topics.spat, topics.warnings, topics.health, topics.aggregates):
+        for topic in (
+            topics.signal_state,
+            topics.spat,
+            topics.warnings,
+            topics.objects,
+            topics.health,
+            topics.aggregates,
+        ):
             self._client.subscribe(topic, qos=0)
         self._client.loop_start()
 
@@ -180,6 +197,8 @@ class LocalListener:
             elif message.topic == self.topics.warnings:
                 if body.get("status") == "new":
                     heard.new_warning_times.append(body["capture_time_s"])
+            elif message.topic == self.topics.objects:
+                heard.objects_times.append(body["capture_time_s"])
             elif message.topic == self.topics.aggregates:
                 heard.aggregate_payload_bytes.append(len(message.payload))
             elif message.topic == self.topics.health:
