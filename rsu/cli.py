@@ -84,10 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_check_config)
 
     from rsu.bench.latency import add_bench_latency_parser
+    from rsu.bench.perception import add_bench_perception_parser
     from rsu.bench.signal import add_bench_signal_parser
     from rsu.bench.uplink import add_bench_uplink_parser
     from rsu.centre.collector import add_centre_parser
     from rsu.doctor import add_doctor_parser
+    from rsu.sensors.export import add_export_parser
     from rsu.uplink.bridge import add_bridge_parser
     from v2x.sdk import add_vehicle_parser
 
@@ -95,9 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     benches = bench.add_subparsers(dest="bench", required=True)
     add_bench_uplink_parser(benches)
     add_bench_signal_parser(benches)
+    add_bench_perception_parser(benches)
     add_bench_latency_parser(benches)
     add_centre_parser(commands)
     add_doctor_parser(commands)
+    add_export_parser(commands)
     add_bridge_parser(commands)
     add_vehicle_parser(commands)
     return parser
