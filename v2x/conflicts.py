@@ -351,6 +351,7 @@ class _Scene:
 
     tracks: Sequence[TrackedObject]
     contexts: Sequence[_SignalContext]
+    geometry: JunctionGeometry
     # Direction of travel used for prediction: lane direction, turn intent, else the tracked heading.
     headings: FloatArray
     # Lane each road user is in or, crossing the junction, came from (None: unknown).
@@ -420,6 +421,7 @@ def _pair_conflicts(
     scene = _Scene(
         tracks,
         contexts,
+        geometry,
         headings,
         origin_lanes,
         times,
@@ -600,6 +602,10 @@ def _rear_end(scene: _Scene, i: int, j: int) -> None:
         a_follows = (b.x_m - a.x_m) * ux + (b.y_m - a.y_m) * uy >= 0
     order = [i, j] if a_follows else [j, i]  # index 0 is the follower
     follower, leader = scene.tracks[order[0]], scene.tracks[order[1]]
+    leader_line = scene.geometry.stop_lines.get(leader.lane_id) if leader.lane_id is not None else None
+    past_leader_line = leader_line is not None and leader_line.distance_ahead_m(follower.x_m, follower.y_m) < 0
+    if follower.lane_id is None and past_leader_line:
+        return  # past the leader's stop line (crossing the junction): it cannot come from behind
     if leader.speed_mps < STATIONARY_SPEED_MPS and scene.turning[order[0]]:
         contact = _sweep_onto_standing(scene, order[0], order[1])
     else:

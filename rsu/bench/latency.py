@@ -99,6 +99,8 @@ TARGET_END_TO_END_P50_MS = 60.0
 TARGET_END_TO_END_P99_MS = 100.0
 TARGET_AFTER_DETECTOR_P99_MS = 10.0
 TARGET_FANOUT_P99_MS = 50.0
+# (source, capture time, first time, second time) noted by a worker.
+Record = tuple[str, float, float, float]
 STAGES = ("detect", "track", "tracks hop", "warning logic", "sign", "delivery")
 
 
@@ -279,7 +281,7 @@ class _TimedWire:
     """The stage's WirePublisher.publish, step by step, noting for the NEW warning of each synthetic
     pair when the logic handed it over, when it was encoded and signed, and when paho had it."""
 
-    def __init__(self, wire: WirePublisher, records: MpQueue[tuple[str, float, float, float]]) -> None:
+    def __init__(self, wire: WirePublisher, records: list[Record]) -> None:
         self.wire = wire
         self.records = records
 
@@ -297,7 +299,7 @@ class _TimedWire:
             and message.status is WarningStatus.NEW
             and message.participants[0].track_id >= SYNTHETIC_ID_BASE
         ):
-            self.records.put(("v2x", message.capture_time_s, logic_done, signed))
+            self.records.append(("v2x", message.capture_time_s, logic_done, signed))
         return result
 
 
@@ -306,11 +308,13 @@ def _v2x_worker(
     unit_id: str,
     mqtt_config: dict[str, Any],
     key_path: str,
-    records: MpQueue[tuple[str, float, float, float]],
+    batches: MpQueue[list[Record]],
     ready: multiprocessing.synchronize.Event,
     stop: multiprocessing.synchronize.Event,
 ) -> None:
-    """The V2X stage's logic behind a real MqttBus, as in the unit (one process)."""
+    """The V2X stage's logic behind a real MqttBus, as in the unit (one process). Its timestamps
+    are kept here and sent once at the end: a queue's feeder thread would compete for the GIL."""
+    records: list[Record] = []
     configure_stage_process()
     site = _bench_site(load_site_config(site_path), unit_id, MqttConfig(**mqtt_config))
     topics = Topics(unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
@@ -327,12 +331,13 @@ def _v2x_worker(
                 continue
             received = time.time()
             tracks = decode(TrackList, item.payload)
-            records.put(("v2x-in", tracks.capture_time_s, received, received))
+            records.append(("v2x-in", tracks.capture_time_s, received, received))
             output.on_tracks(tracks, time.time())
             # SPaT as the unit sends it (its own input in the unit, here after the warnings).
             output.on_signal_state(synthetic_signal(site, tracks.capture_time_s), time.time())
     finally:
         bus.close()
+        batches.put(records)
 
 
 def _vehicle_worker(
@@ -340,12 +345,15 @@ def _vehicle_worker(
     port: int,
     unit_id: str,
     public_key_path: str,
-    records: MpQueue[tuple[str, float, float, float]],
+    batches: MpQueue[list[Record]],
     ready: multiprocessing.synchronize.Event,
     stop: multiprocessing.synchronize.Event,
 ) -> None:
-    """A vehicle: VehicleClient verifying and decoding; notes when each synthetic NEW warning is in."""
+    """A vehicle: VehicleClient verifying and decoding; notes when each synthetic NEW warning is in
+    (kept here, sent once at the end)."""
     from v2x.sdk import VehicleClient, VehicleMessage
+
+    records: list[Record] = []
 
     def on_message(message: VehicleMessage) -> None:
         warning = message.decoded.message
@@ -354,7 +362,7 @@ def _vehicle_worker(
             and warning.status is WarningStatus.NEW
             and warning.participants[0].track_id >= SYNTHETIC_ID_BASE
         ):
-            records.put(("vehicle", warning.capture_time_s, message.received_time_s, time.time()))
+            records.append(("vehicle", warning.capture_time_s, message.received_time_s, time.time()))
 
     client = VehicleClient(host, port, unit_id, public_key_path, on_message=on_message, queue_size=10)
     client.connect()
@@ -365,6 +373,7 @@ def _vehicle_worker(
             client.get(timeout_s=0.2)  # keep the bounded queue drained
     finally:
         client.close()
+        batches.put(records)
 
 
 @dataclass
@@ -397,7 +406,7 @@ def run_path(options: LatencyOptions, mqtt_config: MqttConfig, notes: list[str])
     bench_site = _bench_site(site, unit_id, mqtt_config)
 
     context = multiprocessing.get_context("spawn")  # no fork of a process that will hold torch
-    records: MpQueue[tuple[str, float, float, float]] = context.Queue()
+    batches: MpQueue[list[Record]] = context.Queue()
     stop = context.Event()
     with tempfile.TemporaryDirectory(prefix="rsu-bench-latency-") as folder:
         private_key, public_key = Path(folder) / "unit.pem", Path(folder) / "unit.pub.pem"
@@ -406,13 +415,13 @@ def run_path(options: LatencyOptions, mqtt_config: MqttConfig, notes: list[str])
         workers = [
             context.Process(
                 target=_v2x_worker,
-                args=(str(site_path), unit_id, mqtt_config.model_dump(), str(private_key), records, v2x_ready, stop),
+                args=(str(site_path), unit_id, mqtt_config.model_dump(), str(private_key), batches, v2x_ready, stop),
                 name="bench-v2x",
                 daemon=True,
             ),
             context.Process(
                 target=_vehicle_worker,
-                args=(mqtt_config.host, mqtt_config.port, unit_id, str(public_key), records, vehicle_ready, stop),
+                args=(mqtt_config.host, mqtt_config.port, unit_id, str(public_key), batches, vehicle_ready, stop),
                 name="bench-vehicle",
                 daemon=True,
             ),
@@ -424,10 +433,10 @@ def run_path(options: LatencyOptions, mqtt_config: MqttConfig, notes: list[str])
                 if not event.wait(READY_TIMEOUT_S):
                     raise RuntimeError(f"the {name} process did not come up within {READY_TIMEOUT_S:.0f} s")
             frames, released, dropped = _run_frames(options, site_path, bench_site, camera)
-            deadline = time.monotonic() + 5.0
-            collected = _collect(records, deadline, expected=len(frames))
+            time.sleep(1.0)  # the last frames' warnings are still on their way
         finally:
             stop.set()
+            collected = _collect(batches, len(workers))
             for worker in workers:
                 worker.join(timeout=5.0)
                 if worker.is_alive():
@@ -492,24 +501,20 @@ def _run_frames(
             if released == 0:
                 raise RuntimeError(f"no frame could be read from {uri}")
     finally:
-        time.sleep(0.5)  # the last frames' warnings are still on their way
         bus.close()
     return frames, released, dropped
 
 
-def _collect(
-    records: MpQueue[tuple[str, float, float, float]], deadline: float, expected: int
-) -> dict[str, dict[float, tuple[float, float]]]:
-    """Records by source ("v2x-in", "v2x", "vehicle") and capture time: (first, second) times."""
+def _collect(batches: MpQueue[list[Record]], count: int) -> dict[str, dict[float, tuple[float, float]]]:
+    """Records of the workers by source ("v2x-in", "v2x", "vehicle") and capture time."""
     collected: dict[str, dict[float, tuple[float, float]]] = {"v2x-in": {}, "v2x": {}, "vehicle": {}}
-    while time.monotonic() < deadline:
+    for _ in range(count):
         try:
-            source, capture_s, first, second = records.get(timeout=0.2)
+            batch = batches.get(timeout=15.0)
         except queue.Empty:
-            if len(collected["vehicle"]) >= expected:
-                break
-            continue
-        collected[source].setdefault(capture_s, (first, second))
+            break
+        for source, capture_s, first, second in batch:
+            collected[source].setdefault(capture_s, (first, second))
     return collected
 
 

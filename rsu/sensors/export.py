@@ -87,7 +87,12 @@ def export_model(
     if int8 and not calibration:
         raise ExportError("--int8 needs --calibration: video files, images or folders of images from the camera")
     output_dir = (output_dir if output_dir is not None else weights.parent).resolve()
-    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output_dir):
+            pass
+    except OSError as exc:
+        raise ExportError(f"cannot write to {output_dir} ({exc.strerror}); give another folder with --output") from exc
     calibration_blobs = load_calibration_blobs(calibration, input_hw, calibration_frames) if int8 else []
     stem = f"{weights.stem}_{input_hw[0]}x{input_hw[1]}"
     with tempfile.TemporaryDirectory(prefix="rsu-export-") as scratch, _openvino_telemetry_declined():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,15 @@ def test_export_refuses_sizes_that_are_not_multiples_of_the_stride(tmp_path: Pat
     weights.write_bytes(b"")
     with pytest.raises(ExportError, match="--calibration"):
         export_model(weights, "openvino", (384, 640), int8=True)
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    read_only.chmod(0o500)
+    try:
+        if not os.access(read_only, os.W_OK):  # root writes anywhere: nothing to check then
+            with pytest.raises(ExportError, match="give another folder with --output"):
+                export_model(weights, "openvino", (384, 640), output_dir=read_only)
+    finally:
+        read_only.chmod(0o700)
 
 
 def test_letterbox_matches_ultralytics_padding() -> None:

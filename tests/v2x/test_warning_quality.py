@@ -293,3 +293,14 @@ def test_cyclist_at_a_red_is_held_like_a_vehicle(sample_site: SiteConfig) -> Non
     cyclist = track(1, -4.8, 20.0, 4.0, SOUTH, road_user=BIKE, lane_id=N_THROUGH)
     car = track(2, -25.0, -4.8, 12.0, EAST, lane_id=W_THROUGH)
     assert conflicts(sample_site, cyclist, car, signal=signal) == []
+
+
+def test_no_warning_for_a_turner_past_the_stop_line_of_a_car_waiting_on_the_leg_it_enters(
+    sample_site: SiteConfig,
+) -> None:
+    # Turning right from the east approach into the north leg at 7 m/s, its nose pointing at a car
+    # waiting at the north_left stop line: that car is on the other side of its own stop line.
+    turner = track(1, 6.2, 7.1, 6.8, 294.0, acceleration_mps2=0.4)
+    waiting = track(2, -1.4, 15.5, 0.1, 191.0, lane_id=N_LEFT)
+    hints = {1: MotionHint(origin_lane_id="east_through_right")}
+    assert conflicts(sample_site, turner, waiting, hints=hints) == []
