@@ -78,6 +78,7 @@ from rsu.messages import (
     decode,
 )
 from rsu.runtime.bus import BrokerUnavailable, MqttBus
+from rsu.runtime.latency import freeze_startup_objects, tune_interpreter_for_latency
 from rsu.stages.v2x import V2XOutput, configure_stage_process, wire_publisher
 from rsu.topics import Topics
 from v2x.signing import UnitSigner, generate_key_files
@@ -323,6 +324,7 @@ def _v2x_worker(
     bus.connect()
     wire = _TimedWire(wire_publisher(site, bus, UnitSigner.from_key_file(key_path, unit_id)), records)
     output = V2XOutput(site, wire)
+    freeze_startup_objects()
     ready.set()
     try:
         while not stop.is_set():
@@ -456,6 +458,8 @@ def _run_frames(
     topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
     bus = MqttBus(site.mqtt, f"{site.unit_id}-perception-{os.getpid()}")
     bus.connect()
+    tune_interpreter_for_latency()  # as the perception stage does
+    freeze_startup_objects()
     uri = expand_uri(camera.uri or "", site_path.parent)
     period_s = 1.0 / options.fps
     frames: dict[float, _FrameTimes] = {}

@@ -17,6 +17,7 @@ from rsu.messages import CameraDetections, DetectorStates, TrackList, decode
 from rsu.perception.detections import Detections
 from rsu.perception.pipeline import PerceptionOutput, PerceptionPipeline
 from rsu.runtime.bus import MqttBus
+from rsu.runtime.latency import freeze_startup_objects, tune_interpreter_for_latency
 from rsu.runtime.stage import StageContext
 from rsu.stages.outlet import Outlet
 from rsu.topics import Topics
@@ -93,9 +94,14 @@ def run(ctx: StageContext) -> None:
         if camera.source is CameraSource.SIMULATION
         else video_camera(ctx, camera, preview)
     )
+    tune_interpreter_for_latency()
+    frozen = False
     try:
         for detections in source:
             ctx.beat()
+            if not frozen:  # the detector is built by the first frame
+                freeze_startup_objects()
+                frozen = True
             if detections is None:
                 # In lock-step simulation silence only means the world is waiting; live, it is a fault.
                 if ctx.options.realtime:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from rsu.messages import (
     decode,
 )
 from rsu.runtime.bus import MqttBus
+from rsu.runtime.latency import freeze_startup_objects, tune_interpreter_for_latency
 from rsu.runtime.stage import StageContext
 from rsu.topics import Topics
 from v2x.conflicts import ConflictDetector
@@ -59,7 +59,6 @@ PRIVATE_KEY_NAME = "v2x-signing.pem"
 PUBLIC_KEY_NAME = "v2x-signing.pub.pem"
 # Rate limits accept a message this much early: timestamps of a 10 Hz source jitter by a few ms.
 RATE_TOLERANCE_S = 0.01
-GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def state_dir(site: SiteConfig, site_path: str | Path) -> Path:
@@ -245,9 +244,8 @@ def _urgency(event: WarningEvent) -> tuple[int, int]:
 
 
 def configure_stage_process() -> None:
-    """Process settings for the stage: paho's network thread, which writes what the stage publishes,
-    must get the GIL soon after a publish, not after CPython's default 5 ms switch interval."""
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    """Process settings for the stage, which is on the warning path."""
+    tune_interpreter_for_latency()
 
 
 def run(ctx: StageContext) -> None:
@@ -260,6 +258,7 @@ def run(ctx: StageContext) -> None:
     bus.connect()
     signer = unit_signer(site, ctx.site_path)
     output = V2XOutput(site, wire_publisher(site, bus, signer))
+    freeze_startup_objects()
     if ctx.options.realtime:
         now = time.time()
         output.maybe_publish_map(now, now)
