@@ -62,6 +62,15 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schemas(args: argparse.Namespace) -> int:
+    from rsu.messages.schemas import write_schema_files
+    from v2x.wire import JSON_SCHEMAS
+
+    for path in write_schema_files(JSON_SCHEMAS.values(), Path(args.out)):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rsu", description="rsu-edge: the roadside traffic edge unit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log stage activity")
@@ -82,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a site config and say what is wrong")
     check.add_argument("config")
     check.set_defaults(handler=_check_config)
+
+    schemas = commands.add_parser("schemas", help="write the JSON Schema of every message, one file per schema")
+    schemas.add_argument("--out", default="docs/schemas", help="folder to write into (default docs/schemas)")
+    schemas.set_defaults(handler=_schemas)
 
     from rsu.bench.latency import add_bench_latency_parser
     from rsu.bench.perception import add_bench_perception_parser

@@ -1,4 +1,4 @@
-"""Throwaway Redis and a byte-counting TCP forwarder, for the fault tests.
+"""Throwaway Redis and a byte-counting TCP forwarder (cut and restored to simulate an outage), for tests.
 
 Each service runs on a free loopback port with its own temporary folder and is stopped by its own
 process id, so the shared Mosquitto and Redis other people use are never touched.
@@ -8,52 +8,35 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import socket
-import subprocess
-import tempfile
 import threading
-import time
-from pathlib import Path
-from types import TracebackType
 
 import redis
 
-from rsu.centre.ephemeral_broker import free_loopback_port
+from rsu.runtime.ephemeral import EphemeralServer, free_loopback_port
 
 REDIS_SERVER = "/usr/bin/redis-server"
 
 
-class EphemeralRedis:
+class EphemeralRedis(EphemeralServer):
     """redis-server with AOF persistence (appendonly yes) in a temporary folder.
 
     stop() is a clean shutdown (SIGTERM: Redis fsyncs the AOF on the way out); start() again on the
     same port and folder loads the AOF, so the outbox survives a restart as it would on a unit.
     """
 
-    host = "127.0.0.1"
-
     def __init__(self, extra_config: dict[str, str] | None = None, name: str = "redis") -> None:
-        self.port = free_loopback_port()
+        super().__init__(name)
         self.extra_config = dict(extra_config or {})
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"rsu-{name}-"))
-        self.log_path = self.workdir / "redis.log"
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://{self.host}:{self.port}/0"
 
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
     def client(self) -> redis.Redis:
         return redis.Redis(host=self.host, port=self.port, socket_timeout=2.0, socket_connect_timeout=2.0)
 
-    def start(self, timeout_s: float = 10.0) -> None:
-        if self.running:
-            return
+    def _command(self) -> list[str]:
         settings = {
             "port": str(self.port),
             "bind": self.host,
@@ -62,57 +45,21 @@ class EphemeralRedis:
             "appendfsync": "everysec",
             "save": "",
             "daemonize": "no",
-            "logfile": str(self.log_path),
             **self.extra_config,
         }
         command = [shutil.which("redis-server") or REDIS_SERVER]
         for key, value in settings.items():
             command += [f"--{key}", value]
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout_s
+        return command
+
+    def _ready(self) -> bool:
         probe = self.client()
         try:
-            while time.monotonic() < deadline:
-                if self._process.poll() is not None:
-                    raise RuntimeError(f"redis-server exited at start; log:\n{self.log_tail()}")
-                with contextlib.suppress(redis.RedisError):
-                    if probe.ping():  # also fails while the AOF is still loading
-                        return
-                time.sleep(0.05)
+            return bool(probe.ping())  # also fails while the AOF is still loading
+        except redis.RedisError:
+            return False
         finally:
             probe.close()
-        self.stop()
-        raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout_s} s")
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout_s)
-
-    def log_tail(self, max_chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-max_chars:]
-        except OSError:
-            return ""
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> EphemeralRedis:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.cleanup()
 
 
 class ByteCountingProxy:

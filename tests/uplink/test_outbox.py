@@ -11,7 +11,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from rsu.uplink.outbox import BufferedOutbox, Outbox, OutboxUnavailable, redact_url
-from tests.uplink.tcp_proxy import TcpProxy
+from tests.faults.services import ByteCountingProxy
 
 pytestmark = pytest.mark.services
 
@@ -34,9 +34,9 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def proxy(redis_url: str) -> Iterator[TcpProxy]:
+def proxy(redis_url: str) -> Iterator[ByteCountingProxy]:
     parts = urlsplit(redis_url)
-    forwarder = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
+    forwarder = ByteCountingProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
     forwarder.start()
     yield forwarder
     forwarder.stop()
@@ -121,7 +121,7 @@ class FakeClock:
 
 
 def test_buffered_outbox_keeps_records_through_an_outage_and_flushes_in_order(
-    client: redis.Redis, proxy: TcpProxy, redis_url: str
+    client: redis.Redis, proxy: ByteCountingProxy, redis_url: str
 ) -> None:
     via_proxy = fast_client(f"redis://127.0.0.1:{proxy.port}/15")
     clock = FakeClock()
@@ -145,7 +145,7 @@ def test_buffered_outbox_keeps_records_through_an_outage_and_flushes_in_order(
     via_proxy.close()
 
 
-def test_explicit_flush_after_redis_returns(client: redis.Redis, proxy: TcpProxy) -> None:
+def test_explicit_flush_after_redis_returns(client: redis.Redis, proxy: ByteCountingProxy) -> None:
     via_proxy = fast_client(f"redis://127.0.0.1:{proxy.port}/15")
     outbox = BufferedOutbox(Outbox(via_proxy, UNIT, max_records=1000), clock=FakeClock())
     proxy.stop()
