@@ -21,14 +21,19 @@ def schema_file_name(message_type: type[Message]) -> str:
 
 
 def json_schema(message_type: type[Message]) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of one message type, with the constant name and version pinned."""
-    schema = message_type.model_json_schema(mode="serialization")
+    """The JSON Schema (draft 2020-12) of one message type: what a decoder accepts (compact messages
+    such as aggregates leave out fields at their default), with the name and version pinned."""
+    schema = message_type.model_json_schema(mode="validation")
     properties = schema.get("properties", {})
-    # On the wire schema_name and schema_version are constants of the type: say so in the schema.
+    # schema_name and schema_version are constants of the type: say so in the schema.
     properties["schema_name"] = {"const": message_type.SCHEMA, "title": "Schema Name", "type": "string"}
-    properties["schema_version"] = {"const": message_type.VERSION, "title": "Schema Version", "type": "integer"}
-    required = set(schema.get("required", []))
-    schema["required"] = sorted(required | {"schema_name", "schema_version"})
+    properties["schema_version"] = {
+        "const": message_type.VERSION,
+        "default": message_type.VERSION,
+        "title": "Schema Version",
+        "type": "integer",
+    }
+    schema["required"] = sorted(set(schema.get("required", [])) | {"schema_name"})
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_BASE_URI + schema_file_name(message_type),

@@ -11,6 +11,7 @@ import json
 import socket
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -127,3 +128,32 @@ def test_nothing_per_vehicle_goes_upstream(demo_run: tuple[DemoSummary, Listener
         decode(Aggregate, payload)
         assert not _keys(json.loads(payload)) & FORBIDDEN_UPSTREAM_KEYS
         assert len(payload) < 20_000, "an aggregate should be small"
+
+
+def test_every_json_payload_of_the_run_validates_against_its_published_schema(
+    demo_run: tuple[DemoSummary, Listener, Topics],
+) -> None:
+    # An independent validator (jsonschema) and the files in docs/schemas: what a subscriber in
+    # another language would use, not the unit's own pydantic models.
+    from jsonschema import Draft202012Validator
+
+    from rsu.messages.schemas import schema_file_name
+    from v2x.wire import JSON_SCHEMAS
+
+    folder = Path(__file__).resolve().parents[2] / "docs" / "schemas"
+    validators = {
+        name: Draft202012Validator(json.loads((folder / schema_file_name(message_type)).read_text()))
+        for name, message_type in JSON_SCHEMAS.items()
+    }
+    _, listener, topics = demo_run
+    validated: dict[str, int] = {}
+    for topic, payloads in listener.payloads.items():
+        for payload in payloads:
+            if topic == topics.status:
+                assert payload in (b"online", b"offline")
+                continue
+            document = json.loads(payload)
+            errors = [e.message for e in validators[document["schema_name"]].iter_errors(document)]
+            assert errors == [], f"{topic}: {errors[:3]}"
+            validated[document["schema_name"]] = validated.get(document["schema_name"], 0) + 1
+    assert {"rsu.v2x.spat", "rsu.v2x.warning", "rsu.v2x.map", "rsu.v2x.objects", "rsu.aggregate"} <= set(validated)
