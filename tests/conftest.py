@@ -19,6 +19,14 @@ def shared_dir() -> Path:
     return Path(os.environ.get("RSU_SHARED_DIR", REPO_ROOT.parent / "shared")).resolve()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def unit_state_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Units started by tests keep their generated signing keys here, not in the user's state folder
+    (each test run uses fresh unit ids; the keys would pile up). Stage processes inherit it."""
+    if "RSU_STATE_DIR" not in os.environ:
+        os.environ["RSU_STATE_DIR"] = str(tmp_path_factory.mktemp("unit-state"))
+
+
 @pytest.fixture(scope="session")
 def sample_site() -> SiteConfig:
     return load_site_config(SAMPLE_SITE)
