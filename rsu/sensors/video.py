@@ -41,7 +41,8 @@ LIVE_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp"
 STREAM_OPEN_TIMEOUT_MS = 5000
 STREAM_READ_TIMEOUT_MS = 5000
 INITIAL_BACKOFF_S = 0.5
-DEFAULT_MAX_BACKOFF_S = 5.0
+# Retry at least every 4 s, so a camera that comes back is streaming again within 5 s.
+DEFAULT_MAX_BACKOFF_S = 4.0
 
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
