@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     from rsu.doctor import add_doctor_parser
     from rsu.sensors.export import add_export_parser
     from rsu.uplink.bridge import add_bridge_parser
+    from v2x.priority_client import add_priority_parser
     from v2x.sdk import add_vehicle_parser
 
     bench = commands.add_parser("bench", help="benchmarks: each prints a table and writes JSON")
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_parser(commands)
     add_bridge_parser(commands)
     add_vehicle_parser(commands)
+    add_priority_parser(commands)
     return parser
 
 

@@ -51,6 +51,16 @@ class Topics:
     def objects(self) -> str:
         return f"{self.base}/v2x/objects"
 
+    # Priority: signed requests from emergency vehicles and buses (the unit subscribes), and the
+    # unit's signed answers (accepted / rejected / active / ended).
+    @property
+    def priority_request(self) -> str:
+        return f"{self.base}/priority/request"
+
+    @property
+    def priority_status(self) -> str:
+        return f"{self.base}/priority/status"
+
     # Unit status: retained "online", last will "offline"; health: periodic UnitHealth.
     @property
     def status(self) -> str:

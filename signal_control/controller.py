@@ -5,7 +5,9 @@ on simulated and wall-clock time. Per step the controller
 
 1. takes in the detector data (or notes its absence) and registers calls,
 2. runs the interval timers (walk, pedestrian clearance, yellow, all-red, start-up),
-3. asks the active strategy whether the current stage should end and what comes next,
+3. serves an emergency preemption or transit priority call if one is on (`signal_control.priority`,
+   consulted before the strategy and overriding it), else asks the active strategy whether the
+   current stage should end and what comes next,
 4. computes SPaT timing for every group, and
 5. passes the output through the independent conflict monitor, which can only make it safer
    (a violation turns the whole junction to flash until `reset`).
@@ -18,11 +20,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from rsu.config.model import SiteConfig
+from rsu.config.model import PriorityKind, SiteConfig
 from rsu.messages.perception import CrosswalkObservation, LaneObservation
+from rsu.messages.priority import PriorityPhase, PriorityService
 from rsu.messages.signal import ControllerMode, Indication, SignalEvent, SignalGroupState
 from signal_control.events import AtspmEvent, signal_event
 from signal_control.phasing import GroupTiming, PhasePlan
+from signal_control.priority import MAX_PRIORITY_CALLS, PreemptRun, PriorityCall, PriorityLimits, TransitRun
 from signal_control.safety import ConflictMonitor
 from signal_control.strategies import (
     Action,
@@ -33,6 +37,7 @@ from signal_control.strategies import (
     FixedTimeStrategy,
     Strategy,
     Termination,
+    next_called_stage,
 )
 
 RECALL_STRATEGY_NAME = "recall"
@@ -52,6 +57,10 @@ _INPUT_EVENT_CODES = frozenset(
         AtspmEvent.PEDESTRIAN_CALL_REGISTERED,
         AtspmEvent.DETECTOR_OFF,
         AtspmEvent.DETECTOR_ON,
+        AtspmEvent.PREEMPT_CALL_INPUT_ON,
+        AtspmEvent.PREEMPT_CALL_INPUT_OFF,
+        AtspmEvent.TSP_CHECK_IN,
+        AtspmEvent.TSP_CHECK_OUT,
     }
 )
 
@@ -67,6 +76,10 @@ class ControllerOutput:
     time_s: float
     # The stage being served, or being cleared to; None in flash.
     stage_id: str | None
+    # Priority calls being served (preemption entry / dwell, transit priority), empty otherwise.
+    priority: tuple[PriorityService, ...] = ()
+    # Calls the controller will not serve again (preemption held for its max dwell): end them.
+    exhausted_calls: tuple[str, ...] = ()
 
 
 class _Phase(Enum):
@@ -119,6 +132,17 @@ class SignalController:
         self._stage_start_s = 0.0
         self._fault: str | None = None
         self._restart_pending = True
+        # Priority: the calls that are on, the preemption or transit call being served, and the
+        # cycle count that limits transit priority to one adjustment per cycle.
+        self._priority_limits = PriorityLimits.from_config(site.priority)
+        self._priority_calls: dict[str, PriorityCall] = {}
+        self._exhausted_calls: set[str] = set()
+        self._preempt: PreemptRun | None = None
+        self._transit: TransitRun | None = None
+        self._cycle = 0
+        self._transit_adjusted_cycle = -1
+        # A priority hold of the served stage beyond its max green (for SPaT max end times).
+        self._hold_until_s: float | None = None
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -160,6 +184,7 @@ class SignalController:
         crosswalks: Sequence[CrosswalkObservation] = (),
         observed_at_s: float | None = None,
         arrivals_s: Mapping[str, Sequence[float]] | None = None,
+        priority: Sequence[PriorityCall] = (),
     ) -> ControllerOutput:
         """Advance the controller to `now_s` (seconds, strictly increasing).
 
@@ -168,8 +193,11 @@ class SignalController:
         `arrivals_s` optionally adds the camera's lookahead from the same capture: per lane, the
         seconds until each moving vehicle reaches the stop line (see `arrival_times_s`); the
         adaptive strategy uses it, the others ignore it.
+        `priority` lists the emergency and transit priority calls that are on now (already
+        authenticated and validated, see `signal_control.priority`); a call stays on while listed.
         """
         self._check_time(now_s)
+        self._check_priority_calls(priority)
         events: list[SignalEvent] = []
         if self._restart_pending:
             self._restart(now_s)
@@ -179,11 +207,16 @@ class SignalController:
         strategy = self._strategy if fresh else self._recall
         if fresh:
             self._register_calls(now_s, events)
+        self._take_priority_calls(now_s, priority, events)
         stage_calls = self._stage_calls(strategy)
 
         decision: Decision | None = None
+        self._hold_until_s = None
         if self._phase is not _Phase.FLASH:
             self._run_interval_timers(now_s, events)
+            self._select_priority(now_s, events)
+            if self._preempt is not None:
+                self._redirect_to_preemption(now_s)
             if self._ready_for_target_stage(now_s):
                 self._begin_stage(now_s, self._target_stage, strategy, events)
             if self._phase is _Phase.SERVING:
@@ -206,6 +239,8 @@ class SignalController:
             reason=self._reason(now_s, mode, data_problem, decision),
             time_s=now_s,
             stage_id=None if self._phase is _Phase.FLASH else self._plan.stages[self._current_or_target()].stage_id,
+            priority=self._priority_services(),
+            exhausted_calls=tuple(sorted(self._exhausted_calls)),
         )
 
     # -- time and data ----------------------------------------------------------------------------
@@ -350,6 +385,8 @@ class SignalController:
                 group.called = False
                 group.in_red_clearance = False
                 events.append(signal_event(now_s, AtspmEvent.PHASE_BEGIN_GREEN, group_id))
+        if index <= self._stage:
+            self._cycle += 1  # the rotation wrapped round: a new cycle
         self._phase = _Phase.SERVING
         self._stage = index
         self._target_stage = index
@@ -384,6 +421,10 @@ class SignalController:
         self, now_s: float, strategy: Strategy, stage_calls: tuple[bool, ...], events: list[SignalEvent]
     ) -> Decision:
         stage = self._plan.stages[self._stage]
+        if self._preempt is not None:
+            preempting = self._serve_preemption(now_s, self._preempt, strategy, events)
+            if preempting is not None:
+                return preempting
         others_called = any(called for index, called in enumerate(stage_calls) if index != self._stage)
         if not strategy.serves_every_stage and not others_called:
             # Resting with nobody else waiting: a pedestrian who arrives now can walk at once
@@ -406,6 +447,8 @@ class SignalController:
             arrivals_s=self._arrivals_s if strategy is self._strategy else {},
         )
         decision = strategy.decide(context)
+        if self._transit is not None:
+            decision = self._adjust_for_transit(now_s, self._transit, strategy, context, decision, events)
         if decision.action is not Action.TERMINATE:
             return decision
         target = decision.next_stage
@@ -449,9 +492,246 @@ class SignalController:
     def _enter_flash(self, now_s: float, fault: str) -> None:
         self._fault = fault
         self._phase = _Phase.FLASH
+        # Flash serves nobody; calls still on are served again after reset.
+        self._preempt = None
+        self._transit = None
         for group in self._groups.values():
             self._set(group, Indication.FLASHING_RED, now_s)
             group.in_red_clearance = False
+
+    # -- priority (preemption and transit) --------------------------------------------------------
+
+    def _check_priority_calls(self, calls: Sequence[PriorityCall]) -> None:
+        for call in calls:
+            timing = self._plan.groups.get(call.signal_group)
+            if timing is None or timing.is_pedestrian:
+                raise ValueError(
+                    f"priority call {call.call_id!r}: {call.signal_group!r} is not a vehicle signal group of this site"
+                )
+            if not math.isfinite(call.arrival_time_s):
+                raise ValueError(f"priority call {call.call_id!r}: arrival_time_s must be finite")
+
+    def _take_priority_calls(self, now_s: float, calls: Sequence[PriorityCall], events: list[SignalEvent]) -> None:
+        """Note calls going on and off (ATSPM 102/104, 112/115) and latch a call on their groups."""
+        current = {call.call_id: call for call in sorted(calls, key=PriorityCall.sort_key)[:MAX_PRIORITY_CALLS]}
+        for call_id, call in self._priority_calls.items():
+            if call_id not in current:
+                code = (
+                    AtspmEvent.PREEMPT_CALL_INPUT_OFF
+                    if call.kind is PriorityKind.EMERGENCY
+                    else AtspmEvent.TSP_CHECK_OUT
+                )
+                events.append(signal_event(now_s, code, call.signal_group))
+        for call_id, call in current.items():
+            if call_id not in self._priority_calls:
+                code = (
+                    AtspmEvent.PREEMPT_CALL_INPUT_ON if call.kind is PriorityKind.EMERGENCY else AtspmEvent.TSP_CHECK_IN
+                )
+                events.append(signal_event(now_s, code, call.signal_group))
+        self._priority_calls = current
+        self._exhausted_calls &= set(current)
+        for call_id, call in current.items():
+            group = self._groups[call.signal_group]
+            if call_id not in self._exhausted_calls and group.indication is not Indication.GREEN:
+                group.called = True
+
+    def _select_priority(self, now_s: float, events: list[SignalEvent]) -> None:
+        """Choose the emergency call to preempt for (keeping the one being served while it is on),
+        else the transit call to give priority; emit entry and exit events."""
+        run = self._preempt
+        if (
+            run is not None
+            and run.phase is PriorityPhase.PREEMPT_DWELL
+            and now_s - run.since_s >= self._priority_limits.max_dwell_s
+        ):
+            events.append(signal_event(now_s, AtspmEvent.PREEMPT_MAX_PRESENCE_EXCEEDED, run.signal_group))
+            self._exhausted_calls.add(run.call_id)
+        emergencies = [
+            call
+            for call in self._priority_calls.values()
+            if call.kind is PriorityKind.EMERGENCY and call.call_id not in self._exhausted_calls
+        ]
+        wanted: PriorityCall | None = None
+        if run is not None and run.call_id in self._priority_calls and run.call_id not in self._exhausted_calls:
+            wanted = self._priority_calls[run.call_id]
+        elif emergencies:
+            wanted = min(emergencies, key=PriorityCall.sort_key)
+        if run is not None and (wanted is None or wanted.call_id != run.call_id):
+            events.append(signal_event(now_s, AtspmEvent.PREEMPT_BEGIN_EXIT_INTERVAL, run.signal_group))
+            self._preempt = None
+        if wanted is not None and self._preempt is None:
+            self._preempt = PreemptRun(
+                wanted.call_id,
+                wanted.signal_group,
+                self._stage_for_group(wanted.signal_group),
+                PriorityPhase.PREEMPT_ENTRY,
+                now_s,
+            )
+            events.append(signal_event(now_s, AtspmEvent.PREEMPT_ENTRY_STARTED, wanted.signal_group))
+        transits = [call for call in self._priority_calls.values() if call.kind is PriorityKind.TRANSIT]
+        if self._preempt is not None or not transits:
+            self._transit = None  # transit priority yields to preemption
+            return
+        if self._transit is None or self._transit.call_id not in self._priority_calls:
+            best = min(transits, key=PriorityCall.sort_key)
+            self._transit = TransitRun(best.call_id, best.signal_group, PriorityPhase.TRANSIT_WAITING, now_s)
+
+    def _stage_for_group(self, group_id: str) -> int:
+        """The stage being served if it contains the group, else the next one in rotation that does."""
+        count = len(self._plan.stages)
+        start = self._stage if self._phase is _Phase.SERVING else self._target_stage
+        for offset in range(count):
+            index = (start + offset) % count
+            if group_id in self._plan.stages[index].group_ids:
+                return index
+        raise ValueError(f"no stage serves signal group {group_id!r}")  # the site validator prevents this
+
+    def _redirect_to_preemption(self, now_s: float) -> None:
+        """Before any green: clear straight to the preemption stage instead of the planned one.
+
+        Only when nothing outside that stage is green (what is yellow runs its yellow and all-red
+        as usual) and the stage's own groups are at rest in red, so none of them flickers
+        yellow-red-green.
+        """
+        run = self._preempt
+        if run is None or self._phase not in (_Phase.STARTUP, _Phase.CLEARING) or self._target_stage == run.stage_index:
+            return
+        target = self._plan.stages[run.stage_index].group_ids
+        for group_id, group in self._groups.items():
+            if group_id in target:
+                if group.indication is not Indication.RED or group.in_red_clearance:
+                    return
+            elif group.indication is Indication.GREEN:
+                return
+        self._target_stage = run.stage_index
+
+    def _serve_preemption(
+        self, now_s: float, run: PreemptRun, strategy: Strategy, events: list[SignalEvent]
+    ) -> Decision | None:
+        """Entry: end the current stage (after its minimum) towards the preemption stage. Dwell:
+        hold it. None when the stage being served cannot give the call green (the strategy runs)."""
+        stage = self._plan.stages[self._stage]
+        if run.signal_group in stage.group_ids:
+            if self._groups[run.signal_group].indication is not Indication.GREEN:
+                return None  # unreachable: a served stage's vehicle groups are green
+            if run.phase is not PriorityPhase.PREEMPT_DWELL:
+                run.phase = PriorityPhase.PREEMPT_DWELL
+                run.since_s = now_s
+                run.stage_index = self._stage
+                events.append(signal_event(now_s, AtspmEvent.PREEMPT_BEGIN_DWELL_SERVICE, run.signal_group))
+            dwell_end_s = run.since_s + self._priority_limits.max_dwell_s
+            self._hold_until_s = dwell_end_s
+            return Decision.hold(
+                f"preemption {run.call_id}: dwell in stage {stage.stage_id} while the call is on "
+                f"(at most until t={dwell_end_s:.1f} s)",
+                dwell_end_s - now_s,
+            )
+        min_end_s = self._stage_min_end_s()
+        target = self._plan.stages[run.stage_index]
+        if now_s < min_end_s:
+            return Decision.hold(
+                f"preemption {run.call_id}: entry to stage {target.stage_id} after the minimum green/pedestrian "
+                f"service of stage {stage.stage_id} (t={min_end_s:.1f} s)",
+                min_end_s - now_s,
+            )
+        decision = Decision.terminate(
+            Termination.FORCE_OFF, run.stage_index, f"preemption {run.call_id}: entry to stage {target.stage_id}"
+        )
+        self._terminate(now_s, decision, run.stage_index, events)
+        if self._clearance_complete(now_s, run.stage_index):
+            self._begin_stage(now_s, run.stage_index, strategy, events)
+        return decision
+
+    def _adjust_for_transit(
+        self,
+        now_s: float,
+        run: TransitRun,
+        strategy: Strategy,
+        context: DecisionContext,
+        decision: Decision,
+        events: list[SignalEvent],
+    ) -> Decision:
+        """At most one adjustment per cycle: extend the bus's green, or end a conflicting green early."""
+        limits = self._priority_limits
+        call = self._priority_calls[run.call_id]
+        stage = self._plan.stages[self._stage]
+        serving_bus = run.signal_group in stage.group_ids
+        if run.phase is PriorityPhase.TRANSIT_EXTEND_GREEN:
+            if serving_bus and now_s < run.hold_until_s:
+                self._hold_until_s = run.hold_until_s
+                return Decision.hold(
+                    f"transit priority {run.call_id}: green extended until t={run.hold_until_s:.1f} s",
+                    run.hold_until_s - now_s,
+                )
+            run.phase = PriorityPhase.TRANSIT_WAITING  # the extension has run out
+            run.since_s = now_s
+        if run.phase is PriorityPhase.TRANSIT_EARLY_GREEN:
+            if serving_bus:
+                run.early_green_served = True
+            elif run.early_green_served:
+                run.phase = PriorityPhase.TRANSIT_WAITING  # the bus's early green has been served
+                run.since_s = now_s
+                run.early_green_served = False
+        if self._cycle <= self._transit_adjusted_cycle:
+            return decision
+        if serving_bus:
+            bus_due = now_s < call.arrival_time_s <= now_s + limits.max_extension_s
+            if decision.action is Action.TERMINATE and bus_due:
+                passage_s = self._groups[run.signal_group].timing.passage_s
+                run.hold_until_s = min(now_s + limits.max_extension_s, call.arrival_time_s + passage_s)
+                run.phase = PriorityPhase.TRANSIT_EXTEND_GREEN
+                run.since_s = now_s
+                self._transit_adjusted_cycle = self._cycle
+                self._hold_until_s = run.hold_until_s
+                events.append(signal_event(now_s, AtspmEvent.TSP_ADJUSTMENT_TO_EXTEND_GREEN, run.signal_group))
+                return Decision.hold(
+                    f"transit priority {run.call_id}: green extended until t={run.hold_until_s:.1f} s "
+                    f"({decision.reason})",
+                    run.hold_until_s - now_s,
+                )
+            return decision
+        if decision.action is Action.TERMINATE or limits.max_early_green_s <= 0:
+            return decision
+        # The stage's planned green: its fixed green under a fixed plan, else its max green.
+        planned_s = strategy.expected_green_s(self._stage) if strategy.serves_every_stage else context.max_green_s
+        cut_at_s = self._stage_start_s + max(context.min_green_s, planned_s - limits.max_early_green_s)
+        if now_s < cut_at_s:
+            return decision
+        stage_calls = tuple(
+            called or index == self._stage_for_group(run.signal_group)
+            for index, called in enumerate(self._stage_calls(strategy))
+        )
+        next_stage = next_called_stage(self._stage, stage_calls)
+        if next_stage is None:
+            return decision
+        run.phase = PriorityPhase.TRANSIT_EARLY_GREEN
+        run.since_s = now_s
+        self._transit_adjusted_cycle = self._cycle
+        events.append(signal_event(now_s, AtspmEvent.TSP_ADJUSTMENT_TO_EARLY_GREEN, run.signal_group))
+        return Decision.terminate(
+            Termination.FORCE_OFF,
+            next_stage,
+            f"transit priority {run.call_id}: stage {stage.stage_id} ends early towards group {run.signal_group}",
+        )
+
+    def _priority_services(self) -> tuple[PriorityService, ...]:
+        services = []
+        for run in (self._preempt, self._transit):
+            if run is None:
+                continue
+            call = self._priority_calls[run.call_id]
+            stage_index = run.stage_index if isinstance(run, PreemptRun) else self._stage_for_group(run.signal_group)
+            services.append(
+                PriorityService(
+                    call_id=run.call_id,
+                    kind=call.kind,
+                    signal_group=run.signal_group,
+                    stage_id=self._plan.stages[stage_index].stage_id,
+                    phase=run.phase,
+                    since_s=run.since_s,
+                )
+            )
+        return tuple(services)
 
     # -- output -----------------------------------------------------------------------------------
 
@@ -474,6 +754,8 @@ class SignalController:
             activity = decision.reason
         else:
             activity = f"clearing to stage {self._plan.stages[self._target_stage].stage_id}"
+        if self._preempt is not None and decision is None:
+            activity = f"preemption {self._preempt.call_id}: {activity}"
         if mode is ControllerMode.RECALL:
             return f"recall: {data_problem}; {activity}"
         return activity
@@ -546,7 +828,7 @@ class SignalController:
         if self._phase is _Phase.SERVING:
             anchor = self._stage
             min_end = max(now_s, self._stage_min_end_s())
-            max_end = max(min_end, self._stage_start_s + stages[anchor].max_green_s)
+            max_end = max(min_end, self._stage_start_s + stages[anchor].max_green_s, self._hold_until_s or 0.0)
             likely_remaining_s = decision.likely_remaining_s if decision is not None else 0.0
             served_end = _Window(min_end, max_end, now_s + likely_remaining_s)
         else:

@@ -25,8 +25,20 @@ class AtspmEvent(IntEnum):
     PEDESTRIAN_CALL_REGISTERED = 45
     DETECTOR_OFF = 81
     DETECTOR_ON = 82
+    # Preemption and transit signal priority; the parameter is the requested signal group.
+    PREEMPT_CALL_INPUT_ON = 102
+    PREEMPT_CALL_INPUT_OFF = 104
+    PREEMPT_ENTRY_STARTED = 105
+    PREEMPT_BEGIN_DWELL_SERVICE = 107
+    PREEMPT_MAX_PRESENCE_EXCEEDED = 110
+    PREEMPT_BEGIN_EXIT_INTERVAL = 111
+    TSP_CHECK_IN = 112
+    TSP_ADJUSTMENT_TO_EARLY_GREEN = 113
+    TSP_ADJUSTMENT_TO_EXTEND_GREEN = 114
+    TSP_CHECK_OUT = 115
 
 
 def signal_event(time_s: float, code: AtspmEvent, parameter: str) -> SignalEvent:
-    """One event; the parameter is the signal group id, or the lane id for detector events."""
+    """One event; the parameter is the signal group id (for priority events the requested one), or
+    the lane id for detector events."""
     return SignalEvent(time_s=time_s, code=int(code), parameter=parameter)

@@ -376,6 +376,59 @@ class SimulationConfig(Strict):
     demand_scale: float = Field(default=1.0, gt=0, le=5)
 
 
+class PriorityKind(StrEnum):
+    EMERGENCY = "emergency"  # preemption: conflicting greens end, the requested approach gets green
+    TRANSIT = "transit"  # transit signal priority: bounded early green or green extension
+
+
+class PriorityRequester(Strict):
+    """One vehicle (or fleet key) allowed to ask for priority, and what it may ask for."""
+
+    id: Identifier
+    # Its Ed25519 public key (PEM), relative to the site file; read when the controller starts.
+    public_key: str = Field(min_length=1)
+    kinds: list[PriorityKind] = Field(min_length=1, max_length=2)
+
+
+class PreemptionConfig(Strict):
+    # Longest the requested stage is held green for one request; then the unit returns to normal
+    # operation (ATSPM 110) and the request ends.
+    max_dwell_s: float = Field(default=90.0, ge=5.0, le=600.0)
+
+
+class TransitPriorityConfig(Strict):
+    # Longest a bus's green is held beyond the moment the strategy would end it.
+    max_extension_s: float = Field(default=10.0, ge=0.0, le=30.0)
+    # Most a conflicting stage's green is shortened (never below its min green and pedestrian service).
+    max_early_green_s: float = Field(default=10.0, ge=0.0, le=60.0)
+
+
+class PriorityConfig(Strict):
+    """Emergency preemption and transit priority requests over MQTT (signed, validated, rate limited)."""
+
+    requesters: list[PriorityRequester] = Field(default_factory=list, max_length=1000)
+    # Accepted difference between a request's signing time and the unit's clock.
+    signature_window_s: float = Field(default=2.0, gt=0.0, le=30.0)
+    # Per requester token bucket: sustained requests per minute and the burst allowed above that.
+    rate_per_min: float = Field(default=12.0, gt=0.0, le=600.0)
+    burst: int = Field(default=4, ge=1, le=100)
+    # A check-in without valid_until_s holds this long after its estimated arrival unless renewed.
+    grace_after_arrival_s: float = Field(default=15.0, ge=1.0, le=300.0)
+    # Longest any request stays checked in without a renewal.
+    max_request_s: float = Field(default=300.0, ge=10.0, le=3600.0)
+    max_active_requests: int = Field(default=16, ge=1, le=256)
+    preemption: PreemptionConfig = PreemptionConfig()
+    transit: TransitPriorityConfig = TransitPriorityConfig()
+
+    @model_validator(mode="after")
+    def _check_requesters(self) -> PriorityConfig:
+        ids = [requester.id for requester in self.requesters]
+        repeated = sorted({identifier for identifier in ids if ids.count(identifier) > 1})
+        if repeated:
+            raise ValueError(f"priority.requesters: ids {repeated} are listed twice")
+        return self
+
+
 class SiteConfig(Strict):
     schema_version: Literal[1] = 1
     unit_id: Identifier
@@ -396,6 +449,7 @@ class SiteConfig(Strict):
     uplink: UplinkConfig = UplinkConfig()
     simulation: SimulationConfig = SimulationConfig()
     web: WebConfig = WebConfig()
+    priority: PriorityConfig = PriorityConfig()
 
     @property
     def lanes(self) -> list[Lane]:

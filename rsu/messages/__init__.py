@@ -13,6 +13,16 @@ from rsu.messages.perception import (
     TrackedObject,
     TrackList,
 )
+from rsu.messages.priority import (
+    PriorityAction,
+    PriorityKind,
+    PriorityPhase,
+    PriorityReason,
+    PriorityRequest,
+    PriorityService,
+    PriorityStatus,
+    PriorityStatusKind,
+)
 from rsu.messages.sharing import SharedObjects
 from rsu.messages.signal import (
     ControllerMode,
@@ -43,6 +53,8 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     UnitHealth,
     WorldStatistics,
     SharedObjects,
+    PriorityRequest,
+    PriorityStatus,
 )
 
 __all__ = [
@@ -63,6 +75,14 @@ __all__ = [
     "MovementCount",
     "Participant",
     "PhaseAggregate",
+    "PriorityAction",
+    "PriorityKind",
+    "PriorityPhase",
+    "PriorityReason",
+    "PriorityRequest",
+    "PriorityService",
+    "PriorityStatus",
+    "PriorityStatusKind",
     "Sequencer",
     "Severity",
     "SharedObjects",

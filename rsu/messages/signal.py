@@ -8,6 +8,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from rsu.messages.envelope import Message
+from rsu.messages.priority import PriorityService
 
 
 class Indication(StrEnum):
@@ -57,6 +58,8 @@ class SignalState(Message):
     groups: list[SignalGroupState]
     reason: str = ""
     events: list[SignalEvent] = Field(default_factory=list, description="ATSPM events since the last message")
+    # Emergency preemption and transit priority calls being served (empty in normal operation).
+    priority: list[PriorityService] = Field(default_factory=list)
 
 
 class SpatMovement(BaseModel):

@@ -3,38 +3,111 @@
 In lock-step simulation the controller decides once per detector message, at that message's
 time. Live, it decides at its own rate on the wall clock, using the newest detector states while
 they are fresh; when they go stale the controller itself falls back to recall.
+
+Priority requests (emergency preemption, transit priority) arrive signed on the request topic;
+`v2x.priority.PriorityGate` authenticates, validates and rate limits them, and only the requests it
+accepted reach the controller, as calls it serves until they end. Every request is answered on the
+status topic (signed with the unit's V2X key), and so is each request the controller starts to
+serve or ends (max dwell). Signatures and request lifetimes run on the wall clock.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
-from rsu.messages import DetectorStates, SignalState, decode
-from rsu.runtime.bus import MqttBus
+from rsu.messages import DetectorStates, PriorityStatus, PriorityStatusKind, SignalState, decode
+from rsu.runtime.bus import MqttBus, Received
 from rsu.runtime.stage import Ratekeeper, StageContext
 from rsu.stages.outlet import Outlet
 from rsu.topics import Topics
 from signal_control import ControllerOutput, SignalController
+from signal_control.priority import PriorityCall
+from v2x.priority import PriorityGate, PriorityOutcome
+from v2x.signing import UnitSigner
 
 log = logging.getLogger(__name__)
+
+KEY_READ_ATTEMPTS = 5
+KEY_READ_RETRY_S = 0.2
+
+
+class PriorityDesk:
+    """The stage's side of priority: requests in through the gate, signed status answers out."""
+
+    def __init__(self, gate: PriorityGate, signer: UnitSigner, outlet: Outlet, topics: Topics) -> None:
+        self.gate = gate
+        self.signer = signer
+        self.outlet = outlet
+        self.topics = topics
+        self.unanswered = 0
+
+    def on_request(self, item: Received, capture_s: float) -> None:
+        wall_s = time.time()
+        outcome = self.gate.handle(item.payload, item.user_properties, wall_s)
+        if outcome.status is PriorityStatusKind.REJECTED:
+            if outcome.announce:
+                log.warning("priority request rejected (%s): %s", outcome.reason_code.value, outcome.reason)
+        else:
+            log.info("priority request %s %s: %s", outcome.call_id, outcome.status.value, outcome.reason)
+        self.answer([outcome], capture_s, wall_s)
+
+    def calls(self, controller_now_s: float) -> list[PriorityCall]:
+        """Calls for the controller's step at `controller_now_s`, after ending lapsed requests."""
+        wall_s = time.time()
+        self.answer(self.gate.expire(wall_s), controller_now_s, wall_s)
+        return self.gate.calls(clock_offset_s=controller_now_s - wall_s)
+
+    def after_step(self, output: ControllerOutput, capture_s: float) -> None:
+        self.answer(self.gate.observe(output.priority, output.exhausted_calls), capture_s, time.time())
+
+    def answer(self, outcomes: list[PriorityOutcome], capture_s: float, publish_s: float) -> None:
+        for outcome in outcomes:
+            if not outcome.announce:
+                self.unanswered += 1
+                continue
+            message = self.outlet.build(PriorityStatus, capture_s, publish_s, **outcome.status_fields())
+            payload = message.to_json()
+            topic = self.topics.priority_status
+            properties = self.signer.sign(topic, payload)
+            self.outlet.bus.publish(topic, payload, qos=1, user_properties=properties)
 
 
 def run(ctx: StageContext) -> None:
     site = ctx.site
     topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
+    gate = PriorityGate.from_site(site, ctx.site_path, topics.priority_request)
     bus = MqttBus(site.mqtt, ctx.client_id())
     bus.subscribe(topics.detectors)
+    bus.subscribe(topics.priority_request, qos=1)
     bus.connect()
-    outlet = Outlet(bus, site.unit_id)
-    controller = SignalController(site)
     try:
+        # Status answers are signed with the unit's V2X key. Loaded once subscribed, so no detector
+        # message is missed meanwhile; imported here because the V2X stage module loads the ASN.1 codecs.
+        from rsu.stages.v2x import unit_signer
+
+        signer = _unit_signer_when_written(lambda: unit_signer(site, ctx.site_path))
+        outlet = Outlet(bus, site.unit_id)
+        desk = PriorityDesk(gate, signer, outlet, topics)
+        controller = SignalController(site)
         if ctx.options.realtime:
-            run_on_wall_clock(ctx, bus, outlet, topics, controller)
+            run_on_wall_clock(ctx, bus, outlet, topics, controller, desk)
         else:
-            run_on_message_time(ctx, bus, outlet, topics, controller)
+            run_on_message_time(ctx, bus, outlet, topics, controller, desk)
     finally:
         bus.close()
+
+
+def _unit_signer_when_written(load: Callable[[], UnitSigner]) -> UnitSigner:
+    """The V2X stage may be writing a freshly generated key this very moment: try again briefly."""
+    for _ in range(KEY_READ_ATTEMPTS - 1):
+        try:
+            return load()
+        except ValueError as exc:
+            log.info("unit signing key not readable yet (%s); retrying", exc)
+            time.sleep(KEY_READ_RETRY_S)
+    return load()
 
 
 def _decode_detectors(payload: bytes) -> DetectorStates | None:
@@ -46,7 +119,12 @@ def _decode_detectors(payload: bytes) -> DetectorStates | None:
 
 
 def run_on_message_time(
-    ctx: StageContext, bus: MqttBus, outlet: Outlet, topics: Topics, controller: SignalController
+    ctx: StageContext,
+    bus: MqttBus,
+    outlet: Outlet,
+    topics: Topics,
+    controller: SignalController,
+    desk: PriorityDesk,
 ) -> None:
     last_time_s = float("-inf")
     while not ctx.stopping:
@@ -54,16 +132,28 @@ def run_on_message_time(
         item = bus.get(timeout_s=0.5)
         if item is None:
             continue
+        if item.topic == topics.priority_request:
+            desk.on_request(item, max(last_time_s, 0.0))
+            continue
         states = _decode_detectors(item.payload)
         if states is None or states.capture_time_s <= last_time_s:
             continue
         last_time_s = states.capture_time_s
-        output = controller.step(states.capture_time_s, states.lanes if states.valid else None, states.crosswalks)
+        calls = desk.calls(states.capture_time_s)
+        output = controller.step(
+            states.capture_time_s, states.lanes if states.valid else None, states.crosswalks, priority=calls
+        )
         publish(outlet, topics, output, states.capture_time_s, states.capture_time_s)
+        desk.after_step(output, states.capture_time_s)
 
 
 def run_on_wall_clock(
-    ctx: StageContext, bus: MqttBus, outlet: Outlet, topics: Topics, controller: SignalController
+    ctx: StageContext,
+    bus: MqttBus,
+    outlet: Outlet,
+    topics: Topics,
+    controller: SignalController,
+    desk: PriorityDesk,
 ) -> None:
     ratekeeper = Ratekeeper(ctx.site.controller.decision_rate_hz)
     stale_after_s = ctx.site.controller.detector_stale_after_s
@@ -71,6 +161,9 @@ def run_on_wall_clock(
     while not ctx.stopping:
         ctx.beat()
         for item in bus.drain():
+            if item.topic == topics.priority_request:
+                desk.on_request(item, time.time())
+                continue
             states = _decode_detectors(item.payload)
             if states is not None and (newest is None or states.capture_time_s >= newest.capture_time_s):
                 newest = states
@@ -78,9 +171,10 @@ def run_on_wall_clock(
         fresh = newest is not None and newest.valid and now_s - newest.capture_time_s <= stale_after_s
         lanes = newest.lanes if fresh and newest is not None else None
         crosswalks = newest.crosswalks if fresh and newest is not None else []
-        output = controller.step(now_s, lanes, crosswalks)
+        output = controller.step(now_s, lanes, crosswalks, priority=desk.calls(now_s))
         capture_s = newest.capture_time_s if newest is not None else now_s
         publish(outlet, topics, output, capture_s, now_s)
+        desk.after_step(output, now_s)
         ratekeeper.keep()
 
 
@@ -94,5 +188,6 @@ def publish(outlet: Outlet, topics: Topics, output: ControllerOutput, capture_s:
         groups=output.groups,
         reason=output.reason,
         events=output.events,
+        priority=list(output.priority),
     )
     outlet.send(topics.signal_state, message)

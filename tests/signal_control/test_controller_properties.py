@@ -1,5 +1,6 @@
-"""Property test: whatever the detectors say, however time advances, whichever strategy runs and
-whenever data goes missing, the outputs stay safe, no call starves, and SPaT stays ordered.
+"""Property test: whatever the detectors say, however time advances, whichever strategy runs,
+whenever data goes missing and whichever emergency preemption or transit priority calls come and
+go, the outputs stay safe, no call starves, and SPaT stays ordered.
 
 The checks come from SafetyChecker (tests/signal_control/harness.py), which re-states the rules
 with hand-computed interval lengths instead of reusing the controller's own plan or monitor.
@@ -14,9 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rsu.config import SiteConfig
+from rsu.config.model import PriorityConfig, PriorityKind
 from rsu.messages.perception import CrosswalkObservation, LaneObservation
 from rsu.messages.signal import ControllerMode, Indication
 from signal_control import SignalController
+from signal_control.priority import PriorityCall
 from tests.signal_control.harness import (
     LANES_OF_GROUP,
     SAMPLE_MAX_GREEN_S,
@@ -50,6 +53,12 @@ CALL_WAIT_BOUND_S = (
     + SAMPLE_PED_CLEARANCE_S
     + 4 * 3 * MAX_STEP_S
 )
+# Priority limits of the site under test: short enough for dwells to run out within a plan.
+MAX_DWELL_S = 20.0
+MAX_EXTENSION_S = 10.0
+MAX_EARLY_GREEN_S = 10.0
+# Transit priority may hold one green per cycle for at most the max extension.
+CALL_WAIT_BOUND_WITH_TRANSIT_S = CALL_WAIT_BOUND_S + MAX_EXTENSION_S
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,10 @@ class Segment:
     pedestrians: frozenset[str]
     data: str  # "fresh", "none" (lanes=None) or "stale" (observed 5 s before now)
     switch_to: str | None
+    # Priority calls on during the segment (same group in the next segment: the same call).
+    emergency: str | None = None
+    transit: str | None = None
+    transit_arrival_in_s: float = 0.0
 
 
 segments = st.builds(
@@ -74,6 +87,9 @@ segments = st.builds(
     pedestrians=st.frozensets(st.sampled_from(tuple(CROSSWALK_OF_GROUP))),
     data=st.sampled_from(("fresh", "fresh", "none", "stale")),
     switch_to=st.sampled_from((None, None, "actuated", "adaptive", "fixed_time")),
+    emergency=st.sampled_from((None, None, *VEHICLE_GROUPS)),
+    transit=st.sampled_from((None, None, *VEHICLE_GROUPS)),
+    transit_arrival_in_s=st.floats(0.0, 30.0),
 )
 
 
@@ -95,10 +111,26 @@ def _demanding_groups(segment: Segment) -> set[str]:
     return set(segment.occupied | segment.waiting | segment.pedestrians)
 
 
+def _priority_calls(segment: Segment, segment_start_s: float) -> list[PriorityCall]:
+    calls = []
+    if segment.emergency is not None:
+        calls.append(PriorityCall(f"ambulance/{segment.emergency}", PriorityKind.EMERGENCY, segment.emergency, 0.0))
+    if segment.transit is not None:
+        arrival_s = segment_start_s + segment.transit_arrival_in_s
+        calls.append(PriorityCall(f"bus/{segment.transit}", PriorityKind.TRANSIT, segment.transit, arrival_s))
+    return calls
+
+
 @settings(max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(segments, min_size=1, max_size=12))
 def test_random_operation_stays_safe_and_serves_every_call(sample_site: SiteConfig, plan: list[Segment]) -> None:
-    controller = SignalController(sample_site)
+    priority = PriorityConfig.model_validate(
+        {
+            "preemption": {"max_dwell_s": MAX_DWELL_S},
+            "transit": {"max_extension_s": MAX_EXTENSION_S, "max_early_green_s": MAX_EARLY_GREEN_S},
+        }
+    )
+    controller = SignalController(sample_site.model_copy(update={"priority": priority}))
     checker = SafetyChecker.for_site(sample_site)
     waiting_since: dict[str, float] = {}
     now_s = 50_000.0
@@ -106,24 +138,30 @@ def test_random_operation_stays_safe_and_serves_every_call(sample_site: SiteConf
         if segment.switch_to is not None:
             controller.set_strategy(segment.switch_to)
         lanes, crosswalks = _observations(segment)
+        calls = _priority_calls(segment, now_s)
         segment_end_s = now_s + segment.duration_s
         for step_s in itertools.cycle(segment.steps_s):
             now_s += step_s
             if segment.data == "none":
-                output = controller.step(now_s, None)
+                output = controller.step(now_s, None, priority=calls)
             elif segment.data == "stale":
-                output = controller.step(now_s, lanes, crosswalks, observed_at_s=now_s - 5.0)
+                output = controller.step(now_s, lanes, crosswalks, observed_at_s=now_s - 5.0, priority=calls)
             else:
-                output = controller.step(now_s, lanes, crosswalks)
+                output = controller.step(now_s, lanes, crosswalks, priority=calls)
 
             assert output.mode is not ControllerMode.FLASH, output.reason
             checker.observe(output)
             shown = {state.signal_group: state.indication for state in output.groups}
+            if any(service.kind is PriorityKind.EMERGENCY for service in output.priority):
+                # Preemption (bounded by its max dwell) suspends the rotation; waits count afresh after it.
+                waiting_since.clear()
+                continue
             for group, since_s in list(waiting_since.items()):
                 if shown[group] is Indication.GREEN:
                     del waiting_since[group]
                 else:
-                    assert now_s - since_s <= CALL_WAIT_BOUND_S, f"{group} has waited {now_s - since_s:.1f} s"
+                    waited_s = now_s - since_s
+                    assert waited_s <= CALL_WAIT_BOUND_WITH_TRANSIT_S, f"{group} has waited {waited_s:.1f} s"
             if output.mode is ControllerMode.NORMAL and segment.data == "fresh":
                 for group in _demanding_groups(segment):
                     if shown[group] is not Indication.GREEN:
