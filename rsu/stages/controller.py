@@ -21,6 +21,7 @@ from rsu.messages import DetectorStates, PriorityStatus, PriorityStatusKind, Sig
 from rsu.runtime.bus import MqttBus, Received
 from rsu.runtime.stage import Ratekeeper, StageContext
 from rsu.stages.outlet import Outlet
+from rsu.stages.unit_keys import unit_signer
 from rsu.topics import Topics
 from signal_control import ControllerOutput, SignalController
 from signal_control.priority import PriorityCall
@@ -83,10 +84,8 @@ def run(ctx: StageContext) -> None:
     bus.subscribe(topics.priority_request, qos=1)
     bus.connect()
     try:
-        # Status answers are signed with the unit's V2X key. Loaded once subscribed, so no detector
-        # message is missed meanwhile; imported here because the V2X stage module loads the ASN.1 codecs.
-        from rsu.stages.v2x import unit_signer
-
+        # Status answers are signed with the unit's V2X key (loaded once subscribed: no detector message
+        # is missed meanwhile).
         signer = _unit_signer_when_written(lambda: unit_signer(site, ctx.site_path))
         outlet = Outlet(bus, site.unit_id)
         desk = PriorityDesk(gate, signer, outlet, topics)

@@ -20,14 +20,11 @@ live unit send the same per-second pattern.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
-from rsu.config.load import resolve_relative
 from rsu.config.model import SiteConfig
 from rsu.messages import (
     CollisionWarning,
@@ -44,10 +41,11 @@ from rsu.messages import (
 from rsu.runtime.bus import MqttBus
 from rsu.runtime.latency import freeze_startup_objects, tune_interpreter_for_latency
 from rsu.runtime.stage import StageContext
+from rsu.stages.unit_keys import unit_signer
 from rsu.topics import Topics
 from v2x.conflicts import ConflictDetector
 from v2x.mapdata import MapData, build_map
-from v2x.signing import UnitSigner, generate_key_files
+from v2x.signing import UnitSigner
 from v2x.spat import spat_movements
 from v2x.uper import ItsIdentity
 from v2x.warnings import WarningEvent, WarningTracker
@@ -55,54 +53,8 @@ from v2x.wire import Encoding, MessageClass, Publisher, TopicLayout, WirePublish
 
 log = logging.getLogger(__name__)
 
-PRIVATE_KEY_NAME = "v2x-signing.pem"
-PUBLIC_KEY_NAME = "v2x-signing.pub.pem"
 # Rate limits accept a message this much early: timestamps of a 10 Hz source jitter by a few ms.
 RATE_TOLERANCE_S = 0.01
-
-
-def state_dir(site: SiteConfig, site_path: str | Path) -> Path:
-    """The unit's own folder for state such as its generated signing key (created on demand)."""
-    if site.v2x.state_dir is not None:
-        base = resolve_relative(site_path, os.path.expandvars(site.v2x.state_dir))
-    elif os.environ.get("RSU_STATE_DIR"):
-        base = Path(os.environ["RSU_STATE_DIR"]).expanduser()
-    else:
-        xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-        base = Path(xdg).expanduser() / "rsu-edge"
-    return base / site.unit_id
-
-
-def unit_key_paths(site: SiteConfig, site_path: str | Path) -> tuple[Path, Path]:
-    """(private, public) key files of the unit: the configured key, or the generated one."""
-    if site.v2x.signing_key is not None:
-        private = resolve_relative(site_path, os.path.expandvars(site.v2x.signing_key))
-        return private, private.with_name(private.name.removesuffix(".pem") + ".pub.pem")
-    folder = state_dir(site, site_path)
-    return folder / PRIVATE_KEY_NAME, folder / PUBLIC_KEY_NAME
-
-
-def unit_signer(site: SiteConfig, site_path: str | Path) -> UnitSigner:
-    """The unit's signer; without a configured key, the state dir's key, generated on first start."""
-    private, public = unit_key_paths(site, site_path)
-    if site.v2x.signing_key is None and not private.exists():
-        private.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            generated = generate_key_files(private, public)
-        except FileExistsError:
-            pass  # another process of this unit won the race: use its key
-        else:
-            log.warning(
-                "generated the unit's V2X signing key %s in %s; give vehicles the public key %s",
-                generated,
-                private.parent,
-                public,
-            )
-    signer = UnitSigner.from_key_file(private, site.unit_id)
-    if not public.exists():
-        log.warning("no public key file beside %s: vehicles need the key with id %s", private, signer.key_id)
-    log.info("signing V2X messages with key %s (public key %s)", signer.key_id, public)
-    return signer
 
 
 def its_identity(site: SiteConfig) -> ItsIdentity:

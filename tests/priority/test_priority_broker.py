@@ -26,7 +26,7 @@ from rsu.messages import (
 from rsu.runtime.bus import MqttBus, Received
 from rsu.runtime.stage import RunOptions, StageContext
 from rsu.stages import controller as controller_stage
-from rsu.stages.v2x import unit_key_paths
+from rsu.stages.unit_keys import unit_key_paths
 from rsu.topics import Topics
 from tests.conftest import REPO_ROOT
 from v2x.priority_client import signed_request

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rsu.config.model import SiteConfig, V2XConfig, V2XEncodings
 from rsu.messages import CollisionWarning, ControllerMode, Indication, SignalGroupState, SignalState, TrackList
 from rsu.messages.warnings import Severity, WarningKind, WarningStatus
-from rsu.stages.v2x import RateLimit, V2XOutput, state_dir, unit_key_paths, unit_signer, wire_publisher
+from rsu.stages.unit_keys import state_dir, unit_key_paths, unit_signer
+from rsu.stages.v2x import RateLimit, V2XOutput, wire_publisher
 from tests.v2x.builders import NORTH, SOUTH, track
 from v2x.signing import SignatureVerifier, UnitSigner
 from v2x.wire import DecodedPayload, MessageClass, TopicLayout, decode_payload

@@ -20,7 +20,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from tests.conftest import REPO_ROOT
 
 ACL = REPO_ROOT / "deploy" / "mosquitto" / "rsu-v2x.acl"
-UNIT, VEHICLE = "rsu-demo-001", "vehicle"
+UNIT, VEHICLE, REQUESTER = "rsu-demo-001", "vehicle", "ambulance-7"
 PASSWORD = "test-password"
 
 pytestmark = pytest.mark.skipif(
@@ -39,7 +39,7 @@ def _free_port() -> int:
 def broker_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     folder = tmp_path_factory.mktemp("mosquitto")
     passwords = folder / "passwords"
-    for index, user in enumerate((UNIT, VEHICLE)):
+    for index, user in enumerate((UNIT, VEHICLE, REQUESTER)):
         create = ["-c"] if index == 0 else []
         subprocess.run(["mosquitto_passwd", *create, "-b", str(passwords), user, PASSWORD], check=True)
     port = _free_port()
@@ -149,3 +149,20 @@ def test_internal_topics_never_reach_a_vehicle(clients: tuple[Client, Client]) -
     assert vehicle.received.get(timeout=5.0) == f"rsu/{UNIT}/status"
     time.sleep(0.2)
     assert vehicle.received.empty()
+
+
+def test_only_listed_requesters_may_ask_for_priority(broker_port: int) -> None:
+    unit, vehicle, requester = Client(broker_port, UNIT), Client(broker_port, VEHICLE), Client(broker_port, REQUESTER)
+    try:
+        assert unit.subscribe(f"rsu/{UNIT}/priority/request")
+        assert requester.subscribe(f"rsu/{UNIT}/priority/status")
+        vehicle.publish(f"rsu/{UNIT}/priority/request", b"a vehicle asking for green")
+        requester.publish(f"rsu/{UNIT}/priority/request", b"signed request")
+        assert unit.received.get(timeout=5.0) == f"rsu/{UNIT}/priority/request"
+        unit.publish(f"rsu/{UNIT}/priority/status", b"accepted")
+        assert requester.received.get(timeout=5.0) == f"rsu/{UNIT}/priority/status"
+        time.sleep(0.2)
+        assert unit.received.empty(), "the vehicle's request got through"
+    finally:
+        for client in (unit, vehicle, requester):
+            client.close()
