@@ -16,7 +16,7 @@ on simulated and wall-clock time. Per step the controller
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -185,6 +185,7 @@ class SignalController:
         observed_at_s: float | None = None,
         arrivals_s: Mapping[str, Sequence[float]] | None = None,
         priority: Sequence[PriorityCall] = (),
+        pushbuttons: Collection[str] = (),
     ) -> ControllerOutput:
         """Advance the controller to `now_s` (seconds, strictly increasing).
 
@@ -195,9 +196,12 @@ class SignalController:
         adaptive strategy uses it, the others ignore it.
         `priority` lists the emergency and transit priority calls that are on now (already
         authenticated and validated, see `signal_control.priority`); a call stays on while listed.
+        `pushbuttons` names the crosswalks whose pedestrian pushbutton was pressed since the last
+        step: a call for their pedestrian group, kept until served, even while camera data is stale.
         """
         self._check_time(now_s)
         self._check_priority_calls(priority)
+        self._check_pushbuttons(pushbuttons)
         events: list[SignalEvent] = []
         if self._restart_pending:
             self._restart(now_s)
@@ -207,6 +211,7 @@ class SignalController:
         strategy = self._strategy if fresh else self._recall
         if fresh:
             self._register_calls(now_s, events)
+        self._register_pushbuttons(now_s, pushbuttons, events)
         self._take_priority_calls(now_s, priority, events)
         stage_calls = self._stage_calls(strategy)
 
@@ -321,6 +326,21 @@ class SignalController:
             if demand:
                 group.called = True
                 events.append(signal_event(now_s, code, group_id))
+
+    def _check_pushbuttons(self, crosswalk_ids: Collection[str]) -> None:
+        unknown = sorted(set(crosswalk_ids) - set(self._plan.group_of_crosswalk))
+        if unknown:
+            known = sorted(self._plan.group_of_crosswalk)
+            raise ValueError(f"pushbuttons: unknown crosswalk ids {unknown} (the site has {known})")
+
+    def _register_pushbuttons(self, now_s: float, crosswalk_ids: Collection[str], events: list[SignalEvent]) -> None:
+        for crosswalk_id in sorted(set(crosswalk_ids)):
+            group_id = self._plan.group_of_crosswalk[crosswalk_id]
+            events.append(signal_event(now_s, AtspmEvent.PEDESTRIAN_DETECTOR_ON, crosswalk_id))
+            group = self._groups[group_id]
+            if not group.called and group.indication is not Indication.GREEN:
+                group.called = True
+                events.append(signal_event(now_s, AtspmEvent.PEDESTRIAN_CALL_REGISTERED, group_id))
 
     def _stage_calls(self, strategy: Strategy) -> tuple[bool, ...]:
         if strategy.serves_every_stage:

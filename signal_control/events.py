@@ -25,6 +25,7 @@ class AtspmEvent(IntEnum):
     PEDESTRIAN_CALL_REGISTERED = 45
     DETECTOR_OFF = 81
     DETECTOR_ON = 82
+    PEDESTRIAN_DETECTOR_ON = 90  # a pushbutton press; the parameter is the crosswalk id
     # Preemption and transit signal priority; the parameter is the requested signal group.
     PREEMPT_CALL_INPUT_ON = 102
     PREEMPT_CALL_INPUT_OFF = 104

@@ -35,6 +35,7 @@ from tests.signal_control.harness import (
 
 VEHICLE_GROUPS = tuple(LANES_OF_GROUP)
 CROSSWALK_OF_GROUP = {"p_north": "cw_north", "p_south": "cw_south", "p_east": "cw_east", "p_west": "cw_west"}
+GROUP_OF_CROSSWALK = {crosswalk: group for group, crosswalk in CROSSWALK_OF_GROUP.items()}
 FIXED_GREEN_S = 20.0
 MAX_STEP_S = 1.0
 # The longest a latched call can wait: every stage at its longest green (actuated max or fixed
@@ -75,6 +76,8 @@ class Segment:
     emergency: str | None = None
     transit: str | None = None
     transit_arrival_in_s: float = 0.0
+    # Crosswalks whose pushbutton is pressed at the segment's first step.
+    pushbuttons: frozenset[str] = frozenset()
 
 
 segments = st.builds(
@@ -90,6 +93,7 @@ segments = st.builds(
     emergency=st.sampled_from((None, None, *VEHICLE_GROUPS)),
     transit=st.sampled_from((None, None, *VEHICLE_GROUPS)),
     transit_arrival_in_s=st.floats(0.0, 30.0),
+    pushbuttons=st.frozensets(st.sampled_from(tuple(CROSSWALK_OF_GROUP.values()))),
 )
 
 
@@ -140,14 +144,17 @@ def test_random_operation_stays_safe_and_serves_every_call(sample_site: SiteConf
         lanes, crosswalks = _observations(segment)
         calls = _priority_calls(segment, now_s)
         segment_end_s = now_s + segment.duration_s
+        pressed: frozenset[str] = segment.pushbuttons
         for step_s in itertools.cycle(segment.steps_s):
             now_s += step_s
             if segment.data == "none":
-                output = controller.step(now_s, None, priority=calls)
+                output = controller.step(now_s, None, priority=calls, pushbuttons=pressed)
             elif segment.data == "stale":
-                output = controller.step(now_s, lanes, crosswalks, observed_at_s=now_s - 5.0, priority=calls)
+                output = controller.step(
+                    now_s, lanes, crosswalks, observed_at_s=now_s - 5.0, priority=calls, pushbuttons=pressed
+                )
             else:
-                output = controller.step(now_s, lanes, crosswalks, priority=calls)
+                output = controller.step(now_s, lanes, crosswalks, priority=calls, pushbuttons=pressed)
 
             assert output.mode is not ControllerMode.FLASH, output.reason
             checker.observe(output)
@@ -166,6 +173,10 @@ def test_random_operation_stays_safe_and_serves_every_call(sample_site: SiteConf
                 for group in _demanding_groups(segment):
                     if shown[group] is not Indication.GREEN:
                         waiting_since.setdefault(group, now_s)
+            for group in (GROUP_OF_CROSSWALK[crosswalk] for crosswalk in pressed):
+                if output.mode is ControllerMode.NORMAL and shown[group] is not Indication.GREEN:
+                    waiting_since.setdefault(group, now_s)  # a press is a latched call
+            pressed = frozenset()
             if now_s >= segment_end_s:
                 break
     assert checker.checked_outputs > 0
