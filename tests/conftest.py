@@ -7,11 +7,20 @@ import socket
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from datasets import SAMPLE_SITE
 from rsu.config import SiteConfig, load_site_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Property tests: a quick default run, and a long one for soak checks of the controller's safety
+# (`pytest --hypothesis-profile=long tests/signal_control/test_controller_properties.py`).
+settings.register_profile("default", max_examples=100, deadline=None, database=None)
+settings.register_profile(
+    "long", max_examples=20_000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("default")
 
 
 def shared_dir() -> Path:

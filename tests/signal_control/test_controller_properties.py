@@ -125,7 +125,7 @@ def _priority_calls(segment: Segment, segment_start_s: float) -> list[PriorityCa
     return calls
 
 
-@settings(max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])  # examples: the profile (tests/conftest.py)
 @given(st.lists(segments, min_size=1, max_size=12))
 def test_random_operation_stays_safe_and_serves_every_call(sample_site: SiteConfig, plan: list[Segment]) -> None:
     priority = PriorityConfig.model_validate(
