@@ -78,7 +78,14 @@ from rsu.messages import (
     decode,
 )
 from rsu.runtime.bus import BrokerUnavailable, MqttBus
-from rsu.runtime.latency import freeze_startup_objects, tune_interpreter_for_latency
+from rsu.runtime.latency import (
+    PUBLISH_WAIT_S,
+    RealtimeSection,
+    freeze_startup_objects,
+    realtime_threads_started_here,
+    set_thread_realtime_priority,
+    tune_interpreter_for_latency,
+)
 from rsu.stages.v2x import V2XOutput, configure_stage_process, wire_publisher
 from rsu.topics import Topics
 from v2x.signing import UnitSigner, generate_key_files
@@ -126,8 +133,13 @@ class LatencyOptions:
     run_path: bool = True
     run_fanout: bool = True
     timeout_s: float = 600.0
+    # SCHED_RR priority of the warning path (site v2x.realtime_priority) and of the vehicle process,
+    # which stands in for the vehicle's own computer; None: the site's setting.
+    realtime_priority: int | None = None
 
     def check(self) -> None:
+        if self.realtime_priority is not None and not 0 <= self.realtime_priority <= 99:
+            raise ValueError(f"--realtime-priority must be in [0, 99], got {self.realtime_priority}")
         if not 0 < self.fps <= 60:
             raise ValueError(f"--fps must be in (0, 60], got {self.fps}")
         if not WARMUP_FRAMES < self.frames <= MAX_FRAMES:
@@ -236,8 +248,18 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _bench_site(site: SiteConfig, unit_id: str, mqtt_config: MqttConfig) -> SiteConfig:
-    return site.model_copy(update={"unit_id": unit_id, "mqtt": mqtt_config})
+def _bench_site(
+    site: SiteConfig, unit_id: str, mqtt_config: MqttConfig, realtime_priority: int | None = None
+) -> SiteConfig:
+    update: dict[str, Any] = {"unit_id": unit_id, "mqtt": mqtt_config}
+    if realtime_priority is not None:
+        update["v2x"] = site.v2x.model_copy(update={"realtime_priority": realtime_priority})
+    return site.model_copy(update=update)
+
+
+def _note_priority_problem(problem: str | None) -> None:
+    if problem:
+        print(f"rsu bench latency: {problem}; normal scheduling", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------- (a) the path
@@ -309,6 +331,7 @@ def _v2x_worker(
     unit_id: str,
     mqtt_config: dict[str, Any],
     key_path: str,
+    realtime_priority: int,
     batches: MpQueue[list[Record]],
     ready: multiprocessing.synchronize.Event,
     stop: multiprocessing.synchronize.Event,
@@ -317,7 +340,9 @@ def _v2x_worker(
     are kept here and sent once at the end: a queue's feeder thread would compete for the GIL."""
     records: list[Record] = []
     configure_stage_process()
-    site = _bench_site(load_site_config(site_path), unit_id, MqttConfig(**mqtt_config))
+    site = _bench_site(load_site_config(site_path), unit_id, MqttConfig(**mqtt_config), realtime_priority)
+    if realtime_priority:  # as the V2X stage does, before any thread starts
+        _note_priority_problem(set_thread_realtime_priority(realtime_priority))
     topics = Topics(unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
     bus = MqttBus(site.mqtt, f"{unit_id}-v2x-{os.getpid()}")
     bus.subscribe(topics.tracks)
@@ -347,6 +372,7 @@ def _vehicle_worker(
     port: int,
     unit_id: str,
     public_key_path: str,
+    realtime_priority: int,
     batches: MpQueue[list[Record]],
     ready: multiprocessing.synchronize.Event,
     stop: multiprocessing.synchronize.Event,
@@ -366,6 +392,8 @@ def _vehicle_worker(
         ):
             records.append(("vehicle", warning.capture_time_s, message.received_time_s, time.time()))
 
+    if realtime_priority:
+        _note_priority_problem(set_thread_realtime_priority(realtime_priority))
     client = VehicleClient(host, port, unit_id, public_key_path, on_message=on_message, queue_size=10)
     client.connect()
     client.wait_subscribed()
@@ -405,7 +433,13 @@ def run_path(options: LatencyOptions, mqtt_config: MqttConfig, notes: list[str])
         detector_config = detector_config.model_copy(update={"threads": options.threads})
     camera = camera.model_copy(update={"detector": detector_config})
     unit_id = f"bench-latency-{uuid.uuid4().hex[:8]}"
-    bench_site = _bench_site(site, unit_id, mqtt_config)
+    bench_site = _bench_site(site, unit_id, mqtt_config, options.realtime_priority)
+    priority = bench_site.v2x.realtime_priority
+    notes.append(
+        f"scheduling: SCHED_RR {priority} for the V2X process, the perception network thread and the vehicle process"
+        if priority
+        else "scheduling: normal (SCHED_OTHER) everywhere"
+    )
 
     context = multiprocessing.get_context("spawn")  # no fork of a process that will hold torch
     batches: MpQueue[list[Record]] = context.Queue()
@@ -417,13 +451,31 @@ def run_path(options: LatencyOptions, mqtt_config: MqttConfig, notes: list[str])
         workers = [
             context.Process(
                 target=_v2x_worker,
-                args=(str(site_path), unit_id, mqtt_config.model_dump(), str(private_key), batches, v2x_ready, stop),
+                args=(
+                    str(site_path),
+                    unit_id,
+                    mqtt_config.model_dump(),
+                    str(private_key),
+                    priority,
+                    batches,
+                    v2x_ready,
+                    stop,
+                ),
                 name="bench-v2x",
                 daemon=True,
             ),
             context.Process(
                 target=_vehicle_worker,
-                args=(mqtt_config.host, mqtt_config.port, unit_id, str(public_key), batches, vehicle_ready, stop),
+                args=(
+                    mqtt_config.host,
+                    mqtt_config.port,
+                    unit_id,
+                    str(public_key),
+                    priority,
+                    batches,
+                    vehicle_ready,
+                    stop,
+                ),
                 name="bench-vehicle",
                 daemon=True,
             ),
@@ -457,9 +509,11 @@ def _run_frames(
     pipeline = PerceptionPipeline(site, camera.id)
     topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
     bus = MqttBus(site.mqtt, f"{site.unit_id}-perception-{os.getpid()}")
-    bus.connect()
+    with realtime_threads_started_here(site.v2x.realtime_priority, "perception network thread"):
+        bus.connect()  # as the perception stage does: its network thread only, never the detector
     tune_interpreter_for_latency()  # as the perception stage does
     freeze_startup_objects()
+    after_detector = RealtimeSection(site.v2x.realtime_priority, "perception after the detector")
     uri = expand_uri(camera.uri or "", site_path.parent)
     period_s = 1.0 / options.fps
     frames: dict[float, _FrameTimes] = {}
@@ -484,19 +538,23 @@ def _run_frames(
                         continue
                     detections = detector.detect(frame.image, capture_s)
                     detected_s = time.time()
-                    output = pipeline.process(detections)
-                    objects = [*output.tracks, *synthetic_pair(released, capture_s)]
-                    message = TrackList(
-                        unit_id=site.unit_id,
-                        seq=seq,
-                        capture_time_s=capture_s,
-                        publish_time_s=time.time(),
-                        camera_id=camera.id,
-                        objects=objects,
-                    )
-                    payload = message.to_json()
-                    tracked_s = time.time()
-                    bus.publish(topics.tracks, payload)
+                    with after_detector:  # as the perception stage does
+                        output = pipeline.process(detections)
+                        objects = [*output.tracks, *synthetic_pair(released, capture_s)]
+                        message = TrackList(
+                            unit_id=site.unit_id,
+                            seq=seq,
+                            capture_time_s=capture_s,
+                            publish_time_s=time.time(),
+                            camera_id=camera.id,
+                            objects=objects,
+                        )
+                        payload = message.to_json()
+                        tracked_s = time.time()
+                        if after_detector.priority:  # as the perception stage does
+                            bus.publish_and_wait(topics.tracks, payload, timeout_s=PUBLISH_WAIT_S)
+                        else:
+                            bus.publish(topics.tracks, payload)
                     seq += 1
                     frames[capture_s] = _FrameTimes(capture_s, detected_s, tracked_s)
                     released += 1
@@ -1011,6 +1069,13 @@ def add_bench_latency_parser(
         default=defaults.client_kind,
         help="fan-out clients: raw MQTT v5 sessions noting arrival (default) or paho clients",
     )
+    parser.add_argument(
+        "--realtime-priority",
+        type=int,
+        default=None,
+        help="SCHED_RR priority of the warning path and the vehicle process (default: the site's "
+        "v2x.realtime_priority; 0: normal scheduling)",
+    )
     parser.add_argument("--no-path", action="store_true", help="skip (a), the camera-to-vehicle path")
     parser.add_argument("--no-fanout", action="store_true", help="skip (b), the fan-out")
     parser.add_argument("--json", default=None, help="write the figures here (default: a file in the temp folder)")
@@ -1035,6 +1100,7 @@ def run_bench_latency_command(args: argparse.Namespace) -> int:
             client_kind=args.client_kind,
             run_path=not args.no_path,
             run_fanout=not args.no_fanout,
+            realtime_priority=args.realtime_priority,
         )
         result = run_bench(options)
     except (ValueError, OSError, RuntimeError, BrokerUnavailable) as exc:

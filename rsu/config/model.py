@@ -287,6 +287,9 @@ class V2XConfig(Strict):
     # default: {prefix}/{unit}/v2x/{spat|map|warnings|objects}; china: V2X/RSU/{unit}/{SPAT|MAP|RSI|RSM}/UP
     topic_layout: Literal["default", "china"] = "default"
     warnings: WarningConfig = WarningConfig()
+    # SCHED_RR priority (1-99) of the warning path: the V2X stage and the perception stage's network
+    # thread (never the detector). 0: normal scheduling. Needs CAP_SYS_NICE; see deploy/systemd.
+    realtime_priority: int = Field(default=0, ge=0, le=99)
 
 
 class MqttConfig(Strict):

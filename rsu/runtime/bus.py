@@ -145,6 +145,17 @@ class MqttBus:
         self.published[topic] += 1
         return info
 
+    def publish_and_wait(self, topic: str, payload: bytes, timeout_s: float, qos: int = 0) -> bool:
+        """Publish and wait (at most timeout_s) until the network thread has written it: a caller at
+        raised priority keeps it until its message is out, instead of the network thread waiting for
+        the GIL behind whatever normal-priority work comes next (priority inversion)."""
+        info = self.publish(topic, payload, qos=qos)
+        try:
+            info.wait_for_publish(timeout_s)
+        except (RuntimeError, ValueError):
+            return False  # not connected or queue full: paho sends it when it can
+        return info.is_published()
+
     def get(self, timeout_s: float | None = None) -> Received | None:
         try:
             return self.inbox.get(timeout=timeout_s)

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import gc
+import logging
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+log = logging.getLogger(__name__)
 
 # paho's network thread writes what a stage publishes: it must get the GIL soon after a publish,
 # not after CPython's default 5 ms switch interval.
 GIL_SWITCH_INTERVAL_S = 0.0005
+# Longest a raised-priority section waits for the network thread to have written its message.
+PUBLISH_WAIT_S = 0.02
 # Young-generation collections every 50,000 allocations instead of 700: fewer, still short pauses.
 YOUNG_GENERATION_THRESHOLD = 50_000
 
@@ -24,3 +32,58 @@ def freeze_startup_objects() -> None:
     collections: a full collection otherwise walks every torch and pydantic object, for tens of ms."""
     gc.collect()
     gc.freeze()
+
+
+def set_thread_realtime_priority(priority: int) -> str | None:
+    """SCHED_RR at `priority` (1-99) for the calling thread and the threads it starts from now on;
+    0: back to normal scheduling. On a busy box this keeps the warning path from queueing behind
+    other work. Needs CAP_SYS_NICE (the systemd unit in deploy/ grants it); returns why it failed,
+    or None."""
+    try:
+        if priority > 0:
+            os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(priority))
+        else:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except (PermissionError, OSError) as exc:
+        return f"cannot set SCHED_RR priority {priority}: {exc.strerror or exc} (needs CAP_SYS_NICE)"
+    return None
+
+
+@contextmanager
+def realtime_threads_started_here(priority: int, what: str) -> Iterator[None]:
+    """Threads started inside this block (e.g. paho's network thread at connect) run at SCHED_RR
+    `priority`; the calling thread is back to normal scheduling afterwards. 0: does nothing."""
+    problem = set_thread_realtime_priority(priority) if priority > 0 else None
+    if problem:
+        log.warning("%s: %s; normal scheduling", what, problem)
+    try:
+        yield
+    finally:
+        if priority > 0 and problem is None:
+            set_thread_realtime_priority(0)
+
+
+class RealtimeSection:
+    """`with section:` runs its body at SCHED_RR `priority` and returns to normal scheduling after:
+    the work after the detector (tracking, zones, publishing) jumps the queue, the detector does not.
+    Two system calls per use; after a refusal (no CAP_SYS_NICE) it warns once and does nothing."""
+
+    def __init__(self, priority: int, what: str) -> None:
+        self.priority = priority
+        self.what = what
+        self._active = False
+
+    def __enter__(self) -> None:
+        if self.priority <= 0:
+            return
+        problem = set_thread_realtime_priority(self.priority)
+        if problem:
+            log.warning("%s: %s; normal scheduling", self.what, problem)
+            self.priority = 0
+            return
+        self._active = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._active:
+            set_thread_realtime_priority(0)
+            self._active = False

@@ -22,3 +22,7 @@ class Outlet:
 
     def send(self, topic: str, message: Message, qos: int = 0, retain: bool = False) -> None:
         self.bus.publish(topic, message.to_json(), qos=qos, retain=retain)
+
+    def send_and_wait(self, topic: str, message: Message, timeout_s: float) -> None:
+        """Send and wait (at most timeout_s) until it is on the wire; see MqttBus.publish_and_wait."""
+        self.bus.publish_and_wait(topic, message.to_json(), timeout_s)

@@ -17,7 +17,13 @@ from rsu.messages import CameraDetections, DetectorStates, TrackList, decode
 from rsu.perception.detections import Detections
 from rsu.perception.pipeline import PerceptionOutput, PerceptionPipeline
 from rsu.runtime.bus import MqttBus
-from rsu.runtime.latency import freeze_startup_objects, tune_interpreter_for_latency
+from rsu.runtime.latency import (
+    PUBLISH_WAIT_S,
+    RealtimeSection,
+    freeze_startup_objects,
+    realtime_threads_started_here,
+    tune_interpreter_for_latency,
+)
 from rsu.runtime.stage import StageContext
 from rsu.stages.outlet import Outlet
 from rsu.topics import Topics
@@ -80,7 +86,8 @@ def run(ctx: StageContext) -> None:
     camera = site.cameras[0]
     topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
     bus = MqttBus(site.mqtt, ctx.client_id())
-    bus.connect()
+    with realtime_threads_started_here(site.v2x.realtime_priority, "perception stage network thread"):
+        bus.connect()
     outlet = Outlet(bus, site.unit_id)
     pipeline = PerceptionPipeline(site, camera.id)
     # The web page's annotated camera view: video cameras only, on a local-only topic.
@@ -95,6 +102,10 @@ def run(ctx: StageContext) -> None:
         else video_camera(ctx, camera, preview)
     )
     tune_interpreter_for_latency()
+    # Tracking, zones and publishing jump the queue on a busy box; the detector does not.
+    after_detector = RealtimeSection(site.v2x.realtime_priority, "perception after the detector")
+    # At raised priority the track list must be on the wire before the section ends (see Outlet).
+    realtime = site.v2x.realtime_priority > 0
     frozen = False
     try:
         for detections in source:
@@ -107,13 +118,14 @@ def run(ctx: StageContext) -> None:
                 if ctx.options.realtime:
                     publish_invalid(outlet, topics, camera.id)
                 continue
-            try:
-                output = pipeline.process(detections)
-            except ValueError as exc:
-                log.warning("dropping detections at %.2f: %s", detections.capture_time_s, exc)
-                continue
-            publish_time = time.time() if ctx.options.realtime else detections.capture_time_s
-            publish_output(outlet, topics, camera.id, output, publish_time)
+            with after_detector:
+                try:
+                    output = pipeline.process(detections)
+                except ValueError as exc:
+                    log.warning("dropping detections at %.2f: %s", detections.capture_time_s, exc)
+                    continue
+                publish_time = time.time() if ctx.options.realtime else detections.capture_time_s
+                publish_output(outlet, topics, camera.id, output, publish_time, wait_for_tracks=realtime)
             if preview is not None:
                 preview.publish(output)
     finally:
@@ -121,10 +133,18 @@ def run(ctx: StageContext) -> None:
 
 
 def publish_output(
-    outlet: Outlet, topics: Topics, camera_id: str, output: PerceptionOutput, publish_time: float
+    outlet: Outlet,
+    topics: Topics,
+    camera_id: str,
+    output: PerceptionOutput,
+    publish_time: float,
+    wait_for_tracks: bool = False,
 ) -> None:
     tracks = outlet.build(TrackList, output.time_s, publish_time, camera_id=camera_id, objects=output.tracks)
-    outlet.send(topics.tracks, tracks)
+    if wait_for_tracks:
+        outlet.send_and_wait(topics.tracks, tracks, PUBLISH_WAIT_S)
+    else:
+        outlet.send(topics.tracks, tracks)
     states = outlet.build(
         DetectorStates,
         output.time_s,

@@ -39,7 +39,7 @@ from rsu.messages import (
     decode,
 )
 from rsu.runtime.bus import MqttBus
-from rsu.runtime.latency import freeze_startup_objects, tune_interpreter_for_latency
+from rsu.runtime.latency import freeze_startup_objects, set_thread_realtime_priority, tune_interpreter_for_latency
 from rsu.runtime.stage import StageContext
 from rsu.stages.unit_keys import unit_signer
 from rsu.topics import Topics
@@ -203,6 +203,10 @@ def configure_stage_process() -> None:
 def run(ctx: StageContext) -> None:
     configure_stage_process()
     site = ctx.site
+    if site.v2x.realtime_priority:
+        problem = set_thread_realtime_priority(site.v2x.realtime_priority)  # before any thread starts
+        if problem:
+            log.warning("v2x stage: %s; normal scheduling", problem)
     topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
     bus = MqttBus(site.mqtt, ctx.client_id())
     bus.subscribe(topics.signal_state)
