@@ -21,6 +21,9 @@ frame rate and the pipeline takes the newest one (as a live camera), so frames i
 with are dropped and counted; otherwise every frame is processed as fast as possible.
 `--loop-minutes N` loops the clips for N minutes and reports the resident memory over time.
 
+A variant may add a detail region (DetectorConfig.detail_regions: a second, higher-resolution pass
+over the far road, rsu.sensors.detail) with `detail=x1:y1:x2:y2,detail_weights=...,detail_interval_s=...`.
+
 Reported per variant: sustained fps (frames after the warm-up over their wall time), per-stage
 latency p50/p99 in ms (decode, motion, detect, track, zones; the baseline's detect is Ultralytics'
 preprocess + inference + postprocess and its track the rest of the track() call), dropped frames,
@@ -406,7 +409,7 @@ class AttributingLineCounter(LineCounter):
 
 
 def _scaled_camera(camera: CameraConfig, source_wh: tuple[int, int], resize_wh: tuple[int, int] | None) -> CameraConfig:
-    """The camera with its calibration scaled to the resized frames."""
+    """The camera with its calibration (and the detector's pixel boxes) scaled to the resized frames."""
     if resize_wh is None or resize_wh == source_wh:
         return camera
     sx, sy = resize_wh[0] / source_wh[0], resize_wh[1] / source_wh[1]
@@ -416,15 +419,34 @@ def _scaled_camera(camera: CameraConfig, source_wh: tuple[int, int], resize_wh: 
     ]
     motion = camera.detector.motion
     ignore = [(x1 * sx, y1 * sy, x2 * sx, y2 * sy) for x1, y1, x2, y2 in motion.ignore_boxes_px]
-    detector = camera.detector.model_copy(update={"motion": motion.model_copy(update={"ignore_boxes_px": ignore})})
+    detail = [
+        region.model_copy(update={"box_px": (x1 * sx, y1 * sy, x2 * sx, y2 * sy)})
+        for region in camera.detector.detail_regions
+        for x1, y1, x2, y2 in [region.box_px]
+    ]
+    detector = camera.detector.model_copy(
+        update={"motion": motion.model_copy(update={"ignore_boxes_px": ignore}), "detail_regions": detail}
+    )
     return camera.model_copy(update={"calibration": calibration, "detector": detector})
 
 
-def _track_boxes(tracks: Sequence[Track], detections: Detections) -> TrackedBoxes:
-    """Image boxes of the confirmed tracks updated by a detection this frame (coasting tracks have none)."""
+def _track_boxes(
+    tracks: Sequence[Track], detections: Detections, matched: dict[int, int] | None = None
+) -> TrackedBoxes:
+    """Image boxes of the confirmed tracks updated by a detection this frame (coasting tracks have none).
+
+    matched: the tracker's own track id -> detection index of this update; without it, each track
+    takes the nearest detection on the ground (within TRACK_BOX_GATE_M).
+    """
     updated = [t for t in tracks if t.confirmed and t.coasting_s <= 0.0]
     if not updated or detections.boxes_px is None or len(detections) == 0:
         return TrackedBoxes(np.zeros((0, 4)), np.zeros(0, dtype=np.int64))
+    if matched is not None:
+        pairs = [(t.track_id, matched[t.track_id]) for t in updated if t.track_id in matched]
+        return TrackedBoxes(
+            boxes_px=detections.boxes_px[[d for _, d in pairs]].reshape(-1, 4),
+            track_ids=np.array([i for i, _ in pairs], dtype=np.int64),
+        )
     track_xy = np.array([[t.x_m, t.y_m] for t in updated])
     distance = np.linalg.norm(track_xy[:, None, :] - detections.ground_xy_m[None, :, :], axis=2)
     rows, cols = linear_sum_assignment(distance)
@@ -491,7 +513,7 @@ def _run_rsu(
             key = (frame.clip_index, frame.frame_in_clip)
             boxes = detections.boxes_px if detections.boxes_px is not None else np.zeros((0, 4))
             collected.detections[key] = FrameDetections(boxes * scale_back, detections.road_user, detections.confidence)
-            tracked = _track_boxes(tracks, detections)
+            tracked = _track_boxes(tracks, detections, pipeline.tracker.matched_detections)
             collected.tracks[key] = TrackedBoxes(tracked.boxes_px * scale_back, tracked.track_ids)
 
     def finish() -> None:
@@ -501,6 +523,9 @@ def _run_rsu(
             ]
         info["crossings_per_line"] = dict(counter.totals)
         collected.truncated_track_ids.update(track.track_id for track in pipeline.tracker.tracks)
+        inner = getattr(detector, "detector", detector)  # through a motion gate
+        if camera.detector.detail_regions:
+            info["detail_region_runs"] = list(getattr(inner, "detail_runs", []))
         if isinstance(detector, MotionGatedDetector):
             info["motion_gate"] = {
                 "frames": detector.frames,
@@ -949,6 +974,10 @@ def render_table(report: dict[str, Any]) -> str:
     lines.append("")
     for variant in report["variants"]:
         lines.append(f"{variant['name']}: {variant['detector']}")
+        if variant.get("detail_region_runs"):
+            lines.append(
+                f"  detail regions ran {variant['detail_region_runs']} times in {variant['frames_processed']} frames"
+            )
         gate = variant.get("motion_gate")
         if gate:
             lines.append(f"  motion gate: detector ran on {gate['detector_runs']}/{gate['frames']} frames")
@@ -1004,7 +1033,11 @@ def render_table(report: dict[str, Any]) -> str:
 
 
 def parse_variant(text: str) -> VariantSpec:
-    """`name=int8,type=openvino,weights=PATH[,precision=bf16][,threads=2][,motion=on][,imgsz=384x640][,conf=0.25]`."""
+    """`name=int8,type=openvino,weights=PATH[,precision=bf16][,threads=2][,motion=on][,imgsz=384x640][,conf=0.25]`.
+
+    `detail=x1:y1:x2:y2[,detail_weights=PATH][,detail_imgsz=HxW][,detail_interval_s=S]`: one detail region
+    (DetectorConfig.detail_regions) instead of the site's; its box in the clip's own pixels.
+    """
     fields: dict[str, str] = {}
     for part in text.split(","):
         key, sep, value = part.partition("=")
@@ -1016,6 +1049,7 @@ def parse_variant(text: str) -> VariantSpec:
         raise BenchError(f"--variant {text!r} needs name=...")
     config: dict[str, Any] = {}
     motion: dict[str, Any] = {}
+    detail: dict[str, Any] = {}
     for key, value in fields.items():
         if key in ("type", "weights"):
             config[key] = value
@@ -1028,6 +1062,16 @@ def parse_variant(text: str) -> VariantSpec:
         elif key == "imgsz":
             h, w = (int(v) for v in value.lower().split("x"))
             config["imgsz"] = (h, w)
+        elif key == "detail":
+            # x1:y1:x2:y2 in the clip's own pixels (scaled with --resize); replaces the site's detail regions
+            detail["box_px"] = tuple(float(v) for v in value.split(":"))
+        elif key == "detail_weights":
+            detail["weights"] = value
+        elif key == "detail_interval_s":
+            detail["interval_s"] = float(value)
+        elif key == "detail_imgsz":
+            h, w = (int(v) for v in value.lower().split("x"))
+            detail["imgsz"] = (h, w)
         elif key == "motion":
             motion["enabled"] = value.lower() in ("on", "true", "1", "yes")
         elif key == "motion_max_skip_s":
@@ -1037,6 +1081,10 @@ def parse_variant(text: str) -> VariantSpec:
             motion["ignore_boxes_px"] = [tuple(float(v) for v in box.split(":")) for box in value.split(";") if box]
         else:
             raise BenchError(f"--variant {text!r}: unknown key {key!r}")
+    if detail:
+        if "box_px" not in detail:
+            raise BenchError(f"--variant {text!r}: detail_* keys need detail=x1:y1:x2:y2")
+        config["detail_regions"] = [detail]
     return VariantSpec(name=name, kind="rsu", detector_fields=config, motion_fields=motion)
 
 
@@ -1143,7 +1191,8 @@ def add_bench_perception_parser(subparsers: Any, name: str = "perception") -> ar
         action="append",
         default=[],
         help="an rsu variant: name=N[,type=openvino|onnx|ultralytics,weights=P,precision=f32|bf16,threads=T,"
-        "motion=on,motion_ignore=x1:y1:x2:y2,imgsz=HxW,conf=C] (repeat; default: the site's detector)",
+        "motion=on,motion_ignore=x1:y1:x2:y2,imgsz=HxW,conf=C,detail=x1:y1:x2:y2,detail_weights=P,detail_imgsz=HxW,"
+        "detail_interval_s=S] (repeat; default: the site's detector)",
     )
     parser.add_argument(
         "--baseline-weights", help="the .pt for the Ultralytics baseline (default: the site's, if a .pt)"

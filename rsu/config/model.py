@@ -169,6 +169,32 @@ class MotionGateConfig(Strict):
     ignore_boxes_px: list[tuple[float, float, float, float]] = Field(default_factory=list)
 
 
+class DetailRegionConfig(Strict):
+    """A second detector pass over a fixed part of the frame at a higher resolution (SAHI-style, one slice).
+
+    Far road users are a few pixels high at the full frame's network input and YOLO misses them; a crop
+    of the far road given to the network at a larger scale finds them. Its detections are merged with
+    the full frame's (see rsu.sensors.detail).
+    """
+
+    # x1 y1 x2 y2 in frame pixels; widened or heightened about its centre to the detail input's aspect.
+    box_px: tuple[float, float, float, float]
+    # openvino / onnx: the model of the detail pass, exported by `rsu export` at the detail input size
+    # (a wide strip, e.g. 192x640); default: the camera's own model.
+    weights: str | None = None
+    # ultralytics: network input (height, width) of the detail pass; default: the camera's imgsz.
+    imgsz: tuple[int, int] | None = None
+    # Runs at most once per interval, in capture time (0: every frame; 0.1 at 20 fps: every other frame).
+    interval_s: float = Field(default=0.0, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _check_box(self) -> DetailRegionConfig:
+        x1, y1, x2, y2 = self.box_px
+        if x1 < 0 or y1 < 0 or x2 <= x1 or y2 <= y1:
+            raise ValueError(f"box_px {list(self.box_px)} must be x1 y1 x2 y2 with 0 <= x1 < x2 and 0 <= y1 < y2")
+        return self
+
+
 class DetectorConfig(Strict):
     # ultralytics: YOLO through Ultralytics (weights .pt or a standard name); openvino / onnx: a model
     # made by `rsu export` (weights: the OpenVINO .xml or its folder / the .onnx file), run directly.
@@ -190,6 +216,8 @@ class DetectorConfig(Strict):
     # (YOLO often boxes one van as both a car and a truck; class-by-class NMS keeps both).
     merge_confusable_classes: bool = True
     motion: MotionGateConfig = MotionGateConfig()
+    # Higher-resolution passes over fixed parts of the frame (far road); each costs one more inference.
+    detail_regions: list[DetailRegionConfig] = Field(default_factory=list)
 
 
 class SimulatedCameraConfig(Strict):
@@ -230,6 +258,10 @@ class TrackingConfig(Strict):
     max_tracks: int = Field(default=500, ge=10, le=10000)
     # Below this speed a vehicle counts as queued.
     queue_speed_mps: float = Field(default=1.5, ge=0, le=5)
+    # A road user first seen just past a counting line (hidden while it crossed) is counted on that line
+    # when its path traced back from where it appeared crosses the line within this time (0: off).
+    # See rsu.perception.counting.
+    backtrack_s: float = Field(default=1.0, ge=0, le=3)
 
 
 class WarningConfig(Strict):

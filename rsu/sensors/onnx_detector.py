@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rsu.config.model import DetectorConfig
+from rsu.config.model import DetailRegionConfig, DetectorConfig
 from rsu.perception.homography import Homography
 from rsu.sensors.openvino_detector import (
     ExportedYoloDetector,
     Float32Array,
     check_input_size,
+    check_same_classes,
     parse_class_names,
     resolve_model_file,
 )
@@ -79,4 +80,18 @@ def build_onnx_detector(
     model_path = resolve_model_file(config.weights, weights_dir, ".onnx")
     backend = OnnxRuntimeBackend(model_path, config.threads)
     check_input_size(config, backend.input_hw, model_path)
-    return ExportedYoloDetector(backend, backend.class_names, config, homography, camera_id)
+    detail_backends: dict[str, OnnxRuntimeBackend] = {}
+
+    def detail_backend(region: DetailRegionConfig) -> OnnxRuntimeBackend:
+        if region.weights is None:
+            return backend
+        if region.weights not in detail_backends:
+            detail_path = resolve_model_file(region.weights, weights_dir, ".onnx")
+            detail = OnnxRuntimeBackend(detail_path, config.threads)
+            check_same_classes(backend.class_names, detail.class_names, detail_path)
+            detail_backends[region.weights] = detail
+        return detail_backends[region.weights]
+
+    return ExportedYoloDetector(
+        backend, backend.class_names, config, homography, camera_id, [detail_backend(r) for r in config.detail_regions]
+    )

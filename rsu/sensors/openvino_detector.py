@@ -7,6 +7,7 @@ keep each box's best class only if it is a road-user class (as `predict(classes=
 run class-aware NMS, in which confusable classes (car/truck/bus, bicycle/motorcycle) count as one
 unless `merge_confusable_classes` is off. The network itself runs in an `InferenceBackend`: OpenVINO here, ONNX Runtime
 in rsu.sensors.onnx_detector. Thread counts are set explicitly, never left to the runtime.
+Detail regions (rsu.sensors.detail) run a second backend, with an input of its own, on a crop of the frame.
 
 The class names come from the metadata Ultralytics writes beside the model (metadata.yaml for
 OpenVINO, the ONNX metadata_props), so a custom model with COCO's names maps the same way.
@@ -15,9 +16,10 @@ OpenVINO, the ONNX metadata_props), so a custom model with COCO's names maps the
 from __future__ import annotations
 
 import ast
+import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,9 +29,10 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
-from rsu.config.model import DetectorConfig, RoadUserType
+from rsu.config.model import DetailRegionConfig, DetectorConfig, RoadUserType
 from rsu.perception.detections import Detections
 from rsu.perception.homography import Homography
+from rsu.sensors.detail import CONFUSABLE_GROUP, DetailSchedule, PassDetections, merge_passes, run_detail_pass
 from rsu.sensors.video import expand_uri
 from rsu.sensors.yolo import COCO_NAME_TO_ROAD_USER, DetectorError, RiderMemory, merge_riders, place_on_ground
 
@@ -40,15 +43,6 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Float32Array = npt.NDArray[np.float32]
 
-# Road-user classes YOLO confuses for one object (same groups as the tracker's association).
-CONFUSABLE_GROUP: dict[RoadUserType, int] = {
-    RoadUserType.CAR: 0,
-    RoadUserType.TRUCK: 0,
-    RoadUserType.BUS: 0,
-    RoadUserType.MOTORCYCLE: 1,
-    RoadUserType.BICYCLE: 1,
-    RoadUserType.PEDESTRIAN: 2,
-}
 # Ultralytics' letterbox padding grey and its cap on detections per image.
 PAD_VALUE = 114
 MAX_DETECTIONS = 300
@@ -174,7 +168,13 @@ class ExportedYoloDetector:
         config: DetectorConfig,
         homography: Homography,
         camera_id: str,
+        detail_backends: Sequence[InferenceBackend] = (),
     ) -> None:
+        """detail_backends: one per config.detail_regions, in order (the same backend may serve several)."""
+        if len(detail_backends) != len(config.detail_regions):
+            raise DetectorError(
+                f"{len(config.detail_regions)} detail regions configured but {len(detail_backends)} backends given"
+            )
         self.backend = backend
         self.config = config
         self.homography = homography
@@ -196,16 +196,33 @@ class ExportedYoloDetector:
             for class_id, user in self._road_user_of_class.items():
                 self._nms_group[class_id] = class_count + CONFUSABLE_GROUP[user]
         self._riders = RiderMemory()
+        self._detail = [
+            (DetailSchedule(region), detail_backend)
+            for region, detail_backend in zip(config.detail_regions, detail_backends, strict=True)
+        ]
         # The first inference allocates the runtime's buffers; do it now, not on the first real frame.
         self.backend.infer(np.zeros((1, 3, *self.input_hw), dtype=np.float32))
+        for detail_backend in {id(b): b for b in detail_backends}.values():
+            if detail_backend is not backend:
+                detail_backend.infer(np.zeros((1, 3, *detail_backend.input_hw), dtype=np.float32))
 
     @property
     def description(self) -> str:
-        return self.backend.description
+        text = self.backend.description
+        for schedule, backend in self._detail:
+            h, w = backend.input_hw
+            every = f"every {schedule.region.interval_s:g} s" if schedule.region.interval_s else "every frame"
+            text += f" + detail region {list(schedule.region.box_px)} at {h}x{w}, {every}"
+        return text
+
+    @property
+    def detail_runs(self) -> list[int]:
+        """How often each detail region has run."""
+        return [schedule.runs for schedule, _ in self._detail]
 
     def detect(self, frame_bgr: ImageArray, capture_time_s: float) -> Detections:
         started = time.perf_counter()
-        found = self.detect_image(frame_bgr)
+        found = self.detect_image(frame_bgr, capture_time_s)
         boxes_px, road_user, confidence = found.boxes_px, list(found.road_user), found.confidence
         if self.config.merge_riders:
             boxes_px, road_user, confidence = self._riders.apply(boxes_px, road_user, confidence, capture_time_s)
@@ -214,25 +231,43 @@ class ExportedYoloDetector:
         detections.extras["inference_s"] = inference_s
         return detections
 
-    def detect_image(self, frame_bgr: ImageArray) -> ImageDetections:
-        """Road users in one frame's pixels, riders merged, no ground placement and no memory of earlier frames."""
+    def detect_image(self, frame_bgr: ImageArray, capture_time_s: float | None = None) -> ImageDetections:
+        """Road users in one frame's pixels, riders merged, no ground placement.
+
+        Detail regions run when due at capture_time_s (every one of them when it is None: a single picture).
+        """
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 BGR image, got shape {frame_bgr.shape}")
-        image, placement = letterbox(frame_bgr, self.input_hw)
-        output = self.backend.infer(to_blob(image))
+        passes = [self._run_pass(frame_bgr, self.backend)]
+        for schedule, backend in self._detail:
+            if not schedule.due(capture_time_s):
+                continue
+            passes.append(
+                run_detail_pass(
+                    frame_bgr, schedule.region, backend.input_hw, functools.partial(self._run_pass, backend=backend)
+                )
+            )
+        merged = merge_passes(passes)
+        boxes_px, road_user, confidence = merged.boxes_px, list(merged.road_user), merged.confidence
+        if self.config.merge_riders:
+            boxes_px, road_user, confidence = merge_riders(boxes_px, road_user, confidence)
+        return ImageDetections(boxes_px=boxes_px, road_user=tuple(road_user), confidence=confidence)
+
+    def _run_pass(self, image_bgr: ImageArray, backend: InferenceBackend) -> PassDetections:
+        """One network run on a whole image (the frame or a crop of it): boxes in that image's pixels."""
+        image, placement = letterbox(image_bgr, backend.input_hw)
+        output = backend.infer(to_blob(image))
         boxes_px, class_ids, confidence = decode_yolo_output(
             output,
             placement,
-            (frame_bgr.shape[0], frame_bgr.shape[1]),
+            (int(image_bgr.shape[0]), int(image_bgr.shape[1])),
             self.config.confidence,
             self.config.iou,
             self._wanted_class,
             self._nms_group,
         )
-        road_user = [self._road_user_of_class[int(class_id)] for class_id in class_ids]
-        if self.config.merge_riders:
-            boxes_px, road_user, confidence = merge_riders(boxes_px, road_user, confidence)
-        return ImageDetections(boxes_px=boxes_px, road_user=tuple(road_user), confidence=confidence)
+        road_user = tuple(self._road_user_of_class[int(class_id)] for class_id in class_ids)
+        return PassDetections(boxes_px, road_user, confidence)
 
 
 def check_input_size(config: DetectorConfig, model_hw: tuple[int, int], model_path: Path) -> None:
@@ -245,6 +280,12 @@ def check_input_size(config: DetectorConfig, model_hw: tuple[int, int], model_pa
             f"detector.imgsz {list(wanted)} does not match the input {list(model_hw)} of {model_path}; "
             f"export again with `rsu export --imgsz {wanted[0]} {wanted[1]}` or remove detector.imgsz"
         )
+
+
+def check_same_classes(main: Mapping[int, str], detail: Mapping[int, str], detail_path: Path) -> None:
+    """A detail region's model must name its classes as the camera's model does."""
+    if dict(main) != dict(detail):
+        raise DetectorError(f"detail region model {detail_path} has other class names than the camera's model")
 
 
 def resolve_model_file(weights: str, weights_dir: str | Path | None, suffix: str) -> Path:
@@ -327,4 +368,19 @@ def build_openvino_detector(
     backend = OpenVinoBackend(model_xml, config.threads, config.inference_precision)
     check_input_size(config, backend.input_hw, model_xml)
     log.info("detector %s: %s, input %s", camera_id, backend.description, backend.input_hw)
+    class_names = openvino_class_names(model_xml)
+    detail_backends: dict[str, InferenceBackend] = {}
+
+    def detail_backend(region: DetailRegionConfig) -> InferenceBackend:
+        if region.weights is None:
+            return backend
+        if region.weights not in detail_backends:
+            detail_xml = resolve_model_file(region.weights, weights_dir, ".xml")
+            check_same_classes(class_names, openvino_class_names(detail_xml), detail_xml)
+            detail_backends[region.weights] = OpenVinoBackend(detail_xml, config.threads, config.inference_precision)
+        return detail_backends[region.weights]
+
+    return ExportedYoloDetector(
+        backend, class_names, config, homography, camera_id, [detail_backend(r) for r in config.detail_regions]
+    )
     return ExportedYoloDetector(backend, openvino_class_names(model_xml), config, homography, camera_id)

@@ -9,6 +9,7 @@ It never reaches the network: weights come from a local file, and a bare standar
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import time
@@ -23,6 +24,7 @@ import numpy.typing as npt
 from rsu.config.model import CameraConfig, CameraSource, DetectorConfig, RoadUserType
 from rsu.perception.detections import Detections
 from rsu.perception.homography import Homography
+from rsu.sensors.detail import DetailSchedule, PassDetections, merge_passes, run_detail_pass
 from rsu.sensors.video import expand_uri
 
 # torch and Ultralytics are imported only where the Ultralytics detector needs them: the exported-model
@@ -288,16 +290,34 @@ class UltralyticsDetector:
         self._classes = sorted(self._road_user_of_class)
         self._riders = RiderMemory()
         # The first predict() builds the predictor and allocates buffers; do it now, not on the first real frame.
-        warmup_hw = (self.imgsz, self.imgsz) if isinstance(self.imgsz, int) else tuple(self.imgsz)
+        warmup_hw = (self.imgsz, self.imgsz) if isinstance(self.imgsz, int) else (self.imgsz[0], self.imgsz[1])
         self._predict(np.zeros((*warmup_hw, 3), dtype=np.uint8))
+        for region in config.detail_regions:
+            if region.weights is not None:
+                raise DetectorError(
+                    f"detail region {list(region.box_px)}: weights are for exported models; the ultralytics "
+                    "detector runs its own model at the region's imgsz"
+                )
+        self._detail = [(DetailSchedule(region), region.imgsz or warmup_hw) for region in config.detail_regions]
 
     def detect(self, frame_bgr: ImageArray, capture_time_s: float) -> Detections:
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 BGR image, got shape {frame_bgr.shape}")
         started = time.perf_counter()
-        boxes_px, class_ids, confidence = self._predict(frame_bgr)
+        passes = [self._detect_pass(frame_bgr, self.imgsz)]
+        for schedule, input_hw in self._detail:
+            if schedule.due(capture_time_s):
+                passes.append(
+                    run_detail_pass(
+                        frame_bgr,
+                        schedule.region,
+                        input_hw,
+                        functools.partial(self._detect_pass, imgsz=list(input_hw)),
+                    )
+                )
+        merged = merge_passes(passes)
         inference_s = time.perf_counter() - started
-        road_user = [self._road_user_of_class[int(c)] for c in class_ids]
+        boxes_px, road_user, confidence = merged.boxes_px, list(merged.road_user), merged.confidence
         if self.config.merge_riders:
             boxes_px, road_user, confidence = merge_riders(boxes_px, road_user, confidence)
             boxes_px, road_user, confidence = self._riders.apply(boxes_px, road_user, confidence, capture_time_s)
@@ -305,10 +325,21 @@ class UltralyticsDetector:
         detections.extras["inference_s"] = inference_s
         return detections
 
-    def _predict(self, frame_bgr: ImageArray) -> tuple[FloatArray, npt.NDArray[np.int64], FloatArray]:
+    @property
+    def detail_runs(self) -> list[int]:
+        """How often each detail region has run."""
+        return [schedule.runs for schedule, _ in self._detail]
+
+    def _detect_pass(self, image_bgr: ImageArray, imgsz: int | list[int]) -> PassDetections:
+        boxes_px, class_ids, confidence = self._predict(image_bgr, imgsz)
+        return PassDetections(boxes_px, tuple(self._road_user_of_class[int(c)] for c in class_ids), confidence)
+
+    def _predict(
+        self, frame_bgr: ImageArray, imgsz: int | list[int] | None = None
+    ) -> tuple[FloatArray, npt.NDArray[np.int64], FloatArray]:
         results = self._model.predict(
             frame_bgr,
-            imgsz=self.imgsz,
+            imgsz=self.imgsz if imgsz is None else imgsz,
             conf=self.config.confidence,
             classes=self._classes,
             device="cpu",

@@ -18,6 +18,7 @@ from rsu.bench.perception import (
     GroundLineCrossings,
     Reservoir,
     VariantSpec,
+    _scaled_camera,
     add_bench_perception_parser,
     parse_variant,
     plan_from_args,
@@ -54,6 +55,21 @@ def test_a_variant_is_detector_settings_over_the_site_camera() -> None:
         parse_variant("name=x,colour=red")
     with pytest.raises(BenchError, match="needs name"):
         parse_variant("type=onnx")
+
+
+def test_a_variant_can_add_a_detail_region_scaled_with_the_stream() -> None:
+    spec = parse_variant(
+        "name=d,type=openvino,weights=/m/a.xml,detail=400:30:800:160,detail_weights=/m/d.xml,detail_interval_s=0.1"
+    )
+    config = spec.detector_config(DetectorConfig(type="ultralytics", weights="yolo11n.pt"))
+    (region,) = config.detail_regions
+    assert (region.box_px, region.weights, region.interval_s) == ((400.0, 30.0, 800.0, 160.0), "/m/d.xml", 0.1)
+    camera = load_site_config(OTC_SITE).cameras[0]
+    camera = camera.model_copy(update={"detector": config})
+    scaled = _scaled_camera(camera, (800, 600), (1280, 720))
+    assert scaled.detector.detail_regions[0].box_px == pytest.approx((640.0, 36.0, 1280.0, 192.0))
+    with pytest.raises(BenchError, match="detail="):
+        parse_variant("name=d,detail_weights=/m/d.xml")
 
 
 def test_baseline_counting_counts_each_track_once_per_line_at_the_crossing_time() -> None:

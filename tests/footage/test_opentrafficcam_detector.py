@@ -18,7 +18,7 @@ import pytest
 
 from datasets.opentrafficcam.build import SITE_FILE
 from rsu.config import SiteConfig, load_site_config
-from rsu.config.model import RoadUserType
+from rsu.config.model import DetailRegionConfig, RoadUserType
 from rsu.perception.detections import Detections
 from rsu.sensors.video import Frame, VideoSource
 from rsu.sensors.yolo import Detector, UltralyticsDetector, build_detector
@@ -31,6 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # The clip's first frame was taken at 2020-02-20 13:11:00 CET (file name; OTC's ground-truth times agree).
 CLIP_START_S = 1582200660.0
 FRAME_STRIDE = 10  # 20 of the clip's 200 frames, 0.5 s apart
+TWO_WHEELERS = (RoadUserType.BICYCLE, RoadUserType.MOTORCYCLE)
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +202,26 @@ def test_a_fresh_process_never_touches_the_network_from_import_to_detection(
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["attempts"] == []
     assert report["detections"] > 0
+
+
+def test_a_detail_region_finds_the_far_cyclist_the_full_frame_misses(site: SiteConfig, shared_env: None) -> None:
+    """At 9.0 s the cyclist rides away at the far edge (about 20x45 px of the 800x600 frame); the full
+    frame at imgsz 320 misses it, a 192x640 pass over the far road finds a two-wheeler there."""
+    camera = site.cameras[0]
+    with VideoSource.from_camera(camera, SITE_FILE.parent, start_time_s=0.0) as source:
+        frame = next(f for f in source if f.index == 180)
+    far_road = DetailRegionConfig(box_px=(400, 30, 800, 160), imgsz=(192, 640))
+    plain = camera.detector.model_copy(update={"imgsz": 320})
+    detailed = plain.model_copy(update={"detail_regions": [far_road]})
+    found = {}
+    for name, config in (("plain", plain), ("detailed", detailed)):
+        detector = build_detector(camera.model_copy(update={"detector": config}), config_dir=SITE_FILE.parent)
+        detections = detector.detect(frame.image, 9.0)
+        assert detections.boxes_px is not None
+        found[name] = [
+            box
+            for box, user in zip(detections.boxes_px, detections.road_user, strict=True)
+            if user in TWO_WHEELERS and 620 <= (box[0] + box[2]) / 2 <= 680 and 90 <= box[3] <= 140
+        ]
+    assert found["plain"] == []
+    assert len(found["detailed"]) == 1

@@ -169,6 +169,21 @@ def test_low_confidence_detections_continue_a_confirmed_track_but_never_start_on
         assert tracks[0].coasting_s == 0.0
 
 
+def test_a_weak_detection_continues_a_track_only_close_to_its_prediction() -> None:
+    # A car standing still; beside it a partly hidden car passes, seen only weakly.
+    tracker = GroundTracker()
+    for i in range(10):
+        tracker.update(detections(i * FRAME_S, [(0.0, 0.0, CAR)]))
+    # The standing car is hidden for a frame while the weak detection of the other one is 3.6 m away:
+    # within the track's gate (4 m) but not within the stricter gate of weak detections.
+    (track,) = tracker.update(detections(1.0, [(3.6, 0.0, CAR, 0.3)]))
+    assert track.track_id == 1 and track.coasting_s > 0.0
+    assert abs(track.x_m) < 0.5
+    # A weak detection near the prediction does continue it (a partial occlusion of the car itself).
+    (track,) = tracker.update(detections(1.1, [(0.3, 0.0, CAR, 0.3)]))
+    assert track.track_id == 1 and track.coasting_s == 0.0
+
+
 def test_low_confidence_detections_do_not_confirm_a_tentative_track() -> None:
     tracker = GroundTracker()
     tracker.update(detections(0.0, [(0.0, 0.0, CAR, 0.9)]))
