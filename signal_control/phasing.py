@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from rsu.config.model import Approach, SignalGroup, SignalGroupKind, SiteConfig
+from rsu.config.model import Approach, SignalGroup, SignalGroupKind, SiteConfig, Stage
 from signal_control import timing
 
 
@@ -120,6 +120,103 @@ class PhasePlan:
             (g.all_red_s if g.is_pedestrian else g.change_interval_s + g.all_red_s for g in leaving),
             default=0.0,
         )
+
+
+# NEMA dual ring: ring 1 holds phases 1-4, ring 2 phases 5-8; phases 1, 2, 5, 6 lie on one side of
+# the barrier (main street) and 3, 4, 7, 8 on the other. Both rings cross the barrier together.
+NEMA_RING_OF_PHASE = {1: 1, 2: 1, 3: 1, 4: 1, 5: 2, 6: 2, 7: 2, 8: 2}
+NEMA_BARRIER_OF_PHASE = {1: 1, 2: 1, 5: 1, 6: 1, 3: 2, 4: 2, 7: 2, 8: 2}
+
+
+def ring_barrier_stages(site: SiteConfig) -> tuple[Stage, ...]:
+    """The dual-ring stages the site's configured stage sequence leaves out.
+
+    For each configured stage followed by another on the same side of the barrier (a lead-left
+    stage such as {1, 5} before its through stage {2, 6}), one phase of each ring may run with
+    the other ring's phase of the next stage: {1, 6} and {2, 5}. Such a stage is kept only when
+    its groups are NEMA phases of different rings on the same side of the barrier and none of
+    them conflict (the site's conflict list decides, so a site that forbids a pair never gets
+    it). Pedestrian groups of the next stage that conflict with none of the pair walk with it.
+
+    The adaptive strategy uses them to start a through movement while the opposing left still
+    runs (and to serve a lone left beside its own through); sequential strategies ignore them.
+    """
+    groups = {group.id: group for group in site.signal_groups}
+    conflicts = {frozenset(pair) for pair in site.conflicts}
+    configured = site.controller.stages
+
+    def compatible(a: str, b: str) -> bool:
+        return frozenset((a, b)) not in conflicts
+
+    def phase(group_id: str) -> int | None:
+        group = groups[group_id]
+        return None if group.kind is SignalGroupKind.PEDESTRIAN else group.nema_phase
+
+    existing = {frozenset(stage.signal_groups) for stage in configured}
+    derived: list[Stage] = []
+    for index, stage in enumerate(configured):
+        following = configured[(index + 1) % len(configured)]
+        for leaving in stage.signal_groups:
+            for entering in following.signal_groups:
+                a, b = phase(leaving), phase(entering)
+                if a is None or b is None or a not in NEMA_RING_OF_PHASE or b not in NEMA_RING_OF_PHASE:
+                    continue
+                if NEMA_RING_OF_PHASE[a] == NEMA_RING_OF_PHASE[b]:
+                    continue
+                if NEMA_BARRIER_OF_PHASE[a] != NEMA_BARRIER_OF_PHASE[b] or not compatible(leaving, entering):
+                    continue
+                pair = (leaving, entering) if NEMA_RING_OF_PHASE[a] == 1 else (entering, leaving)
+                walking = [
+                    g
+                    for g in following.signal_groups
+                    if phase(g) is None
+                    and groups[g].kind is SignalGroupKind.PEDESTRIAN
+                    and all(compatible(g, other) for other in pair)
+                ]
+                members = frozenset((*pair, *walking))
+                if members in existing:
+                    continue
+                existing.add(members)
+                stage_id = f"nema_{groups[pair[0]].nema_phase}_{groups[pair[1]].nema_phase}"
+                derived.append(Stage(id=stage_id, signal_groups=[*pair, *walking]))
+    return tuple(derived)
+
+
+def with_ring_barrier_stages(site: SiteConfig) -> SiteConfig:
+    """The site with its dual-ring stages (``ring_barrier_stages``) declared after its own."""
+    extra = ring_barrier_stages(site)
+    if not extra:
+        return site
+    controller = site.controller.model_copy(update={"stages": [*site.controller.stages, *extra]})
+    return site.model_copy(update={"controller": controller})
+
+
+def transition_stages(plan: PhasePlan) -> dict[int, tuple[int, int]]:
+    """Stages that overlap two earlier stages: index -> (the stage it leads from, the one it
+    leads to). A stage whose vehicle groups all belong to two earlier stages, sharing at least one
+    with each, is such an overlap (a dual-ring stage like {1, 6} between {1, 5} and {2, 6})."""
+    found: dict[int, tuple[int, int]] = {}
+    for index, stage in enumerate(plan.stages):
+        groups = set(stage.vehicle_group_ids)
+        if len(groups) < 2:
+            continue
+        for first in range(index):
+            if first in found:
+                continue
+            for second in range(index):
+                if second == first or second in found:
+                    continue
+                a = set(plan.stages[first].vehicle_group_ids)
+                b = set(plan.stages[second].vehicle_group_ids)
+                if groups <= a | b and groups & a and groups & b and not groups <= a and not groups <= b:
+                    count = sum(1 for i in range(index) if i not in found)
+                    # Lead from the stage that comes first in the rotation of the plain stages.
+                    lead, follow = (first, second) if (second - first) % count == 1 else (second, first)
+                    found[index] = (lead, follow)
+                    break
+            if index in found:
+                break
+    return found
 
 
 def _resolve_group(site: SiteConfig, group: SignalGroup) -> GroupTiming:

@@ -13,6 +13,7 @@ table for the README, and keeps the unit's ATSPM event log of every run.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import multiprocessing
@@ -56,6 +57,10 @@ class SignalBenchOptions:
     step_s: float = DEFAULT_STEP_S
     workers: int = 2
     out_dir: str | None = None
+    # Folder of cached SUMO baseline results (None: no cache). SUMO's own programs are
+    # deterministic for a (scenario, seed, program, durations, step) on the same code and site, so
+    # their figures are reused instead of rerun; the unit's runs are never cached.
+    cache_dir: str | None = None
 
 
 def _summarise(results: Sequence[RunResult], options: SignalBenchOptions) -> dict[str, Any]:
@@ -152,6 +157,41 @@ def render_table(summary: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _baseline_key(spec: RunSpec) -> str:
+    """What a SUMO program's result depends on: the spec and the code and data that build the run."""
+    import rsu.sil.programs
+    import rsu.sil.runner
+    import rsu.sil.safety
+    import rsu.sil.scenarios
+
+    digest = hashlib.sha256()
+    for module in (rsu.sil.programs, rsu.sil.runner, rsu.sil.safety, rsu.sil.scenarios):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    digest.update(Path(spec.site_path).read_bytes())
+    spec_key = (spec.scenario, spec.seed, spec.program, spec.duration_s, spec.drain_s, spec.step_s)
+    digest.update(repr(spec_key).encode())
+    return f"{spec.tag}_{digest.hexdigest()[:16]}"
+
+
+def _cached(cache_dir: Path | None, spec: RunSpec) -> RunResult | None:
+    if cache_dir is None or spec.program.startswith("unit:"):
+        return None
+    path = cache_dir / f"{_baseline_key(spec)}.json"
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data = {key: (math.nan if value is None and key.startswith("decision_") else value) for key, value in data.items()}
+    return RunResult(**data)
+
+
+def _store(cache_dir: Path | None, spec: RunSpec, result: RunResult) -> None:
+    if cache_dir is None or spec.program.startswith("unit:"):
+        return
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"{_baseline_key(spec)}.json"
+    path.write_text(json.dumps(result_to_json(result)), encoding="utf-8")
+
+
 def run_signal_bench(
     options: SignalBenchOptions, progress: Callable[[RunResult], None] | None = None
 ) -> tuple[list[RunResult], dict[str, Any], Path]:
@@ -169,12 +209,23 @@ def run_signal_bench(
     # The slow runs (the unit's: camera + perception in the loop) first, so the pool ends evenly.
     specs.sort(key=lambda spec: not spec.program.startswith("unit:"))
     results: list[RunResult] = []
+    cache_dir = Path(options.cache_dir) if options.cache_dir else None
+    to_run: list[RunSpec] = []
+    for spec in specs:
+        cached = _cached(cache_dir, spec)
+        if cached is None:
+            to_run.append(spec)
+            continue
+        results.append(cached)
+        if progress is not None:
+            progress(cached)
     # A fresh process per run: libsumo keeps one simulation per process and its state leaks.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=max(1, options.workers), mp_context=context, max_tasks_per_child=1) as pool:
-        futures = [pool.submit(run_one, spec) for spec in specs]
+        futures = {pool.submit(run_one, spec): spec for spec in to_run}
         for future in as_completed(futures):
             result = future.result()
+            _store(cache_dir, futures[future], result)
             results.append(result)
             if progress is not None:
                 progress(result)
@@ -204,6 +255,11 @@ def add_bench_signal_parser(
         "--quick", action="store_true", help="one scenario (balanced), one seed, 3 min: a smoke test of everything"
     )
     parser.add_argument("--out", default=None, help="output folder (default: a new folder in the temp folder)")
+    parser.add_argument(
+        "--cache",
+        default=None,
+        help="folder to reuse SUMO baseline results from (and store them in); keyed by the run and the code",
+    )
     parser.set_defaults(handler=run_bench_signal_command)
     return parser
 
@@ -219,6 +275,7 @@ def options_from_args(args: argparse.Namespace) -> SignalBenchOptions:
             step_s=args.step_s,
             workers=args.workers,
             out_dir=args.out,
+            cache_dir=args.cache,
         )
     return SignalBenchOptions(
         scenarios=tuple(s.strip() for s in args.scenarios.split(",") if s.strip()),
@@ -229,6 +286,7 @@ def options_from_args(args: argparse.Namespace) -> SignalBenchOptions:
         step_s=args.step_s,
         workers=args.workers,
         out_dir=args.out,
+        cache_dir=args.cache,
     )
 
 

@@ -12,7 +12,13 @@ programs is how they time the greens:
 * ``delay_based``: SUMO's time-loss-based ``delay_based`` controller.
 
 SUMO's actuated programs cannot skip a phase nobody waits for, and do not know whether a
-pedestrian has called: their crossing walk is recalled every cycle. The link states come from
+pedestrian has called: their crossing walk is recalled every cycle. They run the site's own
+(sequential) stages, not the NEMA dual-ring stages the unit's adaptive strategy may add
+(``signal_control.phasing.with_ring_barrier_stages``): choosing at run time between {1, 5},
+{1, 6} and {2, 5} needs phase branching on detector state, which SUMO's ``static``, ``actuated``
+and ``delay_based`` programs do not have (a fixed lead-lag sequence would make every cycle run
+the overlap phases whether or not a left is called); SUMO's separate ``NEMA`` controller type
+is not among the programs compared. The link states come from
 the unit's own signal-head mapping (rsu's SumoSignalHeads.state_for), so a link shows here what
 it would show for the same signal-group states under the unit.
 """

@@ -178,9 +178,15 @@ def _run_unit(
     from rsu.sim.world import SumoWorld
     from signal_control import SignalController
     from signal_control.lookahead import arrival_times_s
+    from signal_control.phasing import with_ring_barrier_stages
 
+    strategy = spec.program.removeprefix(UNIT_PREFIX).removesuffix("_nolookahead").removesuffix("_sequential")
+    # The adaptive strategy runs the NEMA dual ring: the site's stages plus the dual-ring stages
+    # derived from its NEMA phase numbers and conflicts (``_sequential``: the site's stages only).
+    if strategy == "adaptive" and not spec.program.endswith("_sequential"):
+        site = with_ring_barrier_stages(site)
     controller = SignalController(site)
-    controller.set_strategy(spec.program.removeprefix(UNIT_PREFIX).removesuffix("_nolookahead"))
+    controller.set_strategy(strategy)
     camera_config = site.cameras[0]
     camera = SimulatedCamera(camera_config, seed=spec.seed)
     perception = PerceptionPipeline(site, camera_config.id)

@@ -1,22 +1,33 @@
-"""Adaptive control from what a camera sees: discharge-aware extension with a fairness bound.
+"""Adaptive control from what a camera sees: delay-weighed extension on a NEMA dual ring.
 
 A loop detector knows only whether something stands on it. The camera also reports, per lane,
-the queue still standing, the vehicles approaching and their mean speed, and how long the
-longest waiter has waited. This strategy uses that to end each green as soon as it stops being
-useful, which shortens the cycle for everyone else:
+the queue still standing, the vehicles approaching and their mean speed (and, with the lookahead,
+each one's arrival time at the stop line), and how long the longest waiter has waited. This
+strategy uses that to end each green as soon as holding it costs more delay than it saves:
 
-* **extend while the queue discharges**: a lane of the green stage with vehicles still standing
-  in its queue, or a vehicle in its stop-bar zone, or a stop-bar gap below ``discharge_gap_s``
-  (the queue is still flowing over the line) keeps the green;
-* **extend for a platoon that will arrive within the gap**: with ``n`` vehicles approaching at
-  mean speed ``v`` over the watched length ``L``, the next one reaches the stop line after about
-  ``L / (v (n + 1))`` seconds; the green is held if that is within the arrival horizon. The
-  horizon shrinks as more vehicles wait on red (holding a green for one car costs each of them);
-* **end when the lane has cleared and arrivals thin**: no lane keeps the green → gap-out;
+* **extend while the queue discharges**: a lane with vehicles still standing in its queue, or a
+  vehicle in its stop-bar zone, or a stop-bar gap below ``discharge_gap_s`` keeps the green;
+* **weigh approaching vehicles against those on red** (arrival-based, after SURTRAC's
+  delay-minimising schedule, reduced to the one decision a stage-based controller takes):
+  holding until the k-th arriving vehicle is over the line saves each of them a whole red and a
+  stop (the time until this stage would be green again, estimated from the other stages' queues,
+  plus ``stop_penalty_s``), and costs every vehicle on red the time held: those standing or
+  approaching now and those that will arrive before their green (smoothed arrival rates). The
+  green is held for the best positive balance, else it ends (gap-out). A vehicle that reaches
+  the line within ``yellow_pass_s`` goes through on yellow and holds nothing;
+* **NEMA dual ring** when the plan holds dual-ring stages (``phasing.with_ring_barrier_stages``):
+  a lead-left stage of which only one left is called runs that left beside its own ring partner's
+  through ({2, 5} instead of {1, 5}); of an uneven pair of lefts, the short one hands its ring to
+  its through while the long one runs on ({1, 5} -> {1, 6}) when that gains more than the next
+  through's later start costs; in a dual-ring stage only the phase that would end decides. With
+  sequential stages only, the strategy serves them in order;
 * **fairness**: once any road user on red has waited ``max_wait_s`` the green is forced off
   (after its minimum), and stages are served in their fixed rotation, skipping stages nobody
-  calls, so every call is served within one cycle;
-* **max green** as configured (max-out), and resting in the stage while nobody else is called.
+  calls (a light stage may be passed over once while its call is young), so every call is
+  served within two rotations;
+* **max green** as configured (max-out), per phase: a phase kept green across a dual-ring stage
+  change counts its max green from its own start; and resting in the stage while nobody else is
+  called.
 
 The controller still enforces minimum greens, pedestrian walk and clearance, yellow and all-red,
 and its conflict monitor checks every output: nothing here can make an output unsafe.
@@ -24,11 +35,9 @@ and its conflict monitor checks every output: nothing here can make an output un
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from rsu.messages.perception import LaneObservation
-from signal_control.phasing import PhasePlan
+from signal_control.phasing import PhasePlan, transition_stages
 from signal_control.strategies.base import Decision, DecisionContext, Termination, next_called_stage
 
 
@@ -39,16 +48,20 @@ class AdaptiveParameters:
     discharge_gap_s: float = 1.3
     # How far upstream the camera watches approaching vehicles (the lane's visible length).
     watched_length_m: float = 110.0
-    # Arrival horizon with nobody waiting on red, and its floor when many wait.
-    arrival_horizon_s: float = 3.0
-    min_arrival_horizon_s: float = 1.0
-    # Vehicles waiting on red at which the horizon has shrunk to half.
-    waiting_half_horizon: float = 8.0
+    # Delay a vehicle cut off by the end of green suffers on top of its red: stopping and
+    # starting again.
+    stop_penalty_s: float = 4.0
+    # A vehicle this close to the stop line at the start of yellow still goes through.
+    yellow_pass_s: float = 1.0
+    # Green a stage needs to discharge each vehicle in its queue, and its start-up loss.
+    headway_s: float = 2.0
+    startup_s: float = 2.0
+    # Time constant of the smoothed arrival rate per lane.
+    flow_time_constant_s: float = 120.0
+    # Vehicles arriving on red before their green are counted over this share of a rotation.
+    red_arrival_share: float = 1.0
     # A road user on red that has waited this long forces the green off (after its minimum).
     max_wait_s: float = 120.0
-    # Extend for approaching vehicles when one reaches the stop line within the horizon with at
-    # least this probability: cutting one off costs it a whole red, holding costs those on red.
-    min_arrival_chance: float = 0.5
     # A stage without pedestrians and at most this many vehicles may be passed over once, while
     # its call is younger than skip_max_call_age_s.
     skip_max_vehicles: int = 1
@@ -68,6 +81,24 @@ class AdaptiveStrategy:
         self._skippable = tuple(not stage.pedestrian_group_ids for stage in plan.stages)
         # When each stage's current call was first seen (None: not called, or being served).
         self._called_since_s: list[float | None] = [None] * len(plan.stages)
+        # Dual-ring stages overlapping two stages of the rotation (index -> (lead, follow)), and
+        # which stages make up the rotation itself.
+        self._transitions = transition_stages(plan)
+        self._in_rotation = tuple(index not in self._transitions for index in range(len(plan.stages)))
+        self._group_lanes = {group_id: timing.lane_ids for group_id, timing in plan.groups.items()}
+        # Smoothed arrival rate per site lane (bounded: the site's lanes only).
+        self._flow_per_s: dict[str, float] = {}
+        self._flows_at_s: float | None = None
+        # When each vehicle group of the stage being served turned green: a group that stays green
+        # from a dual-ring stage into the next keeps its start, and its own max green bounds it.
+        self._green_since_s: dict[str, float] = {}
+        self._served_stage: int | None = None
+        self._last_decision_s: float | None = None
+        # The longest gap between decisions across one stage change (a change and clearance,
+        # plus a step): a longer gap means the strategy was not serving.
+        self._carry_over_s = 2.0 + max(
+            (g.change_interval_s + g.all_red_s for g in plan.groups.values() if not g.is_pedestrian), default=0.0
+        )
 
     @property
     def name(self) -> str:
@@ -82,18 +113,23 @@ class AdaptiveStrategy:
 
     def decide(self, context: DecisionContext) -> Decision:
         stage = self._plan.stages[context.stage_index]
-        lanes = context.lanes
         self._track_calls(context)
-        extension_s = self._extension_s(context.stage_index, lanes, context.arrivals_s, self._waiting_on_red(context))
+        self._track_greens(context)
+        self._update_flows(context)
         if context.time_in_green_s < context.min_green_s:
             return Decision.hold(
                 f"stage {stage.stage_id}: minimum green",
-                max(context.min_green_s - context.time_in_green_s, extension_s or 0.0),
+                max(
+                    context.min_green_s - context.time_in_green_s,
+                    self._discharge_s(context, self._stage_lanes[context.stage_index]) or 0.0,
+                ),
             )
         next_stage = self._next_stage(context)
         if next_stage is None:
-            return Decision.hold(f"stage {stage.stage_id}: resting, no demand elsewhere", extension_s or 0.0)
-        if context.time_in_green_s >= context.max_green_s:
+            return Decision.hold(f"stage {stage.stage_id}: resting, no demand elsewhere", 0.0)
+        staying = set(self._plan.stages[next_stage].vehicle_group_ids)
+        leaving_groups = [group for group in stage.vehicle_group_ids if group not in staying]
+        if context.time_in_green_s >= context.max_green_s or self._maxed_out(context, leaving_groups):
             return Decision.terminate(
                 Termination.MAX_OUT,
                 next_stage,
@@ -106,14 +142,55 @@ class AdaptiveStrategy:
                 next_stage,
                 f"stage {stage.stage_id}: force-off, a road user on red has waited {longest_wait_s:.0f} s",
             )
-        if extension_s is None:
+        # Only the lanes that would lose their green decide; a group the next stage keeps green
+        # (dual ring) goes on discharging there.
+        leaving = tuple(lane for group in leaving_groups for lane in self._group_lanes[group])
+        discharge_s = self._discharge_s(context, leaving)
+        lead_off = self._lead_off_stage(context, next_stage)
+        if lead_off is not None:
+            return Decision.terminate(
+                Termination.GAP_OUT,
+                lead_off,
+                f"stage {stage.stage_id}: one ring's phase done, the other's next phase starts beside it",
+            )
+        if discharge_s is not None:
+            return Decision.hold(f"stage {stage.stage_id}: extending, queue discharging", discharge_s)
+        hold_s = self._worth_holding_for_arrivals_s(context, leaving)
+        if hold_s is None:
             return Decision.terminate(
                 Termination.GAP_OUT,
                 next_stage,
-                f"stage {stage.stage_id}: queue cleared and no arrival within the horizon "
+                f"stage {stage.stage_id}: queue served, no arrival worth the others' wait "
                 f"after {context.time_in_green_s:.1f} s",
             )
-        return Decision.hold(f"stage {stage.stage_id}: extending, queue discharging or platoon arriving", extension_s)
+        return Decision.hold(f"stage {stage.stage_id}: extending for arriving vehicles", hold_s)
+
+    def _track_greens(self, context: DecisionContext) -> None:
+        index = context.stage_index
+        stage_start_s = context.now_s - context.time_in_green_s
+        groups = self._plan.stages[index].vehicle_group_ids
+        # Decisions come every controller step while a stage is served; a longer gap than a stage
+        # change means the strategy was not serving (recall, another strategy): nothing carries over.
+        fresh = self._last_decision_s is None or context.now_s - self._last_decision_s > self._carry_over_s
+        self._last_decision_s = context.now_s
+        if index == self._served_stage and not fresh:
+            return
+        previous = (
+            () if fresh or self._served_stage is None else self._plan.stages[self._served_stage].vehicle_group_ids
+        )
+        self._green_since_s = {
+            group: self._green_since_s.get(group, stage_start_s) if group in previous else stage_start_s
+            for group in groups
+        }
+        self._served_stage = index
+
+    def _maxed_out(self, context: DecisionContext, groups: list[str]) -> bool:
+        """A group that would end has had its own maximum green (counted from its own start,
+        which may lie in the dual-ring stage before this one)."""
+        return any(
+            context.now_s - self._green_since_s.get(group, context.now_s) >= self._plan.groups[group].max_green_s
+            for group in groups
+        )
 
     # -- which stage next -----------------------------------------------------------------------
 
@@ -124,6 +201,14 @@ class AdaptiveStrategy:
             elif self._called_since_s[index] is None:
                 self._called_since_s[index] = context.now_s
 
+    def _position(self, stage_index: int) -> int:
+        """Where a stage stands in the rotation: a dual-ring stage stands at the stage it leads from."""
+        transition = self._transitions.get(stage_index)
+        return stage_index if transition is None else transition[0]
+
+    def _rotation_calls(self, context: DecisionContext) -> tuple[bool, ...]:
+        return tuple(called and kept for called, kept in zip(context.stage_calls, self._in_rotation, strict=True))
+
     def _next_stage(self, context: DecisionContext) -> int | None:
         """The next called stage in rotation, passing over a light stage while its call is young.
 
@@ -131,14 +216,18 @@ class AdaptiveStrategy:
         if its call is younger than ``skip_max_call_age_s`` and the stage after it has more
         demand: one more rotation for that vehicle costs less than a stage change for the many.
         The age bound (below the stage's max green) keeps the worst wait within one rotation at
-        maximum greens.
+        maximum greens. A stage of which only one ring's phase is called is served as the
+        dual-ring stage pairing it with the called phase of the next stage, if the plan has one
+        (a lone left with its own through).
         """
-        first = next_called_stage(context.stage_index, context.stage_calls)
-        if first is None:
+        calls = self._rotation_calls(context)
+        position = self._position(context.stage_index)
+        first = next_called_stage(position, calls)
+        if first is None or first == context.stage_index:
             return None
         candidate = first
         p = self.parameters
-        for _ in range(len(context.stage_calls) - 1):
+        for _ in range(len(calls) - 1):
             since_s = self._called_since_s[candidate]
             # Younger than the stage's own max green: the green it does not get pays for the wait,
             # so every call is still served within one rotation at maximum greens.
@@ -146,14 +235,86 @@ class AdaptiveStrategy:
             young = since_s is not None and context.now_s - since_s < age_limit_s
             demand = self._stage_demand(candidate, context)
             if not (self._skippable[candidate] and young and demand <= p.skip_max_vehicles):
-                return candidate
-            following = next_called_stage(candidate, context.stage_calls)
-            if following is None or following == context.stage_index:
-                return candidate
+                return self._paired_stage(candidate, context)
+            following = next_called_stage(candidate, calls)
+            if following is None or following == position:
+                return self._paired_stage(candidate, context)
             if self._stage_demand(following, context) <= demand:
-                return candidate
+                return self._paired_stage(candidate, context)
             candidate = following
-        return first
+        return self._paired_stage(first, context)
+
+    def _group_wants_s(self, group_id: str, context: DecisionContext) -> float | None:
+        """Green one group's lanes still want: their queue's discharge, or arrivals worth holding for."""
+        lanes = self._group_lanes[group_id]
+        return self._discharge_s(context, lanes) or self._worth_holding_for_arrivals_s(context, lanes)
+
+    def _lead_off_stage(self, context: DecisionContext, next_stage: int) -> int | None:
+        """While one ring's phase of the stage is done and the other's still runs (an uneven pair
+        of lefts), the dual-ring stage that keeps the running phase and starts its ring partner of
+        the next stage, when that gains more than it costs.
+
+        The partner starts a clearance after the done phase ends instead of after the running one
+        (gain: its demand x the running phase's remaining green); the next stage's other phase can
+        start only after the partner's minimum green (cost: its demand x how much later that is).
+        """
+        index = context.stage_index
+        if not self._in_rotation[index]:
+            return None
+        stage = self._plan.stages[index]
+        running = {g: self._group_wants_s(g, context) for g in stage.vehicle_group_ids}
+        going_on = {g for g, wants in running.items() if wants is not None}
+        if not going_on or len(going_on) == len(running):
+            return None
+        remaining_s = max(wants for wants in running.values() if wants is not None)
+        best: int | None = None
+        best_value = 0.0
+        for candidate, (lead, follow) in self._transitions.items():
+            if lead != index or follow != next_stage:
+                continue
+            members = set(self._plan.stages[candidate].vehicle_group_ids)
+            if not going_on <= members:
+                continue
+            added = members - set(stage.vehicle_group_ids)
+            others = set(self._plan.stages[follow].vehicle_group_ids) - members
+            clearance_s = self._plan.transition_clearance_s(index, candidate)
+            partner_min_s = max((self._plan.groups[g].min_green_s for g in added), default=0.0)
+            gain = sum(self._group_demand(g, context) for g in added) * remaining_s
+            later_s = max(0.0, clearance_s + partner_min_s - remaining_s)
+            cost = sum(self._group_demand(g, context) for g in others) * later_s
+            if gain - cost > best_value:
+                best, best_value = candidate, gain - cost
+        return best
+
+    def _group_demand(self, group_id: str, context: DecisionContext) -> int:
+        demand = 0
+        for lane_id in self._group_lanes[group_id]:
+            observation = context.lanes.get(lane_id)
+            if observation is not None:
+                demand += max(observation.queued_vehicles, int(observation.stop_bar_occupied))
+                demand += observation.approaching_vehicles
+        return demand
+
+    def _paired_stage(self, stage_index: int, context: DecisionContext) -> int:
+        """The dual-ring stage to serve instead of ``stage_index`` when only one ring's phase of it
+        has demand: the one keeping that phase and adding the called phase of the next stage."""
+        groups = self._plan.stages[stage_index].vehicle_group_ids
+        wanted = {g for g in groups if self._group_demand(g, context) > 0}
+        if not wanted or len(wanted) == len(groups):
+            return stage_index
+        best = stage_index
+        best_demand = 0
+        for index, (lead, follow) in self._transitions.items():
+            if lead != stage_index or index == context.stage_index:
+                continue
+            members = set(self._plan.stages[index].vehicle_group_ids)
+            added = members - set(groups)
+            if not wanted <= members or not added <= set(self._plan.stages[follow].vehicle_group_ids):
+                continue
+            demand = sum(self._group_demand(g, context) for g in added)
+            if demand > best_demand:
+                best, best_demand = index, demand
+        return best
 
     def _stage_demand(self, stage_index: int, context: DecisionContext) -> int:
         demand = 0
@@ -166,16 +327,17 @@ class AdaptiveStrategy:
 
     # -- what the camera says -------------------------------------------------------------------
 
-    def _waiting_on_red(self, context: DecisionContext) -> int:
-        waiting = 0
-        for index, lane_ids in enumerate(self._stage_lanes):
-            if index == context.stage_index:
-                continue
-            for lane_id in lane_ids:
-                observation = context.lanes.get(lane_id)
-                if observation is not None:
-                    waiting += observation.queued_vehicles or int(observation.stop_bar_occupied)
-        return waiting
+    def _update_flows(self, context: DecisionContext) -> None:
+        """Smoothed arrival rate per lane (vehicles/s): the moving vehicles the camera sees over the
+        watched length, times their speed (density x speed)."""
+        p = self.parameters
+        elapsed_s = 0.0 if self._flows_at_s is None else max(0.0, context.now_s - self._flows_at_s)
+        self._flows_at_s = context.now_s
+        weight = min(1.0, elapsed_s / p.flow_time_constant_s)
+        for lane_id, observation in context.lanes.items():
+            flow = observation.approaching_vehicles * observation.approaching_speed_mean_mps / p.watched_length_m
+            previous = self._flow_per_s.get(lane_id)
+            self._flow_per_s[lane_id] = flow if previous is None else previous + (flow - previous) * weight
 
     def _longest_wait_on_red_s(self, context: DecisionContext) -> float:
         serving = set(self._stage_lanes[context.stage_index])
@@ -184,51 +346,114 @@ class AdaptiveStrategy:
             default=0.0,
         )
 
-    def _arrival_horizon_s(self, waiting_on_red: int) -> float:
-        p = self.parameters
-        horizon = p.arrival_horizon_s * p.waiting_half_horizon / (p.waiting_half_horizon + waiting_on_red)
-        return max(p.min_arrival_horizon_s, horizon)
-
-    def _extension_s(
-        self,
-        stage_index: int,
-        lanes: Mapping[str, LaneObservation],
-        arrivals_s: Mapping[str, tuple[float, ...]],
-        waiting: int,
-    ) -> float | None:
-        """How long the stage's lanes still want green; None once none does (gap-out).
+    def _discharge_s(self, context: DecisionContext, lane_ids: tuple[str, ...]) -> float | None:
+        """Green the stage's standing queues still need; None once no queue discharges.
 
         A lane without an observation cannot extend the green: extending on missing data could
         hold the stage forever while others wait.
         """
-        horizon_s = self._arrival_horizon_s(waiting)
         p = self.parameters
         wanted: float | None = None
-        for lane_id in self._stage_lanes[stage_index]:
-            observation = lanes.get(lane_id)
+        for lane_id in lane_ids:
+            observation = context.lanes.get(lane_id)
             if observation is None:
                 continue
             lane_wants: float | None = None
             if observation.queued_vehicles > 0 or observation.stop_bar_occupied:
-                # Standing queue: about 2 s per vehicle still to go over the line.
-                lane_wants = 2.0 * max(1, observation.queued_vehicles)
+                lane_wants = p.headway_s * max(1, observation.queued_vehicles)
             elif observation.stop_bar_gap_s < p.discharge_gap_s:
                 lane_wants = p.discharge_gap_s - observation.stop_bar_gap_s
-            elif lane_id in arrivals_s:
-                # The camera's lookahead: the next vehicle's own arrival time.
-                upcoming = arrivals_s[lane_id]
-                if upcoming and upcoming[0] <= horizon_s:
-                    lane_wants = upcoming[0]
+            if lane_wants is not None and (wanted is None or lane_wants > wanted):
+                wanted = lane_wants
+        return wanted
+
+    def _arrivals_s(self, context: DecisionContext, lane_ids: tuple[str, ...]) -> list[float]:
+        """Seconds until each vehicle seen approaching the stage's lanes reaches its stop line.
+
+        From the camera lookahead when the caller gives it; otherwise the lane's approaching
+        vehicles are taken as spread evenly over the watched length at their mean speed.
+        """
+        p = self.parameters
+        etas: list[float] = []
+        for lane_id in lane_ids:
+            observation = context.lanes.get(lane_id)
+            if observation is None:
+                continue
+            if context.arrivals_s:
+                etas.extend(context.arrivals_s.get(lane_id, ()))
             elif (
                 observation.approaching_vehicles > 0
                 and observation.approaching_speed_mean_mps >= p.min_platoon_speed_mps
             ):
-                # Approaching vehicles spread over the watched length: the chance that one of them
-                # reaches the stop line within the horizon.
-                reach_share = min(1.0, observation.approaching_speed_mean_mps * horizon_s / p.watched_length_m)
-                arrival_chance = 1.0 - (1.0 - reach_share) ** observation.approaching_vehicles
-                if arrival_chance >= p.min_arrival_chance:
-                    lane_wants = horizon_s * arrival_chance
-            if lane_wants is not None and (wanted is None or lane_wants > wanted):
-                wanted = lane_wants
-        return wanted
+                count = observation.approaching_vehicles
+                travel_s = p.watched_length_m / observation.approaching_speed_mean_mps
+                etas.extend(travel_s * (i + 1) / (count + 1) for i in range(count))
+        return sorted(etas)
+
+    def _stage_service_s(self, stage_index: int, context: DecisionContext) -> float:
+        """Green a stage is expected to need when served next: its queue's discharge within its
+        minimum and maximum green."""
+        stage = self._plan.stages[stage_index]
+        p = self.parameters
+        queued = 0
+        for lane_id in self._stage_lanes[stage_index]:
+            observation = context.lanes.get(lane_id)
+            if observation is not None:
+                queued += max(observation.queued_vehicles, int(observation.stop_bar_occupied))
+                queued += observation.approaching_vehicles
+        lanes = max(1, len(self._stage_lanes[stage_index]))
+        discharge_s = p.startup_s + p.headway_s * queued / lanes
+        return min(stage.max_green_s, max(stage.vehicle_min_green_s, discharge_s))
+
+    def _return_s(self, context: DecisionContext) -> float:
+        """If the green ended now: how long until this stage is green again (one rotation through
+        the other called stages, each at its expected green, with the clearances between)."""
+        current = context.stage_index
+        position = self._position(current)
+        total_s = 0.0
+        previous = current
+        count = len(context.stage_calls)
+        for step in range(1, count):
+            index = (position + step) % count
+            if not context.stage_calls[index] or not self._in_rotation[index]:
+                continue
+            total_s += self._plan.transition_clearance_s(previous, index) + self._stage_service_s(index, context)
+            previous = index
+        return total_s + self._plan.transition_clearance_s(previous, current)
+
+    def _red_cost_rate(self, context: DecisionContext, return_s: float) -> float:
+        """Vehicles whose wait grows by each second the green is held: those standing or
+        approaching on red now, and those that will arrive on red before their green (on average
+        half a rotation away)."""
+        serving = set(self._stage_lanes[context.stage_index])
+        vehicles = 0.0
+        for lane_id, observation in context.lanes.items():
+            if lane_id in serving:
+                continue
+            vehicles += max(observation.queued_vehicles, int(observation.stop_bar_occupied))
+            vehicles += observation.approaching_vehicles
+            vehicles += self._flow_per_s.get(lane_id, 0.0) * return_s * self.parameters.red_arrival_share
+        return vehicles
+
+    def _worth_holding_for_arrivals_s(self, context: DecisionContext, lane_ids: tuple[str, ...]) -> float | None:
+        """How long to hold the green for approaching vehicles, or None (end it now).
+
+        Holding until the k-th arriving vehicle is through saves each of those k a whole red and a
+        stop (``return_s + stop_penalty_s``), and costs every vehicle on red the time held. Hold
+        for the best positive balance; a vehicle that reaches the line within ``yellow_pass_s``
+        goes through on yellow anyway.
+        """
+        p = self.parameters
+        etas = [eta for eta in self._arrivals_s(context, lane_ids) if eta > p.yellow_pass_s]
+        if not etas:
+            return None
+        return_s = self._return_s(context)
+        cost_per_s = self._red_cost_rate(context, return_s)
+        saved_per_vehicle_s = return_s + p.stop_penalty_s
+        best_value, best_hold_s = 0.0, None
+        for served, eta in enumerate(etas, start=1):
+            hold_s = eta - p.yellow_pass_s
+            value = served * saved_per_vehicle_s - hold_s * cost_per_s
+            if value > best_value:
+                best_value, best_hold_s = value, hold_s
+        return best_hold_s

@@ -4,17 +4,20 @@ scenario demand and its independent safety check of the shown link states."""
 from __future__ import annotations
 
 import json
+import math
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from datasets import SAMPLE_SITE
+from rsu.bench.signal import _cached, _store
 from rsu.cli import main
 from rsu.config import SiteConfig
 from rsu.config.load import resolve_relative
 from rsu.sil.programs import BUILTIN_PROGRAMS, signal_heads_for_network, write_program
-from rsu.sil.runner import ALL_PROGRAMS
+from rsu.sil.runner import ALL_PROGRAMS, RunResult, RunSpec
 from rsu.sil.safety import ShownStateChecker
 from rsu.sil.scenarios import SCENARIOS, write_scenario_demand
 from signal_control import PhasePlan
@@ -121,3 +124,40 @@ def test_quick_bench_runs_every_program_and_writes_table_and_json(
     assert "balanced" in data["summary"]["targets"]
     markdown = (tmp_path / "signal_bench.md").read_text()
     assert markdown.startswith("| scenario | program |") and "unit:adaptive" in markdown
+
+
+def _result(spec: RunSpec, mean_delay_s: float) -> RunResult:
+    return RunResult(
+        scenario=spec.scenario,
+        seed=spec.seed,
+        program=spec.program,
+        vehicles=100,
+        completed=99,
+        mean_delay_s=mean_delay_s,
+        p95_delay_s=2 * mean_delay_s,
+        max_delay_s=3 * mean_delay_s,
+        starved=0,
+        max_queue_vehicles=7,
+        safety_violations=0,
+        safety_by_kind={},
+        safety_examples=[],
+        pedestrian_mean_wait_s=12.0,
+        wall_s=1.0,
+    )
+
+
+def test_sumo_baselines_are_reused_from_the_cache_for_the_same_run_only(tmp_path: Path) -> None:
+    spec = RunSpec("balanced", 1, "delay_based", 1800.0, 180.0, STEP_S, str(tmp_path / "runs"))
+    _store(tmp_path, spec, _result(spec, 29.5))
+    cached = _cached(tmp_path, spec)
+    assert cached is not None and cached.mean_delay_s == 29.5 and math.isnan(cached.decision_p99_ms)
+    # Another seed, duration or program is another run.
+    assert _cached(tmp_path, replace(spec, seed=2)) is None
+    assert _cached(tmp_path, replace(spec, duration_s=900.0)) is None
+    assert _cached(tmp_path, replace(spec, program="actuated")) is None
+    # The unit's own runs are always run afresh.
+    unit = replace(spec, program="unit:adaptive")
+    _store(tmp_path, unit, _result(unit, 20.0))
+    assert _cached(tmp_path, unit) is None
+    # Without a cache folder nothing is kept.
+    assert _cached(None, spec) is None

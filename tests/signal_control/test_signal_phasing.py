@@ -8,6 +8,7 @@ import pytest
 
 from rsu.config import SiteConfig
 from signal_control import PhasePlan
+from signal_control.phasing import ring_barrier_stages, transition_stages, with_ring_barrier_stages
 from tests.signal_control.harness import (
     SAMPLE_ALL_RED_S,
     SAMPLE_PED_CLEARANCE_S,
@@ -98,3 +99,30 @@ def test_clearance_between_stages_is_yellow_plus_all_red(sample_site: SiteConfig
     plan = PhasePlan.from_site(sample_site)
     assert plan.transition_clearance_s(0, 1) == pytest.approx(SAMPLE_STAGE_CLEARANCE_S, abs=1e-5)
     assert plan.max_all_red_s == pytest.approx(SAMPLE_ALL_RED_S, abs=1e-5)
+
+
+def test_the_dual_ring_stages_pair_each_lead_left_with_the_opposing_rings_through(sample_site: SiteConfig) -> None:
+    # NEMA: ring 1 is 1-2 | 3-4, ring 2 is 5-6 | 7-8; a left may run beside the through of the
+    # other ring on its own side of the barrier, never across it.
+    derived = {stage.id: stage.signal_groups for stage in ring_barrier_stages(sample_site)}
+    assert derived == {"nema_1_6": ["1", "6"], "nema_2_5": ["2", "5"], "nema_3_8": ["3", "8"], "nema_4_7": ["4", "7"]}
+
+
+def test_a_pair_the_site_declares_conflicting_is_never_derived(sample_site: SiteConfig) -> None:
+    site = _site_with(sample_site, lambda data: data["conflicts"].append(["1", "6"]))
+    assert "nema_1_6" not in {stage.id for stage in ring_barrier_stages(site)}
+
+
+def test_the_dual_ring_stages_follow_the_sites_own_and_lead_from_one_to_the_next(sample_site: SiteConfig) -> None:
+    plan = PhasePlan.from_site(with_ring_barrier_stages(sample_site))
+    ids = [stage.stage_id for stage in plan.stages]
+    assert ids[:4] == ["ns_left", "ns_through", "ew_left", "ew_through"]
+    ns_left, ns_through, ew_left, ew_through = range(4)
+    assert transition_stages(plan) == {
+        ids.index("nema_1_6"): (ns_left, ns_through),
+        ids.index("nema_2_5"): (ns_left, ns_through),
+        ids.index("nema_3_8"): (ew_left, ew_through),
+        ids.index("nema_4_7"): (ew_left, ew_through),
+    }
+    # Sequential stages overlap nothing.
+    assert transition_stages(PhasePlan.from_site(sample_site)) == {}
