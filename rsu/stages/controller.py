@@ -2,9 +2,7 @@
 
 In lock-step simulation the controller decides once per detector message, at that message's
 time. Live, it decides at its own rate on the wall clock, using the newest detector states while
-they are fresh; when they go stale the controller itself falls back to recall. The track list of
-the same camera frame gives the lookahead: per lane, when each approaching vehicle reaches the stop
-line (the adaptive strategy uses it; a loop detector could not see it).
+they are fresh; when they go stale the controller itself falls back to recall.
 
 Priority requests (emergency preemption, transit priority) arrive signed on the request topic;
 `v2x.priority.PriorityGate` authenticates, validates and rate limits them, and only the requests it
@@ -19,16 +17,13 @@ import logging
 import time
 from collections.abc import Callable
 
-from rsu.config.model import SiteConfig
-from rsu.messages import DetectorStates, PriorityStatus, PriorityStatusKind, SignalState, TrackList, decode
-from rsu.perception.lanes import LaneMap
+from rsu.messages import DetectorStates, PriorityStatus, PriorityStatusKind, SignalState, decode
 from rsu.runtime.bus import MqttBus, Received
 from rsu.runtime.stage import Ratekeeper, StageContext
 from rsu.stages.outlet import Outlet
 from rsu.stages.unit_keys import unit_signer
 from rsu.topics import Topics
 from signal_control import ControllerOutput, SignalController
-from signal_control.lookahead import arrival_times_s
 from signal_control.priority import PriorityCall
 from v2x.priority import PriorityGate, PriorityOutcome
 from v2x.signing import UnitSigner
@@ -37,32 +32,6 @@ log = logging.getLogger(__name__)
 
 KEY_READ_ATTEMPTS = 5
 KEY_READ_RETRY_S = 0.2
-# A track list and detector states this close in capture time come from the same frame.
-SAME_FRAME_S = 0.02
-
-
-class Lookahead:
-    """Arrival times at the stop lines from the newest track list (one frame's worth: bounded)."""
-
-    def __init__(self, site: SiteConfig) -> None:
-        self.lane_map = LaneMap.from_site(site)
-        self._capture_s = float("-inf")
-        self._arrivals_s: dict[str, tuple[float, ...]] = {}
-
-    def on_tracks(self, payload: bytes) -> None:
-        try:
-            tracks = decode(TrackList, payload)
-        except ValueError as exc:
-            log.warning("dropping a bad track list: %s", exc)
-            return
-        if tracks.capture_time_s >= self._capture_s:
-            self._capture_s = tracks.capture_time_s
-            self._arrivals_s = arrival_times_s(tracks.objects, self.lane_map)
-
-    def arrivals_for(self, capture_s: float) -> dict[str, tuple[float, ...]] | None:
-        """Arrivals seen in the frame the detector states at `capture_s` come from; None if that
-        frame's track list has not arrived (the strategy then does without)."""
-        return self._arrivals_s if abs(capture_s - self._capture_s) <= SAME_FRAME_S else None
 
 
 class PriorityDesk:
@@ -111,7 +80,6 @@ def run(ctx: StageContext) -> None:
     topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
     gate = PriorityGate.from_site(site, ctx.site_path, topics.priority_request)
     bus = MqttBus(site.mqtt, ctx.client_id())
-    bus.subscribe(topics.tracks)  # before the detector states of the same frame: one publisher, in order
     bus.subscribe(topics.detectors)
     bus.subscribe(topics.priority_request, qos=1)
     bus.connect()
@@ -122,11 +90,10 @@ def run(ctx: StageContext) -> None:
         outlet = Outlet(bus, site.unit_id)
         desk = PriorityDesk(gate, signer, outlet, topics)
         controller = SignalController(site)
-        lookahead = Lookahead(site)
         if ctx.options.realtime:
-            run_on_wall_clock(ctx, bus, outlet, topics, controller, desk, lookahead)
+            run_on_wall_clock(ctx, bus, outlet, topics, controller, desk)
         else:
-            run_on_message_time(ctx, bus, outlet, topics, controller, desk, lookahead)
+            run_on_message_time(ctx, bus, outlet, topics, controller, desk)
     finally:
         bus.close()
 
@@ -157,7 +124,6 @@ def run_on_message_time(
     topics: Topics,
     controller: SignalController,
     desk: PriorityDesk,
-    lookahead: Lookahead,
 ) -> None:
     last_time_s = float("-inf")
     while not ctx.stopping:
@@ -168,20 +134,13 @@ def run_on_message_time(
         if item.topic == topics.priority_request:
             desk.on_request(item, max(last_time_s, 0.0))
             continue
-        if item.topic == topics.tracks:
-            lookahead.on_tracks(item.payload)
-            continue
         states = _decode_detectors(item.payload)
         if states is None or states.capture_time_s <= last_time_s:
             continue
         last_time_s = states.capture_time_s
         calls = desk.calls(states.capture_time_s)
         output = controller.step(
-            states.capture_time_s,
-            states.lanes if states.valid else None,
-            states.crosswalks,
-            arrivals_s=lookahead.arrivals_for(states.capture_time_s),
-            priority=calls,
+            states.capture_time_s, states.lanes if states.valid else None, states.crosswalks, priority=calls
         )
         publish(outlet, topics, output, states.capture_time_s, states.capture_time_s)
         desk.after_step(output, states.capture_time_s)
@@ -194,7 +153,6 @@ def run_on_wall_clock(
     topics: Topics,
     controller: SignalController,
     desk: PriorityDesk,
-    lookahead: Lookahead,
 ) -> None:
     ratekeeper = Ratekeeper(ctx.site.controller.decision_rate_hz)
     stale_after_s = ctx.site.controller.detector_stale_after_s
@@ -205,9 +163,6 @@ def run_on_wall_clock(
             if item.topic == topics.priority_request:
                 desk.on_request(item, time.time())
                 continue
-            if item.topic == topics.tracks:
-                lookahead.on_tracks(item.payload)
-                continue
             states = _decode_detectors(item.payload)
             if states is not None and (newest is None or states.capture_time_s >= newest.capture_time_s):
                 newest = states
@@ -215,8 +170,7 @@ def run_on_wall_clock(
         fresh = newest is not None and newest.valid and now_s - newest.capture_time_s <= stale_after_s
         lanes = newest.lanes if fresh and newest is not None else None
         crosswalks = newest.crosswalks if fresh and newest is not None else []
-        arrivals = lookahead.arrivals_for(newest.capture_time_s) if fresh and newest is not None else None
-        output = controller.step(now_s, lanes, crosswalks, arrivals_s=arrivals, priority=desk.calls(now_s))
+        output = controller.step(now_s, lanes, crosswalks, priority=desk.calls(now_s))
         capture_s = newest.capture_time_s if newest is not None else now_s
         publish(outlet, topics, output, capture_s, now_s)
         desk.after_step(output, now_s)
