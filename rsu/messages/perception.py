@@ -47,6 +47,9 @@ class LaneObservation(_Part):
     stop_bar_gap_s: float = Field(ge=0)
     # Longest time any vehicle in the lane has been waiting (speed below the queue threshold).
     max_wait_s: float = Field(ge=0, default=0.0)
+    # Camera lookahead: seconds until each moving vehicle upstream reaches the stop line (ascending,
+    # within 15 s), which a loop detector cannot see; the adaptive strategy uses it.
+    arrival_times_s: list[float] = Field(default_factory=list, max_length=64)
 
 
 class LineCrossing(_Part):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -87,6 +87,12 @@ class _CrosswalkArea:
         return best
 
 
+# Camera lookahead (see LaneObservation.arrival_times_s): slower vehicles are joining the queue,
+# which the queue figures count; farther than the horizon an arrival is too uncertain to act on.
+ARRIVAL_MIN_SPEED_MPS = 2.0
+ARRIVAL_HORIZON_S = 15.0
+
+
 @dataclass(slots=True)
 class _LaneTally:
     occupied: bool = False
@@ -94,6 +100,7 @@ class _LaneTally:
     approaching: int = 0
     approaching_speed_sum: float = 0.0
     max_wait_s: float = 0.0
+    arrivals_s: list[float] = field(default_factory=list)
 
 
 class ZoneMonitor:
@@ -150,6 +157,10 @@ class ZoneMonitor:
             elif position.before_stop_line:
                 tally.approaching += 1
                 tally.approaching_speed_sum += track.speed_mps
+                if track.speed_mps >= ARRIVAL_MIN_SPEED_MPS:
+                    eta_s = position.distance_to_stop_m / track.speed_mps
+                    if eta_s <= ARRIVAL_HORIZON_S:
+                        tally.arrivals_s.append(eta_s)
 
         start_s = self._start_s
         lanes = [self._lane_observation(lane, tallies[lane.lane_id], time_s, start_s) for lane in self.lane_map.lanes]
@@ -196,6 +207,7 @@ class ZoneMonitor:
             approaching_speed_mean_mps=tally.approaching_speed_sum / tally.approaching if tally.approaching else 0.0,
             stop_bar_gap_s=max(gap_s, 0.0),
             max_wait_s=tally.max_wait_s,
+            arrival_times_s=sorted(round(eta_s, 2) for eta_s in tally.arrivals_s),
         )
 
     def _crosswalk_observations(self, tracks: Sequence[Track]) -> list[CrosswalkObservation]:

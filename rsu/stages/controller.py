@@ -140,7 +140,11 @@ def run_on_message_time(
         last_time_s = states.capture_time_s
         calls = desk.calls(states.capture_time_s)
         output = controller.step(
-            states.capture_time_s, states.lanes if states.valid else None, states.crosswalks, priority=calls
+            states.capture_time_s,
+            states.lanes if states.valid else None,
+            states.crosswalks,
+            arrivals_s=lookahead_of(states) if states.valid else None,
+            priority=calls,
         )
         publish(outlet, topics, output, states.capture_time_s, states.capture_time_s)
         desk.after_step(output, states.capture_time_s)
@@ -170,11 +174,18 @@ def run_on_wall_clock(
         fresh = newest is not None and newest.valid and now_s - newest.capture_time_s <= stale_after_s
         lanes = newest.lanes if fresh and newest is not None else None
         crosswalks = newest.crosswalks if fresh and newest is not None else []
-        output = controller.step(now_s, lanes, crosswalks, priority=desk.calls(now_s))
+        arrivals = lookahead_of(newest) if fresh and newest is not None else None
+        output = controller.step(now_s, lanes, crosswalks, arrivals_s=arrivals, priority=desk.calls(now_s))
         capture_s = newest.capture_time_s if newest is not None else now_s
         publish(outlet, topics, output, capture_s, now_s)
         desk.after_step(output, now_s)
         ratekeeper.keep()
+
+
+def lookahead_of(states: DetectorStates) -> dict[str, tuple[float, ...]]:
+    """The camera's lookahead per lane: seconds until each approaching vehicle reaches the stop line
+    (the adaptive strategy uses it; a loop detector could not see it)."""
+    return {lane.lane_id: tuple(lane.arrival_times_s) for lane in states.lanes if lane.arrival_times_s}
 
 
 def publish(outlet: Outlet, topics: Topics, output: ControllerOutput, capture_s: float, publish_s: float) -> None:

@@ -196,3 +196,16 @@ def test_time_going_backwards_raises(sample_site: SiteConfig) -> None:
     monitor.update([], 5.0)
     with pytest.raises(ValueError, match="back in time"):
         monitor.update([], 4.0)
+
+
+def test_the_lookahead_gives_each_approaching_vehicles_time_to_the_stop_line(sample_site: SiteConfig) -> None:
+    tracks = [
+        car_in_lane(sample_site, 1, 3.0),  # standing at the line: in the queue, not arriving
+        car_in_lane(sample_site, 2, 60.0, speed_mps=12.0),  # 5 s away
+        car_in_lane(sample_site, 3, 30.0, speed_mps=10.0),  # 3 s away
+        car_in_lane(sample_site, 4, 120.0, speed_mps=6.0),  # 20 s away: beyond the horizon
+        car_in_lane(sample_site, 5, 80.0, speed_mps=1.0),  # creeping: counted as waiting, not arriving
+    ]
+    observation = lane_observation(ZoneMonitor(sample_site), tracks, 0.0)
+    assert observation.arrival_times_s == pytest.approx([3.0, 5.0], abs=0.05)
+    assert observation.approaching_vehicles == 3  # the moving ones, the far one included

@@ -262,3 +262,31 @@ def test_output_names_the_stage_and_time(controller: SignalController) -> None:
     output = drive(controller, START_S, 3.0, lambda _t: lanes_for())[-1]
     assert output.stage_id == "ns_left"
     assert output.time_s == pytest.approx(1003.0)
+
+
+def test_the_controller_stage_passes_the_cameras_lookahead_per_lane() -> None:
+    from rsu.messages import DetectorStates
+    from rsu.messages.perception import LaneObservation
+    from rsu.stages.controller import lookahead_of
+
+    def lane(lane_id: str, arrivals: list[float]) -> LaneObservation:
+        return LaneObservation(
+            lane_id=lane_id,
+            stop_bar_occupied=False,
+            queue_length_m=0.0,
+            queued_vehicles=0,
+            approaching_vehicles=len(arrivals),
+            stop_bar_gap_s=9.0,
+            arrival_times_s=arrivals,
+        )
+
+    states = DetectorStates(
+        unit_id="rsu-test",
+        seq=0,
+        capture_time_s=1.0,
+        publish_time_s=1.0,
+        camera_id="cam",
+        valid=True,
+        lanes=[lane("north_left", []), lane("south_through_right", [2.5, 7.0])],
+    )
+    assert lookahead_of(states) == {"south_through_right": (2.5, 7.0)}
