@@ -14,13 +14,14 @@ from rsu.config import SiteConfig, load_site_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# Property tests: a quick default run, and a long one for soak checks of the controller's safety
-# (`pytest --hypothesis-profile=long tests/signal_control/test_controller_properties.py`).
-settings.register_profile("default", max_examples=100, deadline=None, database=None)
+# Property tests: a quick run by default, and long ones for soak checks of the controller's safety
+# (`RSU_HYPOTHESIS_PROFILE=long pytest tests/signal_control/test_controller_properties.py`).
+settings.register_profile("quick", max_examples=100, deadline=None, database=None)
+settings.register_profile("soak", max_examples=2_000, deadline=None, database=None)
 settings.register_profile(
     "long", max_examples=20_000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.load_profile("default")
+settings.load_profile(os.environ.get("RSU_HYPOTHESIS_PROFILE", "quick"))
 
 
 def shared_dir() -> Path:
