@@ -82,7 +82,7 @@ NOMINAL_SIZE_M: dict[RoadUserType, tuple[float, float]] = {
 
 # Classes a detector confuses with each other may continue the same track: YOLO swaps car, truck
 # and bus, and motorcycle and bicycle; a pedestrian never continues a vehicle's track.
-_ASSOCIATION_GROUP: dict[RoadUserType, int] = {
+ASSOCIATION_GROUP: dict[RoadUserType, int] = {
     RoadUserType.CAR: 0,
     RoadUserType.TRUCK: 0,
     RoadUserType.BUS: 0,
@@ -95,7 +95,7 @@ _GROUP_NOISE: dict[int, MotionNoise] = {0: VEHICLE_NOISE, 1: TWO_WHEELER_NOISE, 
 
 def association_group(road_user: RoadUserType) -> int:
     """The group of classes that may continue one track (vehicles, two-wheelers, pedestrians)."""
-    return _ASSOCIATION_GROUP[RoadUserType(road_user)]
+    return ASSOCIATION_GROUP[RoadUserType(road_user)]
 
 
 IntArray = npt.NDArray[np.int64]
@@ -161,7 +161,7 @@ class _TrackState:
 
     def __init__(self, track_id: int, x_m: float, y_m: float, road_user: RoadUserType, time_s: float) -> None:
         self.track_id = track_id
-        self.group = _ASSOCIATION_GROUP[road_user]
+        self.group = ASSOCIATION_GROUP[road_user]
         self.kalman = ConstantVelocityKalman(x_m, y_m, time_s, _GROUP_NOISE[self.group])
         self.posterior_pos_var = self.kalman.p_pos
         self.hits = 1
@@ -294,7 +294,7 @@ class GroundTracker:
 
         det_xy = detections.ground_xy_m
         det_groups = np.fromiter(
-            (_ASSOCIATION_GROUP[road_user] for road_user in detections.road_user), dtype=np.int64, count=len(detections)
+            (ASSOCIATION_GROUP[road_user] for road_user in detections.road_user), dtype=np.int64, count=len(detections)
         )
         high = detections.confidence >= HIGH_CONFIDENCE
         high_indices = np.flatnonzero(high)

@@ -21,25 +21,20 @@ pass the network's own NMS has already decided. A region may run on every frame 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from rsu.config.model import DetailRegionConfig, RoadUserType
+from rsu.perception.tracker import ASSOCIATION_GROUP
 
 FloatArray = npt.NDArray[np.float64]
 
-# Road-user classes a detector confuses for one object: boxes of one group from two passes are one road user.
-CONFUSABLE_GROUP: dict[RoadUserType, int] = {
-    RoadUserType.CAR: 0,
-    RoadUserType.TRUCK: 0,
-    RoadUserType.BUS: 0,
-    RoadUserType.MOTORCYCLE: 1,
-    RoadUserType.BICYCLE: 1,
-    RoadUserType.PEDESTRIAN: 2,
-}
+# Road-user classes a detector confuses for one object (boxes of one group from two passes are one
+# road user): the same groups the tracker lets continue one track.
+CONFUSABLE_GROUP: Mapping[RoadUserType, int] = ASSOCIATION_GROUP
 CROSS_PASS_IOU = 0.5
 CROSS_PASS_IOS = 0.8
 # A box within this many frame pixels of an inner edge of the crop window is taken as cut by it.
