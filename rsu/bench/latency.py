@@ -82,7 +82,6 @@ from rsu.runtime.latency import (
     PUBLISH_WAIT_S,
     RealtimeSection,
     freeze_startup_objects,
-    realtime_threads_started_here,
     set_thread_realtime_priority,
     tune_interpreter_for_latency,
 )
@@ -509,11 +508,12 @@ def _run_frames(
     pipeline = PerceptionPipeline(site, camera.id)
     topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
     bus = MqttBus(site.mqtt, f"{site.unit_id}-perception-{os.getpid()}")
-    with realtime_threads_started_here(site.v2x.realtime_priority, "perception network thread"):
-        bus.connect()  # as the perception stage does: its network thread only, never the detector
+    # As the perception stage does: the network thread and the work after the detector, never the detector.
+    warning_path = RealtimeSection(site.v2x.realtime_priority, "perception")
+    with warning_path:
+        bus.connect()
     tune_interpreter_for_latency()  # as the perception stage does
     freeze_startup_objects()
-    after_detector = RealtimeSection(site.v2x.realtime_priority, "perception after the detector")
     uri = expand_uri(camera.uri or "", site_path.parent)
     period_s = 1.0 / options.fps
     frames: dict[float, _FrameTimes] = {}
@@ -538,7 +538,7 @@ def _run_frames(
                         continue
                     detections = detector.detect(frame.image, capture_s)
                     detected_s = time.time()
-                    with after_detector:  # as the perception stage does
+                    with warning_path:  # as the perception stage does
                         output = pipeline.process(detections)
                         objects = [*output.tracks, *synthetic_pair(released, capture_s)]
                         message = TrackList(
@@ -551,7 +551,7 @@ def _run_frames(
                         )
                         payload = message.to_json()
                         tracked_s = time.time()
-                        if after_detector.priority:  # as the perception stage does
+                        if warning_path.priority:  # as the perception stage does
                             bus.publish_and_wait(topics.tracks, payload, timeout_s=PUBLISH_WAIT_S)
                         else:
                             bus.publish(topics.tracks, payload)

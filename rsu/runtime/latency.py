@@ -6,8 +6,6 @@ import gc
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -49,24 +47,11 @@ def set_thread_realtime_priority(priority: int) -> str | None:
     return None
 
 
-@contextmanager
-def realtime_threads_started_here(priority: int, what: str) -> Iterator[None]:
-    """Threads started inside this block (e.g. paho's network thread at connect) run at SCHED_RR
-    `priority`; the calling thread is back to normal scheduling afterwards. 0: does nothing."""
-    problem = set_thread_realtime_priority(priority) if priority > 0 else None
-    if problem:
-        log.warning("%s: %s; normal scheduling", what, problem)
-    try:
-        yield
-    finally:
-        if priority > 0 and problem is None:
-            set_thread_realtime_priority(0)
-
-
 class RealtimeSection:
     """`with section:` runs its body at SCHED_RR `priority` and returns to normal scheduling after:
-    the work after the detector (tracking, zones, publishing) jumps the queue, the detector does not.
-    Two system calls per use; after a refusal (no CAP_SYS_NICE) it warns once and does nothing."""
+    the work after the detector (tracking, zones, publishing) jumps the queue, the detector does not;
+    threads started inside (paho's network thread at connect) keep the priority. Two system calls
+    per use; after a refusal (no CAP_SYS_NICE) it warns once and does nothing. 0: does nothing."""
 
     def __init__(self, priority: int, what: str) -> None:
         self.priority = priority

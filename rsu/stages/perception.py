@@ -21,7 +21,6 @@ from rsu.runtime.latency import (
     PUBLISH_WAIT_S,
     RealtimeSection,
     freeze_startup_objects,
-    realtime_threads_started_here,
     tune_interpreter_for_latency,
 )
 from rsu.runtime.stage import StageContext
@@ -86,8 +85,11 @@ def run(ctx: StageContext) -> None:
     camera = site.cameras[0]
     topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
     bus = MqttBus(site.mqtt, ctx.client_id())
-    with realtime_threads_started_here(site.v2x.realtime_priority, "perception stage network thread"):
-        bus.connect()
+    # The network thread and the work after the detector (tracking, zones, publishing) jump the
+    # queue on a busy box; the detector does not.
+    warning_path = RealtimeSection(site.v2x.realtime_priority, "perception stage")
+    with warning_path:
+        bus.connect()  # the network thread started here keeps the priority
     outlet = Outlet(bus, site.unit_id)
     pipeline = PerceptionPipeline(site, camera.id)
     # The web page's annotated camera view: video cameras only, on a local-only topic.
@@ -102,8 +104,6 @@ def run(ctx: StageContext) -> None:
         else video_camera(ctx, camera, preview)
     )
     tune_interpreter_for_latency()
-    # Tracking, zones and publishing jump the queue on a busy box; the detector does not.
-    after_detector = RealtimeSection(site.v2x.realtime_priority, "perception after the detector")
     # At raised priority the track list must be on the wire before the section ends (see Outlet).
     realtime = site.v2x.realtime_priority > 0
     frozen = False
@@ -118,7 +118,7 @@ def run(ctx: StageContext) -> None:
                 if ctx.options.realtime:
                     publish_invalid(outlet, topics, camera.id)
                 continue
-            with after_detector:
+            with warning_path:
                 try:
                     output = pipeline.process(detections)
                 except ValueError as exc:

@@ -17,7 +17,7 @@ import pytest
 from rsu.config import SiteConfig
 from rsu.config.model import MqttConfig
 from rsu.runtime.bus import MqttBus
-from rsu.runtime.latency import RealtimeSection, realtime_threads_started_here, set_thread_realtime_priority
+from rsu.runtime.latency import RealtimeSection, set_thread_realtime_priority
 
 T = TypeVar("T")
 
@@ -58,7 +58,7 @@ def test_a_thread_raised_and_lowered_again() -> None:
 def test_threads_started_in_the_block_keep_the_priority_and_the_caller_does_not() -> None:
     def work() -> tuple[int, int]:
         seen: list[int] = []
-        with realtime_threads_started_here(10, "test"):
+        with RealtimeSection(10, "test"):
             network_thread = threading.Thread(target=lambda: seen.append(policy_of_this_thread()))
             network_thread.start()
         network_thread.join()
@@ -83,7 +83,7 @@ def test_a_realtime_section_is_raised_only_inside() -> None:
 
 def test_priority_zero_changes_nothing() -> None:
     def work() -> int:
-        with RealtimeSection(0, "test"), realtime_threads_started_here(0, "test"):
+        with RealtimeSection(0, "test"):
             return policy_of_this_thread()
 
     assert on_a_fresh_thread(work) == os.SCHED_OTHER
