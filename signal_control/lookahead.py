@@ -12,23 +12,19 @@ from collections.abc import Iterable
 
 from rsu.messages.perception import TrackedObject
 from rsu.perception.lanes import LaneMap
-
-# Slower vehicles are standing in (or creeping into) the queue, which the lane observation counts.
-MIN_MOVING_SPEED_MPS = 2.0
-# Farther than this the arrival is too uncertain to hold a green for.
-MAX_ARRIVAL_S = 15.0
+from rsu.perception.zones import ARRIVAL_MIN_SPEED_MPS, arrival_time_s
 
 
 def arrival_times_s(tracks: Iterable[TrackedObject], lane_map: LaneMap) -> dict[str, tuple[float, ...]]:
     """Per lane id, ascending seconds until each moving tracked vehicle reaches the stop line."""
     arrivals: dict[str, list[float]] = {}
     for track in tracks:
-        if track.lane_id is None or track.speed_mps < MIN_MOVING_SPEED_MPS:
-            continue
+        if track.lane_id is None or track.speed_mps < ARRIVAL_MIN_SPEED_MPS:
+            continue  # cheap test before locating it
         position = lane_map.locate(track.x_m, track.y_m, track.heading_deg)
         if position is None or position.lane_id != track.lane_id or not position.before_stop_line:
             continue
-        eta_s = position.distance_to_stop_m / track.speed_mps
-        if eta_s <= MAX_ARRIVAL_S:
+        eta_s = arrival_time_s(position.distance_to_stop_m, track.speed_mps)
+        if eta_s is not None:
             arrivals.setdefault(track.lane_id, []).append(eta_s)
     return {lane: tuple(sorted(times)) for lane, times in arrivals.items()}

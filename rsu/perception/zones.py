@@ -93,6 +93,15 @@ ARRIVAL_MIN_SPEED_MPS = 2.0
 ARRIVAL_HORIZON_S = 15.0
 
 
+def arrival_time_s(distance_to_stop_m: float, speed_mps: float) -> float | None:
+    """Seconds until a vehicle this far before its stop line gets there at its speed; None for one
+    joining a queue (too slow) or beyond the lookahead horizon."""
+    if speed_mps < ARRIVAL_MIN_SPEED_MPS:
+        return None
+    eta_s = distance_to_stop_m / speed_mps
+    return eta_s if eta_s <= ARRIVAL_HORIZON_S else None
+
+
 @dataclass(slots=True)
 class _LaneTally:
     occupied: bool = False
@@ -157,10 +166,9 @@ class ZoneMonitor:
             elif position.before_stop_line:
                 tally.approaching += 1
                 tally.approaching_speed_sum += track.speed_mps
-                if track.speed_mps >= ARRIVAL_MIN_SPEED_MPS:
-                    eta_s = position.distance_to_stop_m / track.speed_mps
-                    if eta_s <= ARRIVAL_HORIZON_S:
-                        tally.arrivals_s.append(eta_s)
+                eta_s = arrival_time_s(position.distance_to_stop_m, track.speed_mps)
+                if eta_s is not None:
+                    tally.arrivals_s.append(eta_s)
 
         start_s = self._start_s
         lanes = [self._lane_observation(lane, tallies[lane.lane_id], time_s, start_s) for lane in self.lane_map.lanes]
