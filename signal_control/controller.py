@@ -324,8 +324,7 @@ class SignalController:
                 demand = any(_lane_has_demand(self._lanes.get(lane)) for lane in group.timing.lane_ids)
                 code = AtspmEvent.PHASE_CALL_REGISTERED
             if demand:
-                group.called = True
-                events.append(signal_event(now_s, code, group_id))
+                self._latch_call(now_s, group_id, code, events)
 
     def _check_pushbuttons(self, crosswalk_ids: Collection[str]) -> None:
         unknown = sorted(set(crosswalk_ids) - set(self._plan.group_of_crosswalk))
@@ -335,12 +334,18 @@ class SignalController:
 
     def _register_pushbuttons(self, now_s: float, crosswalk_ids: Collection[str], events: list[SignalEvent]) -> None:
         for crosswalk_id in sorted(set(crosswalk_ids)):
-            group_id = self._plan.group_of_crosswalk[crosswalk_id]
             events.append(signal_event(now_s, AtspmEvent.PEDESTRIAN_DETECTOR_ON, crosswalk_id))
-            group = self._groups[group_id]
-            if not group.called and group.indication is not Indication.GREEN:
-                group.called = True
-                events.append(signal_event(now_s, AtspmEvent.PEDESTRIAN_CALL_REGISTERED, group_id))
+            self._latch_call(
+                now_s, self._plan.group_of_crosswalk[crosswalk_id], AtspmEvent.PEDESTRIAN_CALL_REGISTERED, events
+            )
+
+    def _latch_call(self, now_s: float, group_id: str, code: AtspmEvent, events: list[SignalEvent]) -> None:
+        """A call for a group not being served, kept until it is (locking memory)."""
+        group = self._groups[group_id]
+        if group.called or group.indication is Indication.GREEN:
+            return
+        group.called = True
+        events.append(signal_event(now_s, code, group_id))
 
     def _stage_calls(self, strategy: Strategy) -> tuple[bool, ...]:
         if strategy.serves_every_stage:
