@@ -222,7 +222,7 @@ def run_signal_bench(
     # A fresh process per run: libsumo keeps one simulation per process and its state leaks.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=max(1, options.workers), mp_context=context, max_tasks_per_child=1) as pool:
-        futures = {pool.submit(run_one, spec): spec for spec in to_run}
+        futures = {pool.submit(_run_in_worker, spec): spec for spec in to_run}
         for future in as_completed(futures):
             result = future.result()
             _store(cache_dir, futures[future], result)
@@ -232,6 +232,15 @@ def run_signal_bench(
     order = {(s.scenario, s.seed, s.program): i for i, s in enumerate(specs)}
     results.sort(key=lambda r: order[(r.scenario, r.seed, r.program)])
     return results, _summarise(results, options), out_dir
+
+
+def _run_in_worker(spec: RunSpec) -> RunResult:
+    """``run_one`` in a pool worker. SUMO's exceptions cannot be pickled back to the parent (they
+    hold a SWIG object), so a failed run is reported as a plain error naming the run."""
+    try:
+        return run_one(spec)
+    except Exception as error:
+        raise RuntimeError(f"run {spec.tag} failed: {type(error).__name__}: {error}") from None
 
 
 def add_bench_signal_parser(

@@ -11,6 +11,7 @@ arrival at t with probability rate(t) / peak rate), which stays exact for any pr
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,5 +200,9 @@ def write_scenario_demand(path: str | Path, scenario: Scenario, seed: int, durat
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    # Parallel runs of the same scenario and seed write the same file: replace it whole, so a
+    # run starting SUMO never reads a file another run is still writing.
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
     return path
