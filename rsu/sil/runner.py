@@ -177,7 +177,7 @@ def _run_unit(
     from rsu.sensors.sim_camera import SimulatedCamera
     from rsu.sim.world import SumoWorld
     from signal_control import SignalController
-    from signal_control.lookahead import arrival_times_s
+    from signal_control.lookahead import arrivals_by_lane
     from signal_control.phasing import with_ring_barrier_stages
 
     strategy = spec.program.removeprefix(UNIT_PREFIX).removesuffix("_nolookahead").removesuffix("_sequential")
@@ -215,7 +215,7 @@ def _run_unit(
             if detections is not None:
                 latest = perception.process(detections)
                 if lookahead:
-                    arrivals = arrival_times_s(latest.tracks, perception.lane_map)
+                    arrivals = arrivals_by_lane(latest.lanes)
             # The unit runs the controller in its own process; here the camera, perception and SUMO
             # share it, so their garbage is collected outside the timed decision.
             gc.disable()

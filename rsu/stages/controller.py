@@ -24,6 +24,7 @@ from rsu.stages.outlet import Outlet
 from rsu.stages.unit_keys import unit_signer
 from rsu.topics import Topics
 from signal_control import ControllerOutput, SignalController
+from signal_control.lookahead import arrivals_by_lane
 from signal_control.priority import PriorityCall
 from v2x.priority import PriorityGate, PriorityOutcome
 from v2x.signing import UnitSigner
@@ -185,7 +186,7 @@ def run_on_wall_clock(
 def lookahead_of(states: DetectorStates) -> dict[str, tuple[float, ...]]:
     """The camera's lookahead per lane: seconds until each approaching vehicle reaches the stop line
     (the adaptive strategy uses it; a loop detector could not see it)."""
-    return {lane.lane_id: tuple(lane.arrival_times_s) for lane in states.lanes if lane.arrival_times_s}
+    return arrivals_by_lane(states.lanes)
 
 
 def publish(outlet: Outlet, topics: Topics, output: ControllerOutput, capture_s: float, publish_s: float) -> None:
