@@ -25,6 +25,7 @@ from rsu.messages.perception import CrosswalkObservation, LaneObservation
 from rsu.messages.priority import PriorityPhase, PriorityService
 from rsu.messages.signal import ControllerMode, Indication, SignalEvent, SignalGroupState
 from signal_control.events import AtspmEvent, signal_event
+from signal_control.permissive import displayed as permissive_display
 from signal_control.phasing import GroupTiming, PhasePlan
 from signal_control.priority import MAX_PRIORITY_CALLS, PreemptRun, PriorityCall, PriorityLimits, TransitRun
 from signal_control.safety import ConflictMonitor
@@ -143,6 +144,10 @@ class SignalController:
         self._transit_adjusted_cycle = -1
         # A priority hold of the served stage beyond its max green (for SPaT max end times).
         self._hold_until_s: float | None = None
+        # What each group showed at the last step, and since when: a permissive left's flashing
+        # yellow arrow and permissive yellow are derived from its partner (signal_control.permissive).
+        self._shown: dict[str, Indication] = {}
+        self._shown_since_s: dict[str, float] = {}
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -235,6 +240,8 @@ class SignalController:
                 groups = self._group_states(now_s, strategy, stage_calls, None)
                 # The rejected indications were never shown: log only what the detectors saw.
                 events = [event for event in events if event.code in _INPUT_EVENT_CODES]
+        self._shown = {state.signal_group: state.indication for state in groups}
+        self._shown_since_s = {state.signal_group: state.since_s for state in groups}
         mode = self._mode(fresh)
         return ControllerOutput(
             mode=mode,
@@ -312,6 +319,12 @@ class SignalController:
         """Latch a call for each group with demand that is not being served (locking memory), so
         a road user seen once is served even if the detector loses it."""
         for group_id, group in self._groups.items():
+            if self._shown.get(group_id) is Indication.FLASHING_YELLOW:
+                # Turning permissively: a call is left only by vehicles still waiting when the arrow
+                # ends (call on red); once the lanes are empty the waiting ones have been served.
+                if not any(_lane_has_demand(self._lanes.get(lane)) for lane in group.timing.lane_ids):
+                    group.called = False
+                continue
             if group.called or group.indication is Indication.GREEN:
                 continue
             if group.timing.is_pedestrian:
@@ -425,11 +438,15 @@ class SignalController:
 
     # -- serving a stage --------------------------------------------------------------------------
 
-    def _stage_min_end_s(self) -> float:
+    def _stage_min_end_s(self, target: int | None = None) -> float:
         """Earliest end of the current stage: every vehicle min green and every pedestrian walk
-        and clearance of the stage must have run out."""
+        and clearance of the stage must have run out. Towards ``target``, only the groups that
+        leave count: a group the target keeps green runs its minimum out there (dual ring)."""
         end_s = self._stage_start_s
+        staying = self._plan.stages[target].group_ids if target is not None else frozenset()
         for group_id in self._plan.stages[self._stage].group_ids:
+            if group_id in staying:
+                continue
             group = self._groups[group_id]
             timing = group.timing
             if group.indication is not Indication.GREEN and group.indication is not Indication.PED_CLEARANCE:
@@ -461,15 +478,20 @@ class SignalController:
                 if group.called and shown_dont_walk and self._may_turn_green(group_id, now_s):
                     self._begin_walk(now_s, group_id, events)
         min_end_s = self._stage_min_end_s()
+        # The strategy may ask for a change as soon as any next stage could begin.
+        earliest_change_s = self._earliest_change_s()
         context = DecisionContext(
             now_s=now_s,
             stage_index=self._stage,
             time_in_green_s=now_s - self._stage_start_s,
-            min_green_s=min_end_s - self._stage_start_s,
+            min_green_s=earliest_change_s - self._stage_start_s,
             max_green_s=max(stage.max_green_s, min_end_s - self._stage_start_s),
             stage_calls=stage_calls,
             lanes=self._lanes if strategy is self._strategy else {},
             arrivals_s=self._arrivals_s if strategy is self._strategy else {},
+            pedestrian_calls=frozenset(
+                g for g, group in self._groups.items() if group.called and group.timing.is_pedestrian
+            ),
         )
         decision = strategy.decide(context)
         if self._transit is not None:
@@ -479,14 +501,31 @@ class SignalController:
         target = decision.next_stage
         if target is None or not 0 <= target < len(self._plan.stages) or target == self._stage:
             return Decision.hold(f"{decision.reason}; ignored: invalid next stage {target!r}", 0.0)
-        if now_s < min_end_s:
+        target_min_end_s = self._stage_min_end_s(target)
+        if now_s < target_min_end_s:
             return Decision.hold(
-                f"stage {stage.stage_id}: minimum green/pedestrian service until t={min_end_s:.1f} s", min_end_s - now_s
+                f"stage {stage.stage_id}: minimum green/pedestrian service until t={target_min_end_s:.1f} s",
+                target_min_end_s - now_s,
             )
         self._terminate(now_s, decision, target, events)
         if self._clearance_complete(now_s, target):
             self._begin_stage(now_s, target, strategy, events)
         return decision
+
+    def _min_end_by_target(self) -> dict[int, float]:
+        """Earliest end of the current stage towards each other stage."""
+        return {index: self._stage_min_end_s(index) for index in range(len(self._plan.stages)) if index != self._stage}
+
+    def _earliest_change_s(self) -> float:
+        """Earliest time the current stage can change to any other stage."""
+        return min(self._min_end_by_target().values(), default=self._stage_min_end_s())
+
+    def _group_earliest_end_s(self, group_id: str, min_end_by_target: Mapping[int, float]) -> float:
+        """Earliest end of one green group: the earliest change to a stage without it."""
+        return min(
+            (end_s for index, end_s in min_end_by_target.items() if group_id not in self._plan.stages[index].group_ids),
+            default=self._stage_min_end_s(),
+        )
 
     def _may_turn_green(self, group_id: str, now_s: float) -> bool:
         for other in self._plan.conflicts_of[group_id]:
@@ -802,9 +841,20 @@ class SignalController:
                 for group_id, group in self._groups.items()
             ]
         served_end, upcoming = self._timeline(now_s, strategy, stage_calls, decision)
+        # While serving, a group may end before the stage's full minimum when the next stage keeps
+        # the others green (dual ring): each green group's earliest end is its own.
+        min_end_by_target = self._min_end_by_target() if self._phase is _Phase.SERVING else None
         states = []
         for group_id, group in self._groups.items():
             window = self._group_window(now_s, group_id, group, served_end, upcoming)
+            if group.indication is Indication.GREEN and not group.timing.is_pedestrian:
+                if min_end_by_target is not None:
+                    earliest_s = max(window.earliest_s, self._group_earliest_end_s(group_id, min_end_by_target))
+                else:
+                    # Green on into the stage being cleared to: it may end once that stage has
+                    # begun and its own minimum has run.
+                    earliest_s = max(upcoming[0][1].earliest_s, group.since_s + group.timing.min_green_s)
+                window = _Window(earliest_s, window.latest_s, window.likely_s)
             earliest = max(now_s, window.earliest_s)
             latest = max(earliest, window.latest_s)
             likely = min(latest, max(earliest, window.likely_s))
@@ -818,7 +868,37 @@ class SignalController:
                     likely_time_s=likely,
                 )
             )
-        return states
+        return self._with_permissive_display(now_s, states)
+
+    def _with_permissive_display(self, now_s: float, states: list[SignalGroupState]) -> list[SignalGroupState]:
+        """The states as shown: permissive lefts get their flashing yellow arrow or permissive yellow,
+        timed like the partner whose green or yellow they follow."""
+        protected = {state.signal_group: state.indication for state in states}
+        shown = permissive_display(self._plan, protected, self._shown)
+        if shown == protected:
+            return states
+        by_group = {state.signal_group: state for state in states}
+        result = []
+        for state in states:
+            indication = shown[state.signal_group]
+            partner_id = self._plan.groups[state.signal_group].permissive_with
+            if indication is state.indication or partner_id is None:
+                result.append(state)
+                continue
+            partner = by_group[partner_id]
+            unchanged = self._shown.get(state.signal_group) is indication
+            result.append(
+                state.model_copy(
+                    update={
+                        "indication": indication,
+                        "since_s": self._shown_since_s.get(state.signal_group, now_s) if unchanged else now_s,
+                        "min_end_time_s": partner.min_end_time_s,
+                        "max_end_time_s": partner.max_end_time_s,
+                        "likely_time_s": partner.likely_time_s,
+                    }
+                )
+            )
+        return result
 
     def _group_window(
         self,
@@ -852,7 +932,7 @@ class SignalController:
         upcoming: list[tuple[int, _Window]] = []
         if self._phase is _Phase.SERVING:
             anchor = self._stage
-            min_end = max(now_s, self._stage_min_end_s())
+            min_end = max(now_s, self._earliest_change_s())
             max_end = max(min_end, self._stage_start_s + stages[anchor].max_green_s, self._hold_until_s or 0.0)
             likely_remaining_s = decision.likely_remaining_s if decision is not None else 0.0
             served_end = _Window(min_end, max_end, now_s + likely_remaining_s)

@@ -31,6 +31,8 @@ class GroupTiming:
     all_red_s: float
     lane_ids: tuple[str, ...]
     crosswalk_ids: tuple[str, ...]
+    # Protected/permissive left: the opposing through during whose green it may turn permissively.
+    permissive_with: str | None = None
 
     @property
     def is_pedestrian(self) -> bool:
@@ -81,6 +83,7 @@ class PhasePlan:
             for group_id in groups
         }
         stages = tuple(_resolve_stage(stage.id, tuple(stage.signal_groups), groups) for stage in site.controller.stages)
+        _check_permissive_clearance(groups)
         return cls(
             groups=MappingProxyType(groups),
             stages=stages,
@@ -219,6 +222,25 @@ def transition_stages(plan: PhasePlan) -> dict[int, tuple[int, int]]:
     return found
 
 
+def _check_permissive_clearance(groups: Mapping[str, GroupTiming]) -> None:
+    """A permissive turn shows yellow while its partner does and red once the partner is red, so
+    its own yellow and all-red must fit within the partner's."""
+    for group in groups.values():
+        if group.permissive_with is None:
+            continue
+        partner = groups[group.permissive_with]
+        for name, own_s, partner_s in (
+            ("yellow", group.change_interval_s, partner.change_interval_s),
+            ("all-red", group.all_red_s, partner.all_red_s),
+        ):
+            if own_s > partner_s + 1e-9:
+                raise ValueError(
+                    f"signal group '{group.group_id}' turns permissively with '{partner.group_id}' and clears with it, "
+                    f"but its {name} ({own_s:.2f} s) is longer than that of '{partner.group_id}' ({partner_s:.2f} s): "
+                    "set yellow_s / all_red_s so that it is not"
+                )
+
+
 def _resolve_group(site: SiteConfig, group: SignalGroup) -> GroupTiming:
     lane_ids = tuple(lane.id for lane in site.lanes if lane.signal_group == group.id)
     crosswalk_ids = tuple(cw.id for cw in site.crosswalks if cw.signal_group == group.id)
@@ -257,6 +279,7 @@ def _resolve_group(site: SiteConfig, group: SignalGroup) -> GroupTiming:
         all_red_s=all_red,
         lane_ids=lane_ids,
         crosswalk_ids=crosswalk_ids,
+        permissive_with=group.permissive_with,
     )
 
 

@@ -28,7 +28,8 @@ EVENT_STATE_BY_INDICATION: dict[Indication, str] = {
     # Flashing don't walk: the pedestrian clearance interval of a protected crossing.
     Indication.PED_CLEARANCE: PROTECTED_CLEARANCE,
     Indication.FLASHING_RED: STOP_THEN_PROCEED,
-    Indication.FLASHING_YELLOW: CAUTION_CONFLICTING_TRAFFIC,
+    # The controller shows a flashing yellow only as a permissive left's arrow: turn, giving way.
+    Indication.FLASHING_YELLOW: PERMISSIVE_MOVEMENT_ALLOWED,
     Indication.DARK: DARK,
 }
 

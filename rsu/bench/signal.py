@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from rsu.sil.programs import BUILTIN_PROGRAMS, REFERENCE_PROGRAMS
 from rsu.sil.runner import ALL_PROGRAMS, RunResult, RunSpec, result_to_json, run_one
 from rsu.sil.scenarios import SCENARIOS
 
@@ -44,7 +45,8 @@ DEFAULT_STEP_S = 0.2
 TARGET_DELAY_RATIO = 0.85
 TARGET_DECISION_P99_MS = 5.0
 ADAPTIVE = "unit:adaptive"
-SUMO_PROGRAMS = tuple(p for p in ALL_PROGRAMS if not p.startswith("unit:"))
+# The programs compared against; reference programs run on another signal plan and are shown only.
+SUMO_PROGRAMS = BUILTIN_PROGRAMS
 
 
 @dataclass(frozen=True)
@@ -123,19 +125,28 @@ _COLUMNS = (
 )
 
 
+def _versus_best(summary: dict[str, Any], scenario: str, program: str, row: dict[str, float]) -> str:
+    """A program's mean delay against the scenario's best SUMO program, marked (best) or
+    (reference: another signal plan, not compared)."""
+    target = summary["targets"].get(scenario)
+    if target is None:
+        return ""
+    best = summary["table"][scenario][target["best_sumo_program"]]["mean_delay_s"]
+    versus = f"{row['mean_delay_s'] / best:.2f}x" if best > 0 else ""
+    if program == target["best_sumo_program"]:
+        versus += " (best)"
+    elif program in REFERENCE_PROGRAMS:
+        versus += " (reference)"
+    return versus
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
     header = "| scenario | program | " + " | ".join(name for name, _, _ in _COLUMNS) + " | vs best SUMO |"
     lines = [header, "|" + "---|" * (len(_COLUMNS) + 3)]
     for scenario, rows in summary["table"].items():
-        target = summary["targets"].get(scenario)
         for program, row in rows.items():
             cells = [fmt.format(row[key]) for _, key, fmt in _COLUMNS]
-            versus = ""
-            if target is not None:
-                best = summary["table"][scenario][target["best_sumo_program"]]["mean_delay_s"]
-                versus = f"{row['mean_delay_s'] / best:.2f}x" if best > 0 else ""
-                if program == target["best_sumo_program"]:
-                    versus += " (best)"
+            versus = _versus_best(summary, scenario, program, row)
             lines.append(f"| {scenario} | {program} | " + " | ".join(cells) + f" | {versus} |")
     return "\n".join(lines) + "\n"
 
@@ -144,12 +155,8 @@ def render_table(summary: dict[str, Any]) -> str:
     names = ["scenario", "program", *(name for name, _, _ in _COLUMNS), "vs best"]
     rows: list[list[str]] = []
     for scenario, programs in summary["table"].items():
-        target = summary["targets"].get(scenario)
         for program, row in programs.items():
-            versus = ""
-            if target is not None:
-                best = summary["table"][scenario][target["best_sumo_program"]]["mean_delay_s"]
-                versus = f"{row['mean_delay_s'] / best:.2f}x" if best > 0 else ""
+            versus = _versus_best(summary, scenario, program, row)
             rows.append([scenario, program, *(fmt.format(row[key]) for _, key, fmt in _COLUMNS), versus])
     widths = [max(len(names[i]), *(len(r[i]) for r in rows)) if rows else len(names[i]) for i in range(len(names))]
     out = ["  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True))]

@@ -108,6 +108,9 @@ class SignalGroup(Strict):
     crossing_length_m: float | None = Field(default=None, gt=0, le=60)
     # Intersection width crossed after the stop line, used for the all-red formula.
     clearance_width_m: float = Field(default=20.0, gt=0, le=100)
+    # Protected/permissive left turn: the opposing through group during whose green this left
+    # may also turn permissively, giving way (a flashing yellow arrow). It clears with that group.
+    permissive_with: Identifier | None = None
 
     @model_validator(mode="after")
     def _check_green_bounds(self) -> SignalGroup:
@@ -546,7 +549,42 @@ class SiteConfig(Strict):
         unserved = known - served
         if unserved:
             raise ValueError(f"controller.stages never serve signal groups {sorted(unserved)}")
+        self._check_permissive_lefts(conflict_set)
         return self
+
+    def _check_permissive_lefts(self, conflict_set: set[frozenset[str]]) -> None:
+        """A permissive left runs only beside its partner's green and clears with it, so every other
+        vehicle group it crosses must also cross the partner (and wait for the partner's clearance).
+        That its yellow and all-red fit within the partner's is checked on the resolved timings
+        (``signal_control.phasing``)."""
+        groups = {group.id: group for group in self.signal_groups}
+        for group in self.signal_groups:
+            partner_id = group.permissive_with
+            if partner_id is None:
+                continue
+            where = f"signal_groups[{group.id}].permissive_with"
+            partner = groups.get(partner_id)
+            if partner is None:
+                raise ValueError(f"{where} '{partner_id}' is not a defined signal group")
+            if SignalGroupKind.PEDESTRIAN in (group.kind, partner.kind):
+                raise ValueError(f"{where}: permissive turns are for vehicle groups, not pedestrian ones")
+            if frozenset((group.id, partner_id)) not in conflict_set:
+                raise ValueError(
+                    f"{where}: '{group.id}' and '{partner_id}' must be declared conflicting "
+                    "(the protected turn crosses the opposing through it gives way to)"
+                )
+            for pair in conflict_set:
+                if group.id not in pair:
+                    continue
+                (other_id,) = pair - {group.id}
+                other = groups[other_id]
+                if other_id == partner_id or other.kind is SignalGroupKind.PEDESTRIAN:
+                    continue
+                if frozenset((other_id, partner_id)) not in conflict_set:
+                    raise ValueError(
+                        f"{where}: '{group.id}' crosses '{other_id}', which does not conflict with '{partner_id}'; "
+                        f"the permissive turn clears with '{partner_id}', so '{other_id}' could start too early"
+                    )
 
 
 def _require_unique(field: str, ids: list[str]) -> None:

@@ -11,13 +11,18 @@ programs is how they time the greens:
   longer maximum greens;
 * ``delay_based``: SUMO's time-loss-based ``delay_based`` controller.
 
-SUMO's actuated programs cannot skip a phase nobody waits for, and do not know whether a
-pedestrian has called: their crossing walk is recalled every cycle. They run the site's own
+SUMO's programs follow their phase sequence: a phase nobody waits for still runs its minimum
+(``actuated`` can branch with ``next`` lists, but on this junction that raised light-traffic delay
+from 25.1 to 52.3 s, measured on its protected-only plan), and they do not know whether a
+pedestrian has called: their crossing walk is recalled every cycle. Protected/permissive lefts
+show their flashing yellow arrow (SUMO's minor green) beside the opposing through, as under the
+unit (``signal_control.permissive``). ``delay_based_permissive_only`` is a reference outside the
+comparison: ``delay_based`` on a plan without the protected-left stages. They run the site's own
 (sequential) stages, not the NEMA dual-ring stages the unit's adaptive strategy may add
 (``signal_control.phasing.with_ring_barrier_stages``): choosing at run time between {1, 5},
-{1, 6} and {2, 5} needs phase branching on detector state, which SUMO's ``static``, ``actuated``
-and ``delay_based`` programs do not have (a fixed lead-lag sequence would make every cycle run
-the overlap phases whether or not a left is called); SUMO's separate ``NEMA`` controller type
+{1, 6} and {2, 5} needs phase branching on detector state, which ``static`` and ``delay_based``
+do not have and ``actuated`` did badly here (see above; a fixed lead-lag sequence would make every
+cycle run the overlap phases whether or not a left is called); SUMO's separate ``NEMA`` controller type
 is not among the programs compared. The link states come from
 the unit's own signal-head mapping (rsu's SumoSignalHeads.state_for), so a link shows here what
 it would show for the same signal-group states under the unit.
@@ -34,10 +39,14 @@ from typing import Any
 from rsu.config.model import SiteConfig
 from rsu.messages.signal import Indication, SignalGroupState
 from signal_control.backends.sumo import SumoSignalHeads, read_link_facts
+from signal_control.permissive import displayed as permissive_display
 from signal_control.phasing import PhasePlan
 from signal_control.strategies import FixedTimeStrategy
 
 BUILTIN_PROGRAMS = ("fixed_webster", "actuated", "actuated_tuned", "delay_based")
+# For reference, outside the comparison: delay_based on another signal plan, with the protected
+# left phases left out, so the lefts only ever turn permissively.
+REFERENCE_PROGRAMS = ("delay_based_permissive_only",)
 PROGRAM_ID = "bench"
 
 
@@ -95,11 +104,19 @@ class _Phase:
     max_s: float | None = None
 
 
-def _state(heads: SumoSignalHeads, plan: PhasePlan, indications: Mapping[str, Indication]) -> str:
+def _state(
+    heads: SumoSignalHeads, plan: PhasePlan, indications: Mapping[str, Indication], shown: dict[str, Indication]
+) -> str:
+    """The link states of one phase; ``shown`` carries the previous phase's display in and this
+    one's out, so permissive lefts show their arrow and permissive yellow as under the unit."""
+    protected = {group_id: indications.get(group_id, Indication.RED) for group_id in plan.groups}
+    display = permissive_display(plan, protected, shown)
+    shown.clear()
+    shown.update(display)
     groups = [
         SignalGroupState(
             signal_group=group_id,
-            indication=indications.get(group_id, Indication.RED),
+            indication=display[group_id],
             since_s=0.0,
             min_end_time_s=0.0,
             max_end_time_s=0.0,
@@ -111,13 +128,28 @@ def _state(heads: SumoSignalHeads, plan: PhasePlan, indications: Mapping[str, In
 
 
 def _phases(
-    plan: PhasePlan, heads: SumoSignalHeads, greens_s: Sequence[float], actuated: ActuatedParameters | None
+    plan: PhasePlan,
+    heads: SumoSignalHeads,
+    greens_s: Sequence[float],
+    actuated: ActuatedParameters | None,
+    without_protected_lefts: bool = False,
 ) -> list[_Phase]:
-    """Walk, green, yellow and all-red of every stage in order; greens_s are the static greens."""
+    """Walk, green, yellow and all-red of every stage in order; greens_s are the static greens.
+    ``without_protected_lefts`` leaves out the stages made only of permissive lefts."""
     phases: list[_Phase] = []
-    count = len(plan.stages)
-    for index, stage in enumerate(plan.stages):
-        following = plan.stages[(index + 1) % count]
+    shown: dict[str, Indication] = {}
+    kept = [
+        index
+        for index, stage in enumerate(plan.stages)
+        if not (
+            without_protected_lefts
+            and not stage.pedestrian_group_ids
+            and all(plan.groups[g].permissive_with is not None for g in stage.vehicle_group_ids)
+        )
+    ]
+    for position, index in enumerate(kept):
+        stage = plan.stages[index]
+        following = plan.stages[kept[(position + 1) % len(kept)]]
         vehicle_green = dict.fromkeys(stage.vehicle_group_ids, Indication.GREEN)
         walk_s = max((plan.groups[g].min_green_s for g in stage.pedestrian_group_ids), default=0.0)
         clearance_s = max((plan.groups[g].change_interval_s for g in stage.pedestrian_group_ids), default=0.0)
@@ -132,9 +164,9 @@ def _phases(
             rest = (rest_min, rest_min, maximum_s - walk_s)
         if walk_s > 0:
             walking = {**vehicle_green, **dict.fromkeys(stage.pedestrian_group_ids, Indication.GREEN)}
-            state = _state(heads, plan, walking)
+            state = _state(heads, plan, walking, shown)
             phases.append(_Phase(walk_s, state, walk_s, walk_s) if actuated else _Phase(walk_s, state))
-        state = _state(heads, plan, vehicle_green)
+        state = _state(heads, plan, vehicle_green, shown)
         duration_s, min_s, max_s = rest
         phases.append(_Phase(duration_s, state, min_s, max_s))
         leaving = [g for g in stage.vehicle_group_ids if g not in following.group_ids]
@@ -142,10 +174,10 @@ def _phases(
         yellow_s = max((plan.groups[g].change_interval_s for g in leaving), default=0.0)
         all_red_s = max((plan.groups[g].all_red_s for g in leaving), default=0.0)
         if yellow_s > 0:
-            state = _state(heads, plan, {**staying, **dict.fromkeys(leaving, Indication.YELLOW)})
+            state = _state(heads, plan, {**staying, **dict.fromkeys(leaving, Indication.YELLOW)}, shown)
             phases.append(_Phase(yellow_s, state, yellow_s, yellow_s) if actuated else _Phase(yellow_s, state))
         if all_red_s > 0:
-            state = _state(heads, plan, staying)
+            state = _state(heads, plan, staying, shown)
             phases.append(_Phase(all_red_s, state, all_red_s, all_red_s) if actuated else _Phase(all_red_s, state))
     return phases
 
@@ -180,8 +212,11 @@ def write_program(
             }
     elif program == "delay_based":
         kind, phases = "delay_based", _phases(plan, heads, greens, SUMO_DEFAULT_ACTUATED)
+    elif program == "delay_based_permissive_only":
+        kind, phases = "delay_based", _phases(plan, heads, greens, SUMO_DEFAULT_ACTUATED, without_protected_lefts=True)
     else:
-        raise ValueError(f"unknown SUMO program {program!r}; known: {', '.join(BUILTIN_PROGRAMS)}")
+        known = ", ".join((*BUILTIN_PROGRAMS, *REFERENCE_PROGRAMS))
+        raise ValueError(f"unknown SUMO program {program!r}; known: {known}")
     lines = [
         "<additional>",
         f'    <tlLogic id="{site.simulation.traffic_light_id}" type="{kind}" programID="{PROGRAM_ID}" offset="0">',

@@ -28,13 +28,13 @@ import numpy as np
 from datasets import SAMPLE_SITE
 from rsu.config import SiteConfig, load_site_config
 from rsu.config.load import resolve_relative
-from rsu.sil.programs import BUILTIN_PROGRAMS, PROGRAM_ID, signal_heads_for_network, write_program
+from rsu.sil.programs import BUILTIN_PROGRAMS, PROGRAM_ID, REFERENCE_PROGRAMS, signal_heads_for_network, write_program
 from rsu.sil.safety import ShownStateChecker
 from rsu.sil.scenarios import SCENARIOS, write_scenario_demand
 
 UNIT_PREFIX = "unit:"
 UNIT_PROGRAMS = ("unit:adaptive", "unit:actuated")
-ALL_PROGRAMS = (*UNIT_PROGRAMS, *BUILTIN_PROGRAMS)
+ALL_PROGRAMS = (*UNIT_PROGRAMS, *BUILTIN_PROGRAMS, *REFERENCE_PROGRAMS)
 # A vehicle delayed longer than this was starved (several full cycles at the longest greens).
 STARVATION_DELAY_S = 300.0
 # Halted vehicles are sampled this often for the max-queue figure.

@@ -27,7 +27,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+from rsu.config.model import SignalGroupKind, SiteConfig
 from rsu.messages.signal import Indication, SignalGroupState
+from signal_control.safety import conflicting_greens
 
 # Only these stop everybody; any other indication (yellow, red-yellow, clearance, flashing yellow,
 # dark) may let road users into the conflict area, as in signal_control.safety's monitor.
@@ -51,12 +53,12 @@ class SignalHeads(Protocol):
         ...
 
 
-def conflicting_pairs(
-    groups: Iterable[SignalGroupState], conflicts: Iterable[tuple[str, str]]
-) -> list[tuple[str, str]]:
-    """The site's conflict pairs whose two groups both show something other than a stop."""
-    open_groups = {group.signal_group for group in groups if group.indication not in STOP_INDICATIONS}
-    return [(a, b) for a, b in conflicts if a in open_groups and b in open_groups]
+def conflicting_pairs(groups: Iterable[SignalGroupState], site: SiteConfig) -> list[tuple[str, str]]:
+    """The site's conflict pairs whose two groups both show something other than a stop (a
+    permissive left's flashing yellow arrow beside its partner's green gives way, and is allowed)."""
+    permissive_with = {g.id: g.permissive_with for g in site.signal_groups if g.permissive_with is not None}
+    pedestrians = {g.id for g in site.signal_groups if g.kind is SignalGroupKind.PEDESTRIAN}
+    return conflicting_greens(list(groups), site.conflicts, permissive_with, pedestrians)
 
 
 __all__ = [

@@ -28,8 +28,8 @@ _VEHICLE_CHARS = {
     Indication.YELLOW: "y",
     Indication.RED_YELLOW: "u",
     Indication.RED: "r",
-    # SUMO's blinking 'o': the link is open but yields to its foes, as under a flashing yellow.
-    Indication.FLASHING_YELLOW: "o",
+    # A permissive left's flashing yellow arrow: SUMO's minor green, the link gives way to its foes.
+    Indication.FLASHING_YELLOW: "g",
     # SUMO has no all-way stop on a signalised link; red is the safe stand-in.
     Indication.FLASHING_RED: "r",
     Indication.DARK: "r",
@@ -246,7 +246,7 @@ class SumoSignalHeads:
 
     def apply(self, groups: Sequence[SignalGroupState]) -> None:
         """Show the states; on conflicting greens show all red and raise ConflictingGreensError."""
-        pairs = conflicting_pairs(groups, self._site.conflicts)
+        pairs = conflicting_pairs(groups, self._site)
         if pairs:
             self.all_red()
             raise ConflictingGreensError(pairs)

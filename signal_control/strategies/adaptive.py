@@ -21,6 +21,12 @@ strategy uses that to end each green as soon as holding it costs more delay than
   its through while the long one runs on ({1, 5} -> {1, 6}) when that gains more than the next
   through's later start costs; in a dual-ring stage only the phase that would end decides. With
   sequential stages only, the strategy serves them in order;
+* **protected/permissive lefts**: a lead-left stage whose lefts may also turn permissively in
+  the through stage after it (flashing yellow arrow) is passed over while each left lane's
+  vehicles fit the permissive capacity of that green (gap acceptance in the opposing flow the
+  camera measures, after the opposing queue, plus sneakers) and none has waited
+  ``permissive_max_wait_s``: the lefts turn, giving way, in the through's green instead of
+  costing a stage change;
 * **fairness**: once any road user on red has waited ``max_wait_s`` the green is forced off
   (after its minimum), and stages are served in their fixed rotation, skipping stages nobody
   calls (a light stage may be passed over once while its call is young), so every call is
@@ -35,6 +41,7 @@ and its conflict monitor checks every output: nothing here can make an output un
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from signal_control.phasing import PhasePlan, transition_stages
@@ -68,17 +75,44 @@ class AdaptiveParameters:
     skip_max_call_age_s: float = 15.0
     # Approaching vehicles slower than this are creeping into a queue, not a platoon.
     min_platoon_speed_mps: float = 3.0
+    # A protected-left stage whose lefts may all also turn permissively (flashing yellow arrow)
+    # in the stage after it is passed over while each left lane's vehicles fit the permissive
+    # capacity expected there and none has waited permissive_max_wait_s. Capacity: gaps in the
+    # opposing flow the camera measures (gap acceptance, critical gap and follow-up time as in
+    # the HCM's permissive left model) once the opposing queue has gone, plus the vehicles that
+    # turn at the end of the arrow; never more than permissive_max_vehicles.
+    permissive_max_vehicles: int = 6
+    permissive_max_wait_s: float = 60.0
+    critical_gap_s: float = 4.5
+    follow_up_s: float = 2.5
+    sneakers_per_green: int = 2
 
 
 class AdaptiveStrategy:
     def __init__(self, plan: PhasePlan, parameters: AdaptiveParameters | None = None) -> None:
         self._plan = plan
         self.parameters = parameters or AdaptiveParameters()
-        # Lanes of every stage, computed once.
+        # Lanes of every stage, computed once, and the lanes it serves: also those of permissive
+        # lefts turning beside its groups (flashing yellow arrow).
         self._stage_lanes = tuple(stage.lane_ids for stage in plan.stages)
+        self._served_lanes = tuple(
+            frozenset(stage.lane_ids).union(
+                *(t.lane_ids for t in plan.groups.values() if t.permissive_with in stage.vehicle_group_ids)
+            )
+            for stage in plan.stages
+        )
         self._expected_green_s = tuple(stage.vehicle_min_green_s for stage in plan.stages)
         # Stages without pedestrian groups may be passed over once while their demand is light.
         self._skippable = tuple(not stage.pedestrian_group_ids for stage in plan.stages)
+        # Protected-left stages whose lefts all turn permissively beside a partner: the partners.
+        self._permissive_partners = tuple(
+            frozenset(plan.groups[g].permissive_with or "" for g in stage.vehicle_group_ids)
+            if stage.vehicle_group_ids
+            and not stage.pedestrian_group_ids
+            and all(plan.groups[g].permissive_with is not None for g in stage.vehicle_group_ids)
+            else frozenset()
+            for stage in plan.stages
+        )
         # When each stage's current call was first seen (None: not called, or being served).
         self._called_since_s: list[float | None] = [None] * len(plan.stages)
         # Dual-ring stages overlapping two stages of the rotation (index -> (lead, follow)), and
@@ -228,6 +262,11 @@ class AdaptiveStrategy:
         candidate = first
         p = self.parameters
         for _ in range(len(calls) - 1):
+            following = next_called_stage(candidate, calls)
+            if self._served_permissively_next(candidate, following, position, context):
+                assert following is not None
+                candidate = following
+                continue
             since_s = self._called_since_s[candidate]
             # Younger than the stage's own max green: the green it does not get pays for the wait,
             # so every call is still served within one rotation at maximum greens.
@@ -243,6 +282,52 @@ class AdaptiveStrategy:
                 return self._paired_stage(candidate, context)
             candidate = following
         return self._paired_stage(first, context)
+
+    def _served_permissively_next(
+        self, candidate: int, following: int | None, position: int, context: DecisionContext
+    ) -> bool:
+        """A light protected-left stage whose lefts turn permissively in the stage after it."""
+        partners = self._permissive_partners[candidate]
+        if not partners or following is None or following == position:
+            return False
+        if not partners <= set(self._plan.stages[following].vehicle_group_ids):
+            return False
+        p = self.parameters
+        # The partner's green: its queue's discharge, or its walk and clearance if pedestrians wait.
+        green_s = self._stage_service_s(following, context)
+        if context.pedestrian_calls.intersection(self._plan.stages[following].pedestrian_group_ids):
+            green_s = max(green_s, self._plan.stages[following].pedestrian_service_s)
+        for group_id in self._plan.stages[candidate].vehicle_group_ids:
+            capacity = self._permissive_capacity(group_id, green_s, context)
+            for lane_id in self._group_lanes[group_id]:
+                observation = context.lanes.get(lane_id)
+                if observation is None or observation.max_wait_s >= p.permissive_max_wait_s:
+                    return False
+                waiting = max(observation.queued_vehicles, int(observation.stop_bar_occupied))
+                if waiting + observation.approaching_vehicles > capacity:
+                    return False
+        return True
+
+    def _permissive_capacity(self, group_id: str, green_s: float, context: DecisionContext) -> float:
+        """Vehicles one lane of a permissive left can expect to turn in a partner green of green_s:
+        gaps in the opposing flow after the opposing queue has discharged, plus the sneakers."""
+        p = self.parameters
+        partner = self._plan.groups[group_id].permissive_with
+        opposing_lanes = self._group_lanes[partner] if partner is not None else ()
+        flow_per_s = sum(self._flow_per_s.get(lane_id, 0.0) for lane_id in opposing_lanes)
+        queued = sum(
+            max(obs.queued_vehicles, int(obs.stop_bar_occupied))
+            for lane_id in opposing_lanes
+            if (obs := context.lanes.get(lane_id)) is not None
+        )
+        unsaturated_s = max(0.0, green_s - p.startup_s - p.headway_s * queued / max(1, len(opposing_lanes)))
+        if flow_per_s <= 1e-6:
+            turning_per_s = 1.0 / p.follow_up_s
+        else:
+            turning_per_s = (
+                flow_per_s * math.exp(-flow_per_s * p.critical_gap_s) / (1.0 - math.exp(-flow_per_s * p.follow_up_s))
+            )
+        return min(float(p.permissive_max_vehicles), turning_per_s * unsaturated_s + p.sneakers_per_green)
 
     def _group_wants_s(self, group_id: str, context: DecisionContext) -> float | None:
         """Green one group's lanes still want: their queue's discharge, or arrivals worth holding for."""
@@ -425,7 +510,7 @@ class AdaptiveStrategy:
         """Vehicles whose wait grows by each second the green is held: those standing or
         approaching on red now, and those that will arrive on red before their green (on average
         half a rotation away)."""
-        serving = set(self._stage_lanes[context.stage_index])
+        serving = self._served_lanes[context.stage_index]
         vehicles = 0.0
         for lane_id, observation in context.lanes.items():
             if lane_id in serving:

@@ -41,6 +41,8 @@ class DecisionContext:
     # Optional camera lookahead: per lane, seconds until each moving vehicle seen upstream reaches
     # the stop line (ascending). Empty when the caller gives none or detectors are unavailable.
     arrivals_s: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    # Pedestrian groups with a call (detected or pushbutton): their walk will be served.
+    pedestrian_calls: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ SAMPLE_MAX_GREEN_S = {"1": 20.0, "2": 45.0, "3": 20.0, "4": 35.0, "5": 20.0, "6"
 # Yellow plus all-red between two vehicle stages.
 SAMPLE_STAGE_CLEARANCE_S = SAMPLE_YELLOW_S + SAMPLE_ALL_RED_S
 PEDESTRIAN_GROUPS = frozenset({"p_north", "p_south", "p_east", "p_west"})
+# Protected/permissive lefts of the sample site and the opposing through each gives way to.
+SAMPLE_PERMISSIVE_WITH = {"1": "2", "3": "4", "5": "6", "7": "8"}
 
 # Lanes of each sample signal group, as listed in the sample site.yaml.
 LANES_OF_GROUP = {
@@ -171,6 +173,8 @@ class SafetyChecker:
     conflicts: frozenset[frozenset[str]]
     seen: dict[str, _Seen] = field(default_factory=dict)
     checked_outputs: int = 0
+    # The SPaT minEndTime each green vehicle group last published: it must not end before it.
+    promised_green_end_s: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def for_site(cls, site: SiteConfig) -> SafetyChecker:
@@ -181,12 +185,30 @@ class SafetyChecker:
         current = {state.signal_group: state.indication for state in output.groups}
         self._check_spat(output)
         not_red = {g for g, ind in current.items() if ind not in (Indication.RED, Indication.FLASHING_RED)}
+        # A permissive left turns (giving way to its partner and to pedestrians) under a flashing
+        # yellow arrow beside its partner's green, then a yellow beside the partner's yellow.
+        turning = {
+            g: partner
+            for g, partner in SAMPLE_PERMISSIVE_WITH.items()
+            if (current[g], current[partner])
+            in ((Indication.FLASHING_YELLOW, Indication.GREEN), (Indication.YELLOW, Indication.YELLOW))
+        }
+        for group, ind in current.items():
+            if ind is Indication.FLASHING_YELLOW:
+                assert group in turning, f"t={now:.2f}: {group} flashes yellow without its partner green: {current}"
         for pair in self.conflicts:
+            if any(
+                g in turning and (o == turning[g] or o in PEDESTRIAN_GROUPS)
+                for g, o in (tuple(pair), tuple(pair)[::-1])
+            ):
+                continue
             assert not pair <= not_red, f"t={now:.2f}: conflicting groups {sorted(pair)} both not red: {current}"
         if output.mode is ControllerMode.FLASH:
             assert all(ind is Indication.FLASHING_RED for ind in current.values())
             self.seen.clear()
+            self.promised_green_end_s.clear()
             return
+        self._check_promised_green_ends(output)
         for group, new in current.items():
             old = self.seen.get(group)
             if old is None or old.indication is new:
@@ -203,11 +225,15 @@ class SafetyChecker:
                 if old.indication is Indication.GREEN:
                     assert new is Indication.YELLOW, f"t={now:.2f}: green {group} went to {new}, not yellow"
                     assert held >= SAMPLE_MIN_GREEN_S[group] - TOLERANCE_S, f"{group} green lasted {held:.3f} s"
+                if old.indication is Indication.FLASHING_YELLOW:
+                    assert new is Indication.YELLOW, f"t={now:.2f}: flashing yellow {group} went to {new}"
                 if old.indication is Indication.YELLOW:
                     assert new is Indication.RED, f"t={now:.2f}: yellow {group} went to {new}"
                     assert held >= SAMPLE_YELLOW_S - TOLERANCE_S, f"t={now:.2f}: {group} yellow {held:.3f} s"
                 if new is Indication.YELLOW:
-                    assert old.indication is Indication.GREEN, f"t={now:.2f}: {group} yellow after {old.indication}"
+                    assert old.indication in (Indication.GREEN, Indication.FLASHING_YELLOW), (
+                        f"t={now:.2f}: {group} yellow after {old.indication}"
+                    )
         for group, new in current.items():
             old = self.seen.get(group)
             if old is not None and old.indication is new:
@@ -217,12 +243,17 @@ class SafetyChecker:
                 red_since = now
             self.seen[group] = _Seen(new, now, red_since)
         for group, new in current.items():
-            if new is not Indication.GREEN or self.seen[group].since_s != now:
+            entering = new is Indication.GREEN or new is Indication.FLASHING_YELLOW
+            if not entering or self.seen[group].since_s != now:
                 continue
             for pair in self.conflicts:
                 if group not in pair:
                     continue
                 (other,) = pair - {group}
+                if new is Indication.FLASHING_YELLOW and (
+                    other == SAMPLE_PERMISSIVE_WITH[group] or other in PEDESTRIAN_GROUPS
+                ):
+                    continue
                 other_red_since = self.seen[other].red_since_s
                 assert other_red_since is not None
                 required = SAMPLE_PED_ALL_RED_S if other in PEDESTRIAN_GROUPS else SAMPLE_ALL_RED_S
@@ -230,6 +261,19 @@ class SafetyChecker:
                     f"t={now:.2f}: {group} green only {now - other_red_since:.3f} s after {other} turned red"
                 )
         self.checked_outputs += 1
+
+    def _check_promised_green_ends(self, output: ControllerOutput) -> None:
+        for state in output.groups:
+            group = state.signal_group
+            if group in PEDESTRIAN_GROUPS:
+                continue
+            promised = self.promised_green_end_s.pop(group, None)
+            if state.indication is Indication.GREEN:
+                self.promised_green_end_s[group] = state.min_end_time_s
+            elif promised is not None:
+                assert output.time_s >= promised - TOLERANCE_S, (
+                    f"t={output.time_s:.2f}: {group} ended its green before the minEndTime {promised:.2f} it published"
+                )
 
     @staticmethod
     def _check_spat(output: ControllerOutput) -> None:

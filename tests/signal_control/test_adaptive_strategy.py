@@ -155,8 +155,18 @@ def test_min_and_max_green_and_resting(plan: PhasePlan) -> None:
     assert resting.action is Action.HOLD
 
 
-def test_a_light_left_stage_is_passed_over_only_while_its_call_is_young(plan: PhasePlan) -> None:
-    strategy = AdaptiveStrategy(plan)
+@pytest.fixture
+def protected_lefts_plan(sample_site: SiteConfig) -> PhasePlan:
+    """The sample with lefts that never turn permissively (a protected-only left-turn plan)."""
+    data = sample_site.model_dump()
+    for group in data["signal_groups"]:
+        group["permissive_with"] = None
+    return PhasePlan.from_site(SiteConfig.model_validate(data))
+
+
+def test_a_light_left_stage_is_passed_over_only_while_its_call_is_young(protected_lefts_plan: PhasePlan) -> None:
+    # (With a permissive left it would turn in the through's green: tests/signal_control/test_permissive_lefts.py.)
+    strategy = AdaptiveStrategy(protected_lefts_plan)
     one_left = {"east_left": lane("east_left", approaching_vehicles=1)}
     lanes = {**waiting_on_red(vehicles=6), **one_left}
     calls = (False, True, True, True)

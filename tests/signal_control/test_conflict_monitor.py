@@ -157,3 +157,55 @@ def test_time_must_increase(feed: Feed) -> None:
     assert feed.at(5.0) is None
     with pytest.raises(ValueError, match="time must increase"):
         feed.at(5.0)
+
+
+# -- protected/permissive lefts (the sample's 1, 3, 5, 7 give way to the opposing through) -----
+
+FYA = Indication.FLASHING_YELLOW
+
+
+def test_a_flashing_yellow_arrow_beside_its_partners_green_and_a_walk_is_accepted(feed: Feed) -> None:
+    # Left 1 turns giving way to 2 (and to the walk on its way out) while 2 is green, then clears
+    # with 2's yellow.
+    assert feed.at(0.0) is None
+    assert feed.at(2.0, g2=G, g6=G, g1=FYA, g5=FYA, p_east=G) is None
+    assert feed.at(9.0, g2=G, g6=G, g1=FYA, g5=FYA, p_east=PC) is None
+    assert feed.at(21.2, g2=G, g6=G, g1=FYA, g5=FYA) is None
+    assert feed.at(22.0, g2=Y, g6=Y, g1=Y, g5=Y) is None
+    assert feed.at(25.3) is None
+    assert feed.at(27.2, g4=G, g8=G) is None
+    assert feed.monitor.fault is None
+
+
+def test_a_flashing_yellow_arrow_without_its_partners_green_faults(feed: Feed) -> None:
+    assert feed.at(0.0) is None
+    fault = feed.at(2.0, g6=G, g1=FYA)
+    assert fault is not None and "flashing yellow arrow without its permissive partner 2 green" in fault
+
+
+def test_a_flashing_yellow_arrow_beside_a_crossing_vehicle_group_faults(feed: Feed) -> None:
+    # 3 and 7 (the side-street lefts) are never released with the main street, permissive or not.
+    assert feed.at(0.0) is None
+    fault = feed.at(2.0, g2=G, g1=FYA, g3=FYA)
+    assert fault is not None and "conflicting groups" in fault
+
+
+def test_a_flashing_yellow_arrow_must_clear_with_a_yellow(feed: Feed) -> None:
+    assert feed.at(0.0) is None
+    assert feed.at(2.0, g2=G, g1=FYA) is None
+    fault = feed.at(12.0, g2=Y)
+    assert fault is not None and "group 1 went from flashing_yellow to red" in fault
+
+
+def test_a_permissive_yellow_shorter_than_the_lefts_yellow_faults(feed: Feed) -> None:
+    assert feed.at(0.0) is None
+    assert feed.at(2.0, g2=G, g1=FYA) is None
+    assert feed.at(12.0, g2=Y, g1=Y) is None
+    fault = feed.at(14.0, g2=Y)
+    assert fault is not None and "group 1 yellow lasted 2.000 s" in fault
+
+
+def test_a_group_without_a_permissive_partner_may_never_flash_yellow(feed: Feed) -> None:
+    assert feed.at(0.0) is None
+    fault = feed.at(2.0, g2=G, g6=FYA)
+    assert fault is not None and "6" in fault

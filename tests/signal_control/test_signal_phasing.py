@@ -1,4 +1,5 @@
-"""PhasePlan.from_site: per-group intervals, conflicts and stages resolved from the site file."""
+"""PhasePlan.from_site: per-group intervals, conflicts and stages resolved from the site file, and
+how the controller changes between dual-ring stages."""
 
 from __future__ import annotations
 
@@ -7,13 +8,20 @@ from typing import Any
 import pytest
 
 from rsu.config import SiteConfig
-from signal_control import PhasePlan
+from signal_control import PhasePlan, SignalController
+from signal_control.events import AtspmEvent
 from signal_control.phasing import ring_barrier_stages, transition_stages, with_ring_barrier_stages
+from signal_control.strategies import Decision, DecisionContext, Termination
 from tests.signal_control.harness import (
     SAMPLE_ALL_RED_S,
     SAMPLE_PED_CLEARANCE_S,
     SAMPLE_STAGE_CLEARANCE_S,
     SAMPLE_YELLOW_S,
+    SafetyChecker,
+    drive,
+    events_of,
+    green_starts,
+    lanes_for,
 )
 
 
@@ -21,6 +29,12 @@ def _site_with(site: SiteConfig, edit: Any) -> SiteConfig:
     data = site.model_dump()
     edit(data)
     return SiteConfig.model_validate(data)
+
+
+def _protected_lefts_only(data: dict[str, Any]) -> None:
+    """The sample's lefts without their permissive turn, for edits a permissive left would refuse."""
+    for group in data["signal_groups"]:
+        group["permissive_with"] = None
 
 
 def test_vehicle_group_intervals_come_from_its_approach(sample_site: SiteConfig) -> None:
@@ -44,6 +58,7 @@ def test_pedestrian_group_walks_then_clears_its_crossing(sample_site: SiteConfig
 
 def test_approach_speed_and_grade_change_the_group_intervals(sample_site: SiteConfig) -> None:
     def faster_east_and_downhill_north(data: dict[str, Any]) -> None:
+        _protected_lefts_only(data)  # lefts no longer clear within their partner's intervals
         for approach in data["approaches"]:
             if approach["id"] == "east":
                 approach["speed_limit_mps"] = 17.9
@@ -61,6 +76,7 @@ def test_approach_speed_and_grade_change_the_group_intervals(sample_site: SiteCo
 
 def test_configured_intervals_override_ite_and_are_floored(sample_site: SiteConfig) -> None:
     def explicit_intervals(data: dict[str, Any]) -> None:
+        _protected_lefts_only(data)
         for group in data["signal_groups"]:
             if group["id"] == "2":
                 group["yellow_s"] = 4.0
@@ -109,8 +125,51 @@ def test_the_dual_ring_stages_pair_each_lead_left_with_the_opposing_rings_throug
 
 
 def test_a_pair_the_site_declares_conflicting_is_never_derived(sample_site: SiteConfig) -> None:
-    site = _site_with(sample_site, lambda data: data["conflicts"].append(["1", "6"]))
+    def one_and_six_conflict(data: dict[str, Any]) -> None:
+        _protected_lefts_only(data)
+        data["conflicts"].append(["1", "6"])
+
+    site = _site_with(sample_site, one_and_six_conflict)
     assert "nema_1_6" not in {stage.id for stage in ring_barrier_stages(site)}
+
+
+def test_a_permissive_left_turns_beside_the_opposing_through_it_gives_way_to(sample_site: SiteConfig) -> None:
+    plan = PhasePlan.from_site(sample_site)
+    assert {g: t.permissive_with for g, t in plan.groups.items() if t.permissive_with} == {
+        "1": "2",
+        "3": "4",
+        "5": "6",
+        "7": "8",
+    }
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda g, c: g.__setitem__("permissive_with", "9"), "'9' is not a defined signal group"),
+        (lambda g, c: g.__setitem__("permissive_with", "p_east"), "not pedestrian ones"),
+        (lambda g, c: g.__setitem__("permissive_with", "6"), "must be declared conflicting"),
+        (lambda g, c: c.append(["1", "6"]), "'1' crosses '6', which does not conflict with '2'"),
+    ],
+)
+def test_a_permissive_left_must_give_way_to_a_conflicting_partner_and_clear_with_it(
+    sample_site: SiteConfig, edit: Any, message: str
+) -> None:
+    data = sample_site.model_dump()
+    (left,) = [group for group in data["signal_groups"] if group["id"] == "1"]
+    edit(left, data["conflicts"])
+    with pytest.raises(ValueError, match=message):
+        SiteConfig.model_validate(data)
+
+
+def test_a_permissive_left_with_a_longer_clearance_than_its_partner_is_refused(sample_site: SiteConfig) -> None:
+    def longer_left_yellow(data: dict[str, Any]) -> None:
+        for group in data["signal_groups"]:
+            if group["id"] == "1":
+                group["yellow_s"] = 4.5
+
+    with pytest.raises(ValueError, match=r"'1' turns permissively with '2'.*yellow \(4.50 s\) is longer"):
+        PhasePlan.from_site(_site_with(sample_site, longer_left_yellow))
 
 
 def test_the_dual_ring_stages_follow_the_sites_own_and_lead_from_one_to_the_next(sample_site: SiteConfig) -> None:
@@ -126,3 +185,43 @@ def test_the_dual_ring_stages_follow_the_sites_own_and_lead_from_one_to_the_next
     }
     # Sequential stages overlap nothing.
     assert transition_stages(PhasePlan.from_site(sample_site)) == {}
+
+
+class _ScriptedStrategy:
+    """Asks for the next stage of a fixed script as soon as the controller lets it."""
+
+    name = "scripted"
+    serves_every_stage = False
+
+    def __init__(self, plan: PhasePlan, script: list[str]) -> None:
+        self._plan = plan
+        self._script = script
+
+    def expected_green_s(self, stage_index: int) -> float:
+        return self._plan.stages[stage_index].vehicle_min_green_s
+
+    def decide(self, context: DecisionContext) -> Decision:
+        current = self._plan.stages[context.stage_index].stage_id
+        if current not in self._script[:-1]:
+            return Decision.hold("off script", 0.0)
+        following = self._script[self._script.index(current) + 1]
+        return Decision.terminate(Termination.GAP_OUT, self._plan.stage_index(following), f"to {following}")
+
+
+def test_a_dual_ring_change_waits_only_for_the_minimum_of_the_phase_that_ends(sample_site: SiteConfig) -> None:
+    # {1, 5} -> {2, 5} -> {2, 6}: when {2, 5} begins, phase 5 has had its 5 s minimum and may end
+    # at once; phase 2, which stays green into {2, 6}, runs its own 10 s minimum out there.
+    site = with_ring_barrier_stages(sample_site)
+    controller = SignalController(site)
+    controller.set_strategy(_ScriptedStrategy(controller.plan, ["ns_left", "nema_2_5", "ns_through"]))
+    checker = SafetyChecker.for_site(site)
+    outputs = drive(controller, 1000.0, 40.0, lambda _t: lanes_for(waiting=["1", "2", "5", "6"]))
+    for output in outputs:
+        checker.observe(output)  # safety, and no green ends before the minEndTime it published
+    (two_green_s,) = green_starts(outputs, "2")
+    five_yellow_s = events_of(outputs, AtspmEvent.PHASE_BEGIN_YELLOW_CLEARANCE, "5")[0].time_s
+    assert five_yellow_s - two_green_s < 0.15, "phase 5 was held for phase 2's minimum green"
+    six_green_s = green_starts(outputs, "6")[0]
+    two_yellow = events_of(outputs, AtspmEvent.PHASE_BEGIN_YELLOW_CLEARANCE, "2")
+    assert not two_yellow or two_yellow[0].time_s - two_green_s >= 10.0
+    assert six_green_s == pytest.approx(five_yellow_s + SAMPLE_STAGE_CLEARANCE_S, abs=0.15)

@@ -136,7 +136,7 @@ def test_right_turns_yield_to_walking_pedestrians_and_protected_lefts_do_not_yie
         (Indication.YELLOW, "y", "r"),
         (Indication.RED_YELLOW, "u", "r"),
         (Indication.RED, "r", "r"),
-        (Indication.FLASHING_YELLOW, "o", "r"),
+        (Indication.FLASHING_YELLOW, "g", "r"),
         (Indication.FLASHING_RED, "r", "r"),
         (Indication.PED_CLEARANCE, "r", "r"),
     ],

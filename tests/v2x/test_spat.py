@@ -18,7 +18,7 @@ from v2x.spat import EVENT_STATE_BY_INDICATION, spat_movements
         (Indication.RED_YELLOW, "pre-Movement"),
         (Indication.PED_CLEARANCE, "protected-clearance"),
         (Indication.FLASHING_RED, "stop-Then-Proceed"),
-        (Indication.FLASHING_YELLOW, "caution-Conflicting-Traffic"),
+        (Indication.FLASHING_YELLOW, "permissive-Movement-Allowed"),
         (Indication.DARK, "dark"),
     ],
 )
