@@ -8,7 +8,8 @@ on simulated and wall-clock time. Per step the controller
 3. serves an emergency preemption or transit priority call if one is on (`signal_control.priority`,
    consulted before the strategy and overriding it), else asks the active strategy whether the
    current stage should end and what comes next,
-4. computes SPaT timing for every group, and
+4. computes SPaT timing for every group and adds the flashing yellow arrows of protected/permissive
+   lefts whose opposing through is green (`signal_control.permissive`), and
 5. passes the output through the independent conflict monitor, which can only make it safer
    (a violation turns the whole junction to flash until `reset`).
 """
@@ -197,8 +198,9 @@ class SignalController:
         `lanes` is the newest detector state, None when detectors are unavailable (the controller
         then recalls every stage); `observed_at_s` is its capture time if older than `now_s`.
         `arrivals_s` optionally adds the camera's lookahead from the same capture: per lane, the
-        seconds until each moving vehicle reaches the stop line (see `arrival_times_s`); the
-        adaptive strategy uses it, the others ignore it.
+        seconds until each moving vehicle reaches the stop line (from the lane observations with
+        `signal_control.lookahead.arrivals_by_lane`); the adaptive strategy uses it, the others
+        ignore it.
         `priority` lists the emergency and transit priority calls that are on now (already
         authenticated and validated, see `signal_control.priority`); a call stays on while listed.
         `pushbuttons` names the crosswalks whose pedestrian pushbutton was pressed since the last
