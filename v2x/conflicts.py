@@ -919,6 +919,12 @@ class ConflictDetector:
         self.geometry = JunctionGeometry(site)
         self._memory: dict[int, _TrackMemory] = {}
         self._last_now_s: float | None = None
+        # Lanes of protected/permissive lefts and their group: such a left waits in the box for a
+        # gap under its flashing yellow arrow (a "sneaker"), which is not a blocked junction.
+        permissive = {group.id for group in site.signal_groups if group.permissive_with is not None}
+        self._permissive_group_of_lane = {
+            lane.id: lane.signal_group for lane in site.lanes if lane.signal_group in permissive
+        }
 
     @property
     def remembered_tracks(self) -> int:
@@ -940,7 +946,7 @@ class ConflictDetector:
             hints[track.track_id] = self._hint(track, memory, groups, inside, now_s)
             if memory.ran_red_at is not None:
                 history.append(_ran_red(track, memory.ran_red_at))
-            conflict = self._stopped_in_junction(track, memory, inside, now_s)
+            conflict = self._stopped_in_junction(track, memory, groups, inside, now_s)
             if conflict is not None:
                 history.append(conflict)
         conflicts = find_conflicts(
@@ -1029,10 +1035,19 @@ class ConflictDetector:
         return float(np.clip(yaw_rate, -YAW_MAX_DPS, YAW_MAX_DPS)), max(0.0, MAX_TURN_DEG - turned)
 
     def _stopped_in_junction(
-        self, track: TrackedObject, memory: _TrackMemory, inside: bool, now_s: float
+        self,
+        track: TrackedObject,
+        memory: _TrackMemory,
+        groups: Mapping[str, SignalGroupState],
+        inside: bool,
+        now_s: float,
     ) -> Conflict | None:
         standing = is_vehicle(track) and track.lane_id is None and inside
-        if not standing or track.speed_mps >= self.site.tracking.queue_speed_mps:
+        if (
+            not standing
+            or track.speed_mps >= self.site.tracking.queue_speed_mps
+            or self._waiting_to_turn(memory, groups)
+        ):
             memory.stopped_in_box_since_s = None
             return None
         if memory.stopped_in_box_since_s is None:
@@ -1040,6 +1055,12 @@ class ConflictDetector:
         if now_s - memory.stopped_in_box_since_s < self.config.stopped_in_junction_s:
             return None
         return Conflict(WarningKind.STOPPED_IN_JUNCTION, Severity.WARNING, None, track.x_m, track.y_m, (track,))
+
+    def _waiting_to_turn(self, memory: _TrackMemory, groups: Mapping[str, SignalGroupState]) -> bool:
+        """A permissive left in the box while its arrow (or the yellow after it) still shows."""
+        group_id = self._permissive_group_of_lane.get(memory.origin_lane_id or "")
+        group = groups.get(group_id) if group_id is not None else None
+        return group is not None and group.indication in (Indication.FLASHING_YELLOW, Indication.YELLOW)
 
 
 def _ran_red(track: TrackedObject, line: StopLine) -> Conflict:

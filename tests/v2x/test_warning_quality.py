@@ -257,6 +257,29 @@ def test_vehicle_stopped_in_the_junction_box(sample_site: SiteConfig) -> None:
     assert all(c.kind is not WarningKind.STOPPED_IN_JUNCTION for c in history[-1][1])  # moved on
 
 
+def test_a_left_waiting_in_the_box_for_a_gap_under_its_arrow_is_no_blocked_junction(sample_site: SiteConfig) -> None:
+    # A south-approach left (group 1, permissive with 2) pulls into the box and waits for a gap
+    # while its arrow flashes: no warning. Still standing there once its signal is red, it is one.
+    detector = ConflictDetector(sample_site, CONFIG)
+    arrow = signal_state(NOW_S, g1=(Indication.FLASHING_YELLOW, 60.0), g2=(Indication.GREEN, 60.0))
+    red = signal_state(NOW_S, g1=(Indication.RED, 60.0), g2=(Indication.RED, 60.0), g4=(Indication.GREEN, 30.0))
+    waiting_s = CONFIG.stopped_in_junction_s
+
+    def frames() -> Iterator[tuple[list[TrackedObject], SignalState]]:
+        for n in range(10):
+            yield [track(5, 1.6, -16.0 + n * 0.4, 4.0, NORTH, lane_id=S_LEFT)], arrow
+        for _ in range(int((waiting_s + 3.0) / STEP_S)):
+            yield [track(5, 1.4, -3.0, 0.1, NORTH)], arrow
+        for _ in range(int((waiting_s + 1.0) / STEP_S)):
+            yield [track(5, 1.4, -3.0, 0.1, NORTH)], red
+
+    history = drive(detector, frames())
+    stopped = [t for t, found in history for c in found if c.kind is WarningKind.STOPPED_IN_JUNCTION]
+    red_from_s = NOW_S + (10 + int((waiting_s + 3.0) / STEP_S)) * STEP_S
+    assert stopped, "a left still standing in the box at red is a blocked junction"
+    assert min(stopped) >= red_from_s + waiting_s - STEP_S - 1e-6
+
+
 def test_a_jaywalker_crossing_in_front_of_a_car_gives_one_warning_with_an_end(sample_site: SiteConfig) -> None:
     detector = ConflictDetector(sample_site, CONFIG)
     tracker = WarningTracker(CONFIG, sample_site.reference)
