@@ -31,7 +31,7 @@ import numpy as np
 
 from rsu.sil.programs import BUILTIN_PROGRAMS, REFERENCE_PROGRAMS
 from rsu.sil.runner import ALL_PROGRAMS, RunResult, RunSpec, result_to_json, run_one
-from rsu.sil.scenarios import SCENARIOS
+from rsu.sil.scenarios import DEFAULT_SCENARIOS, SCENARIOS
 
 DEFAULT_SEEDS = (1, 2, 3, 4, 5)
 # 30 min of demand + 3 min to drain: the whole default bench (4 x 5 x 6 runs) takes about
@@ -51,7 +51,7 @@ SUMO_PROGRAMS = BUILTIN_PROGRAMS
 
 @dataclass(frozen=True)
 class SignalBenchOptions:
-    scenarios: tuple[str, ...] = tuple(SCENARIOS)
+    scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     programs: tuple[str, ...] = ALL_PROGRAMS
     duration_s: float = DEFAULT_DURATION_S
@@ -260,7 +260,11 @@ def add_bench_signal_parser(
         help="software in the loop: the unit's signal controller vs SUMO's programs on 4 scenarios",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
-    parser.add_argument("--scenarios", default=",".join(defaults.scenarios), help="comma-separated scenario names")
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(defaults.scenarios),
+        help=f"comma-separated scenario names (known: {', '.join(SCENARIOS)})",
+    )
     parser.add_argument("--seeds", type=int, default=len(defaults.seeds), help="seeds per scenario (1..N)")
     parser.add_argument("--programs", default=",".join(defaults.programs), help="comma-separated programs")
     parser.add_argument("--duration-s", type=float, default=defaults.duration_s, help="simulated demand per run")

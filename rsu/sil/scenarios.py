@@ -116,8 +116,30 @@ SCENARIOS: dict[str, Scenario] = {
             peak_factor=1.8,
             truck_share=0.06,
         ),
+        # Stress scenarios, outside the default run, for checking the strategies beyond the
+        # four the README's table reports.
+        Scenario(
+            "heavy_lefts",
+            "all four approaches at 450 veh/h, 35 % of them turning left",
+            {"N": 450.0, "S": 450.0, "E": 450.0, "W": 450.0},
+            turn_shares={"left": 0.35, "through": 0.5, "right": 0.15},
+        ),
+        Scenario(
+            "saturated",
+            "main street 800 veh/h per approach, side street 300",
+            {"N": 800.0, "S": 800.0, "E": 300.0, "W": 300.0},
+        ),
+        Scenario(
+            "asymmetric_peak",
+            "N 700, S 300, E 250, W 150 veh/h rising to 1.5x mid-run, 80 pedestrians/h per crossing",
+            {"N": 700.0, "S": 300.0, "E": 250.0, "W": 150.0},
+            peak_factor=1.5,
+            pedestrians_per_hour=80.0,
+        ),
     )
 }
+# What `rsu bench signal` runs unless told otherwise.
+DEFAULT_SCENARIOS = ("light", "balanced", "unbalanced", "peak")
 
 
 def _thinned_poisson(
