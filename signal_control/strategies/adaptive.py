@@ -42,8 +42,10 @@ and its conflict monitor checks every output: nothing here can make an output un
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from rsu.messages.perception import LaneObservation
 from signal_control.phasing import PhasePlan, transition_stages
 from signal_control.strategies.base import Decision, DecisionContext, Termination, next_called_stage
 
@@ -303,8 +305,7 @@ class AdaptiveStrategy:
                 observation = context.lanes.get(lane_id)
                 if observation is None or observation.max_wait_s >= p.permissive_max_wait_s:
                     return False
-                waiting = max(observation.queued_vehicles, int(observation.stop_bar_occupied))
-                if waiting + observation.approaching_vehicles > capacity:
+                if _vehicles(observation) > capacity:
                     return False
         return True
 
@@ -315,11 +316,7 @@ class AdaptiveStrategy:
         partner = self._plan.groups[group_id].permissive_with
         opposing_lanes = self._group_lanes[partner] if partner is not None else ()
         flow_per_s = sum(self._flow_per_s.get(lane_id, 0.0) for lane_id in opposing_lanes)
-        queued = sum(
-            max(obs.queued_vehicles, int(obs.stop_bar_occupied))
-            for lane_id in opposing_lanes
-            if (obs := context.lanes.get(lane_id)) is not None
-        )
+        queued = sum(_standing(obs) for lane_id in opposing_lanes if (obs := context.lanes.get(lane_id)) is not None)
         unsaturated_s = max(0.0, green_s - p.startup_s - p.headway_s * queued / max(1, len(opposing_lanes)))
         if flow_per_s <= 1e-6:
             turning_per_s = 1.0 / p.follow_up_s
@@ -372,13 +369,7 @@ class AdaptiveStrategy:
         return best
 
     def _group_demand(self, group_id: str, context: DecisionContext) -> int:
-        demand = 0
-        for lane_id in self._group_lanes[group_id]:
-            observation = context.lanes.get(lane_id)
-            if observation is not None:
-                demand += max(observation.queued_vehicles, int(observation.stop_bar_occupied))
-                demand += observation.approaching_vehicles
-        return demand
+        return _vehicles_on(self._group_lanes[group_id], context)
 
     def _paired_stage(self, stage_index: int, context: DecisionContext) -> int:
         """The dual-ring stage to serve instead of ``stage_index`` when only one ring's phase of it
@@ -402,13 +393,7 @@ class AdaptiveStrategy:
         return best
 
     def _stage_demand(self, stage_index: int, context: DecisionContext) -> int:
-        demand = 0
-        for lane_id in self._stage_lanes[stage_index]:
-            observation = context.lanes.get(lane_id)
-            if observation is not None:
-                demand += max(observation.queued_vehicles, int(observation.stop_bar_occupied))
-                demand += observation.approaching_vehicles
-        return demand
+        return _vehicles_on(self._stage_lanes[stage_index], context)
 
     # -- what the camera says -------------------------------------------------------------------
 
@@ -480,12 +465,7 @@ class AdaptiveStrategy:
         minimum and maximum green."""
         stage = self._plan.stages[stage_index]
         p = self.parameters
-        queued = 0
-        for lane_id in self._stage_lanes[stage_index]:
-            observation = context.lanes.get(lane_id)
-            if observation is not None:
-                queued += max(observation.queued_vehicles, int(observation.stop_bar_occupied))
-                queued += observation.approaching_vehicles
+        queued = self._stage_demand(stage_index, context)
         lanes = max(1, len(self._stage_lanes[stage_index]))
         discharge_s = p.startup_s + p.headway_s * queued / lanes
         return min(stage.max_green_s, max(stage.vehicle_min_green_s, discharge_s))
@@ -515,8 +495,7 @@ class AdaptiveStrategy:
         for lane_id, observation in context.lanes.items():
             if lane_id in serving:
                 continue
-            vehicles += max(observation.queued_vehicles, int(observation.stop_bar_occupied))
-            vehicles += observation.approaching_vehicles
+            vehicles += _vehicles(observation)
             vehicles += self._flow_per_s.get(lane_id, 0.0) * return_s * self.parameters.red_arrival_share
         return vehicles
 
@@ -542,3 +521,20 @@ class AdaptiveStrategy:
             if value > best_value:
                 best_value, best_hold_s = value, hold_s
         return best_hold_s
+
+
+def _standing(observation: LaneObservation) -> int:
+    """Vehicles standing in a lane's queue (at least the one on the stop bar)."""
+    return max(observation.queued_vehicles, int(observation.stop_bar_occupied))
+
+
+def _vehicles(observation: LaneObservation) -> int:
+    """Vehicles a lane's green would serve: those standing and those approaching."""
+    return _standing(observation) + observation.approaching_vehicles
+
+
+def _vehicles_on(lane_ids: Iterable[str], context: DecisionContext) -> int:
+    """Vehicles on the observed lanes among ``lane_ids`` (an unobserved lane counts none)."""
+    return sum(
+        _vehicles(observation) for lane_id in lane_ids if (observation := context.lanes.get(lane_id)) is not None
+    )
