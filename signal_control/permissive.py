@@ -22,8 +22,8 @@ from collections.abc import Mapping
 
 from rsu.messages.signal import Indication
 from signal_control.phasing import PhasePlan
+from signal_control.safety import STOP_INDICATIONS
 
-STOPPED = frozenset({Indication.RED, Indication.FLASHING_RED})
 PERMISSIVE_INDICATIONS = frozenset({Indication.FLASHING_YELLOW, Indication.YELLOW})
 
 
@@ -46,7 +46,7 @@ def displayed(
 
 def _others_stopped(plan: PhasePlan, group_id: str, partner: str, protected: Mapping[str, Indication]) -> bool:
     return all(
-        protected.get(other) in STOPPED
+        protected.get(other) in STOP_INDICATIONS
         for other in plan.conflicts_of[group_id]
         if other != partner and not plan.groups[other].is_pedestrian
     )

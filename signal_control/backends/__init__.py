@@ -28,12 +28,11 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from rsu.config.model import SignalGroupKind, SiteConfig
-from rsu.messages.signal import Indication, SignalGroupState
-from signal_control.safety import conflicting_greens
+from rsu.messages.signal import SignalGroupState
 
-# Only these stop everybody; any other indication (yellow, red-yellow, clearance, flashing yellow,
-# dark) may let road users into the conflict area, as in signal_control.safety's monitor.
-STOP_INDICATIONS = frozenset({Indication.RED, Indication.FLASHING_RED})
+# Only these stop everybody (the monitor's definition, shared): any other indication may let road
+# users into the conflict area.
+from signal_control.safety import STOP_INDICATIONS, conflicting_greens
 
 
 class ConflictingGreensError(RuntimeError):
