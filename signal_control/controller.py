@@ -518,9 +518,10 @@ class SignalController:
         """Earliest end of the current stage towards each other stage."""
         return {index: self._stage_min_end_s(index) for index in range(len(self._plan.stages)) if index != self._stage}
 
-    def _earliest_change_s(self) -> float:
+    def _earliest_change_s(self, min_end_by_target: Mapping[int, float] | None = None) -> float:
         """Earliest time the current stage can change to any other stage."""
-        return min(self._min_end_by_target().values(), default=self._stage_min_end_s())
+        ends = self._min_end_by_target() if min_end_by_target is None else min_end_by_target
+        return min(ends.values(), default=self._stage_min_end_s())
 
     def _group_earliest_end_s(self, group_id: str, min_end_by_target: Mapping[int, float]) -> float:
         """Earliest end of one green group: the earliest change to a stage without it."""
@@ -842,10 +843,10 @@ class SignalController:
                 )
                 for group_id, group in self._groups.items()
             ]
-        served_end, upcoming = self._timeline(now_s, strategy, stage_calls, decision)
         # While serving, a group may end before the stage's full minimum when the next stage keeps
         # the others green (dual ring): each green group's earliest end is its own.
         min_end_by_target = self._min_end_by_target() if self._phase is _Phase.SERVING else None
+        served_end, upcoming = self._timeline(now_s, strategy, stage_calls, decision, min_end_by_target)
         states = []
         for group_id, group in self._groups.items():
             window = self._group_window(now_s, group_id, group, served_end, upcoming)
@@ -924,7 +925,12 @@ class SignalController:
         return _fixed_window(now_s)  # unreachable: the site validator makes every group served
 
     def _timeline(
-        self, now_s: float, strategy: Strategy, stage_calls: tuple[bool, ...], decision: Decision | None
+        self,
+        now_s: float,
+        strategy: Strategy,
+        stage_calls: tuple[bool, ...],
+        decision: Decision | None,
+        min_end_by_target: Mapping[int, float] | None,
     ) -> tuple[_Window, list[tuple[int, _Window]]]:
         """The end of the stage being served (or cleared to), and the next start of every stage
         in serving order. Earliest: only called stages, at min green; latest: every stage at max
@@ -934,7 +940,7 @@ class SignalController:
         upcoming: list[tuple[int, _Window]] = []
         if self._phase is _Phase.SERVING:
             anchor = self._stage
-            min_end = max(now_s, self._earliest_change_s())
+            min_end = max(now_s, self._earliest_change_s(min_end_by_target))
             max_end = max(min_end, self._stage_start_s + stages[anchor].max_green_s, self._hold_until_s or 0.0)
             likely_remaining_s = decision.likely_remaining_s if decision is not None else 0.0
             served_end = _Window(min_end, max_end, now_s + likely_remaining_s)
