@@ -46,7 +46,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rsu.messages.perception import LaneObservation
-from signal_control.phasing import PhasePlan, transition_stages
+from signal_control.phasing import PhasePlan, StagePlan, transition_stages
 from signal_control.strategies.base import Decision, DecisionContext, Termination, next_called_stage
 
 
@@ -107,14 +107,7 @@ class AdaptiveStrategy:
         # Stages without pedestrian groups may be passed over once while their demand is light.
         self._skippable = tuple(not stage.pedestrian_group_ids for stage in plan.stages)
         # Protected-left stages whose lefts all turn permissively beside a partner: the partners.
-        self._permissive_partners = tuple(
-            frozenset(plan.groups[g].permissive_with or "" for g in stage.vehicle_group_ids)
-            if stage.vehicle_group_ids
-            and not stage.pedestrian_group_ids
-            and all(plan.groups[g].permissive_with is not None for g in stage.vehicle_group_ids)
-            else frozenset()
-            for stage in plan.stages
-        )
+        self._permissive_partners = tuple(_permissive_partners(plan, stage) for stage in plan.stages)
         # When each stage's current call was first seen (None: not called, or being served).
         self._called_since_s: list[float | None] = [None] * len(plan.stages)
         # Dual-ring stages overlapping two stages of the rotation (index -> (lead, follow)), and
@@ -521,6 +514,15 @@ class AdaptiveStrategy:
             if value > best_value:
                 best_value, best_hold_s = value, hold_s
         return best_hold_s
+
+
+def _permissive_partners(plan: PhasePlan, stage: StagePlan) -> frozenset[str]:
+    """The opposing throughs of a protected-left stage whose lefts all may also turn permissively;
+    empty for any other stage (one with pedestrians, or with a group that never turns permissively)."""
+    partners = [plan.groups[g].permissive_with for g in stage.vehicle_group_ids]
+    if not partners or stage.pedestrian_group_ids or None in partners:
+        return frozenset()
+    return frozenset(p for p in partners if p is not None)
 
 
 def _standing(observation: LaneObservation) -> int:
