@@ -14,15 +14,14 @@ from rsu.bench.latency import (
     LatencyOptions,
     broker_of,
     figure,
-    mqtt_packet,
     seq_of,
-    split_packet,
     synthetic_pair,
     synthetic_signal,
 )
 from rsu.cli import main
 from rsu.config import load_site_config
 from rsu.messages.warnings import Severity, WarningKind
+from rsu.testing.mqtt_packets import mqtt_packet, split_packet
 from v2x.conflicts import ConflictDetector
 
 

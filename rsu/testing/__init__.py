@@ -1,0 +1,1 @@
+"""throwaway servers and builders for tests and benches; not part of the unit"""
