@@ -82,6 +82,9 @@ class ControllerOutput:
 
 
 class SignalController:
+    """Coordinates detector intake, call latching, the interval machine, priority service, the
+    strategy and SPaT timing for one junction; see the module docstring for the order per step."""
+
     def __init__(self, site: SiteConfig) -> None:
         self._plan = PhasePlan.from_site(site)
         self._monitor = ConflictMonitor(self._plan)
@@ -212,7 +215,7 @@ class SignalController:
             exhausted_calls=tuple(sorted(self._priority.exhausted_calls)),
         )
 
-    # -- time ----------------------------------------------------------------------------------
+    # -- time --------------------------------------------------------------------------------------
 
     def _check_time(self, now_s: float) -> None:
         if not math.isfinite(now_s):
@@ -229,7 +232,7 @@ class SignalController:
         self._intervals.restart(now_s, self._plan.max_all_red_s)
         self._restart_pending = False
 
-    # -- serving a stage --------------------------------------------------------------------------
+    # -- serving a stage ---------------------------------------------------------------------------
 
     def _serve(
         self, now_s: float, strategy: Strategy, stage_calls: tuple[bool, ...], events: list[SignalEvent]
@@ -292,7 +295,7 @@ class SignalController:
         self._priority.stop_serving()
         self._intervals.enter_flash(now_s)
 
-    # -- output -----------------------------------------------------------------------------------
+    # -- output ------------------------------------------------------------------------------------
 
     def _mode(self, fresh: bool) -> ControllerMode:
         if self._intervals.phase is Phase.FLASH:

@@ -20,6 +20,8 @@ MAX_ARRIVALS_PER_LANE = 16
 
 
 class DetectorInputs:
+    """The newest fresh detector data of the site, and when it was captured."""
+
     def __init__(self) -> None:
         self.lanes: dict[str, LaneObservation] = {}
         self.crosswalks: dict[str, CrosswalkObservation] = {}

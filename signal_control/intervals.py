@@ -51,6 +51,8 @@ def set_indication(group: GroupRuntime, indication: Indication, now_s: float) ->
 
 
 class IntervalMachine:
+    """The groups' intervals and which stage is served, started, or cleared to."""
+
     def __init__(self, timings: Mapping[str, GroupTiming]) -> None:
         self.groups = {group_id: GroupRuntime(timing, Indication.RED, 0.0) for group_id, timing in timings.items()}
         self.phase = Phase.STARTUP
@@ -64,7 +66,7 @@ class IntervalMachine:
     def current_or_target(self) -> int:
         return self.stage if self.phase is Phase.SERVING else self.target_stage
 
-    # -- phase changes ----------------------------------------------------------------------------
+    # -- phase changes -----------------------------------------------------------------------------
 
     def restart(self, now_s: float, startup_all_red_s: float) -> None:
         """All groups red for the start-up all-red, then the first stage."""
@@ -186,7 +188,7 @@ class IntervalMachine:
         self.phase = Phase.CLEARING
         self.target_stage = target
 
-    # -- timing of the served stage ---------------------------------------------------------------
+    # -- timing of the served stage ----------------------------------------------------------------
 
     def stage_min_end_s(self, plan: PhasePlan, target: int | None = None) -> float:
         """Earliest end of the current stage: every vehicle min green and every pedestrian walk

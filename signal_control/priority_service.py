@@ -23,6 +23,8 @@ from signal_control.strategies import Action, Decision, DecisionContext, Strateg
 
 
 class PriorityServer:
+    """The priority calls that are on and the one being served, and how serving it changes the stage."""
+
     def __init__(self, limits: PriorityLimits) -> None:
         self.limits = limits
         self.calls: dict[str, PriorityCall] = {}
