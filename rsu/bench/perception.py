@@ -22,7 +22,7 @@ with are dropped and counted; otherwise every frame is processed as fast as poss
 `--loop-minutes N` loops the clips for N minutes and reports the resident memory over time.
 
 A variant may add a detail region (DetectorConfig.detail_regions: a second, higher-resolution pass
-over the far road, rsu.sensors.detail) with `detail=x1:y1:x2:y2,detail_weights=...,detail_interval_s=...`.
+over the far road, rsu.detectors.detail) with `detail=x1:y1:x2:y2,detail_weights=...,detail_interval_s=...`.
 
 Reported per variant: sustained fps (frames after the warm-up over their wall time), per-stage
 latency p50/p99 in ms (decode, motion, detect, track, zones; the baseline's detect is Ultralytics'
@@ -58,6 +58,7 @@ from scipy.optimize import linear_sum_assignment
 
 from rsu.config import SiteConfig, load_site_config
 from rsu.config.model import CalibrationPoint, CameraConfig, DetectorConfig, RoadUserType
+from rsu.detectors.classes import COCO_NAME_TO_ROAD_USER
 from rsu.perception.counting import LineCounter
 from rsu.perception.evaluation import (
     FrameDetections,
@@ -93,15 +94,8 @@ TRUNCATION_WINDOW_S = 0.5
 # Latency samples kept per stage (a random sample beyond this: see Reservoir).
 RESERVOIR_SIZE = 10_000
 CLIP_TRACK_ID_STRIDE = 1_000_000
-# Ultralytics' COCO names of the classes counted as road users (same mapping as the rsu detectors).
-COCO_ROAD_USERS = {
-    "person": RoadUserType.PEDESTRIAN,
-    "bicycle": RoadUserType.BICYCLE,
-    "car": RoadUserType.CAR,
-    "motorcycle": RoadUserType.MOTORCYCLE,
-    "bus": RoadUserType.BUS,
-    "truck": RoadUserType.TRUCK,
-}
+# Ultralytics' COCO names of the classes counted as road users: the rsu detectors' own table.
+COCO_ROAD_USERS = COCO_NAME_TO_ROAD_USER
 
 FloatArray = npt.NDArray[np.float64]
 ImageArray = npt.NDArray[np.uint8]
@@ -460,9 +454,9 @@ def _track_boxes(
 def _run_rsu(
     plan: BenchPlan, spec: VariantSpec, player: ClipPlayer, source_wh: tuple[int, int], collect: bool
 ) -> tuple[StageTimes, Collected, dict[str, Any], dict[str, Any]]:
+    from rsu.detectors.factory import build_detector
     from rsu.perception.motion import MotionGatedDetector
     from rsu.perception.pipeline import PerceptionPipeline
-    from rsu.sensors.yolo import build_detector
 
     site = load_site_config(plan.site_path)
     camera = next(c for c in site.cameras if c.id == plan.camera_id)
@@ -615,8 +609,8 @@ def _segment_intersection(p: FloatArray, q: FloatArray, a: FloatArray, b: FloatA
 def _run_baseline(
     plan: BenchPlan, spec: VariantSpec, player: ClipPlayer, source_wh: tuple[int, int], collect: bool
 ) -> tuple[StageTimes, Collected, dict[str, Any], dict[str, Any]]:
+    from rsu.detectors.ultralytics_setup import prepare_ultralytics
     from rsu.perception.homography import Homography
-    from rsu.sensors.ultralytics_setup import prepare_ultralytics
 
     prepare_ultralytics(plan.threads)
     from ultralytics import YOLO
