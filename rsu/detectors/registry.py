@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from rsu.config.model import DetectorConfig
 from rsu.detectors.base import Detector, DetectorError
@@ -25,14 +26,17 @@ BACKEND_MODULES = (
     "rsu.detectors.onnx_backend",
 )
 
+# The decorator hands back the builder unchanged, keyword defaults and return type included.
+BuilderT = TypeVar("BuilderT", bound=DetectorBuilder)
+
 _builders: dict[str, DetectorBuilder] = {}
 _backends_imported = False
 
 
-def register(detector_type: str) -> Callable[[DetectorBuilder], DetectorBuilder]:
+def register(detector_type: str) -> Callable[[BuilderT], BuilderT]:
     """Decorator: the builder for cameras whose detector.type is detector_type."""
 
-    def add(builder: DetectorBuilder) -> DetectorBuilder:
+    def add(builder: BuilderT) -> BuilderT:
         registered = _builders.get(detector_type)
         if registered is not None and registered is not builder:
             raise DetectorError(f"detector.type {detector_type!r} is registered twice")
