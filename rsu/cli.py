@@ -101,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     from rsu.bench.signal import add_bench_signal_parser
     from rsu.bench.uplink import add_bench_uplink_parser
     from rsu.centre.collector import add_centre_parser
+    from rsu.detectors.export import add_export_parser
     from rsu.doctor import add_doctor_parser
-    from rsu.sensors.export import add_export_parser
     from rsu.uplink.bridge import add_bridge_parser
     from v2x.priority_client import add_priority_parser
     from v2x.sdk import add_vehicle_parser

@@ -165,11 +165,11 @@ def check_model(camera: CameraConfig, site_path: Path) -> Finding:
         f"copy the model file there, or set cameras[{camera.id}].detector.weights in {site_path.name} to a file "
         "that exists (a relative path is taken from the site file's folder)"
     )
-    from rsu.sensors.yolo import DetectorError
+    from rsu.detectors.base import DetectorError
 
     try:
         if detector.type == "ultralytics":
-            from rsu.sensors.yolo import resolve_weights
+            from rsu.detectors.ultralytics_backend import resolve_weights
 
             resolved = resolve_weights(detector.weights, config_dir)
             if not Path(resolved).is_file():
@@ -189,10 +189,10 @@ def check_model(camera: CameraConfig, site_path: Path) -> Finding:
 def _exported_model(weights: str, config_dir: Path, suffix: str) -> Path:
     """The OpenVINO / ONNX model file, by the detector's own rules where that module is available."""
     try:
-        from rsu.sensors.openvino_detector import resolve_model_file
+        from rsu.detectors.exported_yolo import resolve_model_file
     except ImportError:
+        from rsu.detectors.base import DetectorError
         from rsu.sensors.video import expand_uri
-        from rsu.sensors.yolo import DetectorError
 
         path = Path(expand_uri(weights, config_dir))
         if not path.exists():

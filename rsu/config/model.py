@@ -177,7 +177,7 @@ class DetailRegionConfig(Strict):
 
     Far road users are a few pixels high at the full frame's network input and YOLO misses them; a crop
     of the far road given to the network at a larger scale finds them. Its detections are merged with
-    the full frame's (see rsu.sensors.detail).
+    the full frame's (see rsu.detectors.detail).
     """
 
     # x1 y1 x2 y2 in frame pixels; widened or heightened about its centre to the detail input's aspect.

@@ -29,8 +29,8 @@ import numpy as np
 import numpy.typing as npt
 
 from rsu.config.model import MotionGateConfig
+from rsu.detectors.base import Detector
 from rsu.perception.detections import Detections
-from rsu.sensors.yolo import Detector
 
 ImageArray = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float64]

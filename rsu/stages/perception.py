@@ -63,8 +63,8 @@ def simulated_camera(ctx: StageContext, bus: MqttBus, topics: Topics) -> Iterato
 def video_camera(
     ctx: StageContext, camera: CameraConfig, preview: CameraPreview | None = None
 ) -> Iterator[Detections | None]:
+    from rsu.detectors.factory import build_detector
     from rsu.sensors.video import VideoSource
-    from rsu.sensors.yolo import build_detector
 
     detector = build_detector(camera, config_dir=ctx.site_path.parent)
     source = VideoSource.from_camera(camera, config_dir=ctx.site_path.parent)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rsu.sensors.export import ExportResult, export_model
+from rsu.detectors.export import ExportResult, export_model
 
 OTC_INPUT_HW = (480, 640)  # the OpenTrafficCam clips are 800x600, 4:3
 

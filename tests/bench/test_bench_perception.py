@@ -27,7 +27,7 @@ from rsu.bench.perception import (
 )
 from rsu.config import load_site_config
 from rsu.config.model import DetectorConfig, RoadUserType
-from rsu.sensors.export import ExportResult
+from rsu.detectors.export import ExportResult
 
 STAGES = ("decode", "detect", "track", "zones")
 

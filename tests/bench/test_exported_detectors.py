@@ -14,11 +14,14 @@ import pytest
 from datasets.opentrafficcam.build import SITE_FILE
 from rsu.config import load_site_config
 from rsu.config.model import DetectorConfig, RoadUserType
+from rsu.detectors.base import DetectorError
+from rsu.detectors.classes import COCO_NAME_TO_ROAD_USER
+from rsu.detectors.export import ExportError, ExportResult, check_input_size, export_model
+from rsu.detectors.exported_yolo import ExportedYoloDetector, letterbox
+from rsu.detectors.factory import build_detector
+from rsu.detectors.openvino_backend import build_openvino_detector
 from rsu.perception.evaluation import iou_matrix
 from rsu.perception.homography import Homography
-from rsu.sensors.export import ExportError, ExportResult, check_input_size, export_model
-from rsu.sensors.openvino_detector import ExportedYoloDetector, build_openvino_detector, letterbox
-from rsu.sensors.yolo import COCO_NAME_TO_ROAD_USER, DetectorError, build_detector
 
 FRAME_INDICES = (40, 100, 160)
 
@@ -46,7 +49,7 @@ def homography() -> Homography:
 @pytest.fixture(scope="module")
 def reference(weights: Path, frames: list[np.ndarray]) -> list[tuple[np.ndarray, list[RoadUserType]]]:
     """The .pt through Ultralytics' own predict(), road-user classes only, riders not merged."""
-    from rsu.sensors.ultralytics_setup import prepare_ultralytics
+    from rsu.detectors.ultralytics_setup import prepare_ultralytics
 
     prepare_ultralytics(2)
     from ultralytics import YOLO
@@ -192,7 +195,7 @@ def raw_output(*boxes: tuple[float, float, float, float, int, float], classes: i
 
 
 def test_decoding_keeps_wanted_classes_and_merges_confusable_duplicates() -> None:
-    from rsu.sensors.openvino_detector import Letterbox, decode_yolo_output
+    from rsu.detectors.exported_yolo import Letterbox, decode_yolo_output
 
     wanted = np.array([True, False, True, False, False, False, False, True])  # person, car, truck
     output = raw_output(

@@ -19,9 +19,11 @@ import pytest
 from datasets.opentrafficcam.build import SITE_FILE
 from rsu.config import SiteConfig, load_site_config
 from rsu.config.model import DetailRegionConfig, RoadUserType
+from rsu.detectors.base import Detector
+from rsu.detectors.factory import build_detector
+from rsu.detectors.ultralytics_backend import UltralyticsDetector
 from rsu.perception.detections import Detections
 from rsu.sensors.video import Frame, VideoSource
-from rsu.sensors.yolo import Detector, UltralyticsDetector, build_detector
 
 from .test_opentrafficcam_site import inside, junction_polygon
 
@@ -168,7 +170,7 @@ socket.getaddrinfo = refuse_dns
 
 from rsu.config import load_site_config
 from rsu.sensors.video import VideoSource
-from rsu.sensors.yolo import build_detector
+from rsu.detectors.factory import build_detector
 
 site_path = Path(sys.argv[1])
 camera = load_site_config(site_path).cameras[0]

@@ -13,9 +13,9 @@ from datasets.opentrafficcam import build
 from datasets.opentrafficcam.geodesy import geodetic_to_local, geodetic_to_utm, utm_to_geodetic
 from rsu.config import SiteConfig, load_site_config
 from rsu.config.model import CameraSource
+from rsu.detectors.ultralytics_backend import resolve_weights
 from rsu.perception.homography import Homography
 from rsu.sensors.video import expand_uri
-from rsu.sensors.yolo import resolve_weights
 
 OTC_SITE = build.SITE_FILE
 

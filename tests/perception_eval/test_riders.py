@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rsu.config.model import RoadUserType
-from rsu.sensors.yolo import RIDER_WHEEL_DROP, RiderMemory, merge_riders
+from rsu.detectors.riders import RIDER_WHEEL_DROP, RiderMemory, merge_riders
 
 BICYCLE, PEDESTRIAN, CAR = RoadUserType.BICYCLE, RoadUserType.PEDESTRIAN, RoadUserType.CAR
 

@@ -8,8 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from rsu.config.model import CalibrationPoint, DetailRegionConfig, DetectorConfig, RoadUserType
-from rsu.perception.homography import Homography
-from rsu.sensors.detail import (
+from rsu.detectors.detail import (
     CropWindow,
     DetailSchedule,
     PassDetections,
@@ -17,7 +16,8 @@ from rsu.sensors.detail import (
     cut_by_window,
     merge_passes,
 )
-from rsu.sensors.openvino_detector import ExportedYoloDetector
+from rsu.detectors.exported_yolo import ExportedYoloDetector
+from rsu.perception.homography import Homography
 
 CAR, TRUCK, PEDESTRIAN = RoadUserType.CAR, RoadUserType.TRUCK, RoadUserType.PEDESTRIAN
 NAMES = {0: "person", 1: "bicycle", 2: "car"}
@@ -163,7 +163,7 @@ def test_a_region_with_an_interval_runs_on_every_other_frame_at_20_fps() -> None
 
 
 def test_a_detector_needs_one_backend_per_region() -> None:
-    from rsu.sensors.yolo import DetectorError
+    from rsu.detectors.base import DetectorError
 
     with pytest.raises(DetectorError, match="detail regions"):
         ExportedYoloDetector(

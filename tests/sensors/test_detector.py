@@ -8,9 +8,13 @@ import numpy as np
 import pytest
 
 from rsu.config.model import CalibrationPoint, CameraConfig, RoadUserType
+from rsu.detectors import ultralytics_backend as yolo
+from rsu.detectors.base import DetectorError
+from rsu.detectors.classes import COCO_NAME_TO_ROAD_USER
+from rsu.detectors.factory import build_detector
+from rsu.detectors.ground import place_on_ground
+from rsu.detectors.ultralytics_backend import resolve_weights
 from rsu.perception.homography import Homography
-from rsu.sensors import yolo
-from rsu.sensors.yolo import COCO_NAME_TO_ROAD_USER, DetectorError, build_detector, place_on_ground, resolve_weights
 
 # Pixels are centimetres on the ground, y flipped: ground (x, y) m = (u / 100, (600 - v) / 100).
 FLAT = Homography.from_points(

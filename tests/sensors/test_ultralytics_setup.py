@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from rsu.sensors.ultralytics_setup import install_nms_fallback_if_needed, nms_pure_torch, prepare_ultralytics
+from rsu.detectors.ultralytics_setup import install_nms_fallback_if_needed, nms_pure_torch, prepare_ultralytics
 
 
 def reference_nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> list[int]:

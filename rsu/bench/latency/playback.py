@@ -286,7 +286,7 @@ def _run_frames(
 ) -> tuple[dict[float, _FrameTimes], int, int]:
     from rsu.perception.pipeline import PerceptionPipeline
     from rsu.sensors.video import VideoSource, expand_uri
-    from rsu.sensors.yolo import build_detector
+    from rsu.detectors.factory import build_detector
 
     detector = build_detector(camera, config_dir=site_path.parent)
     pipeline = PerceptionPipeline(site, camera.id)

@@ -22,7 +22,7 @@ with are dropped and counted; otherwise every frame is processed as fast as poss
 `--loop-minutes N` loops the clips for N minutes and reports the resident memory over time.
 
 A variant may add a detail region (DetectorConfig.detail_regions: a second, higher-resolution pass
-over the far road, rsu.sensors.detail) with `detail=x1:y1:x2:y2,detail_weights=...,detail_interval_s=...`.
+over the far road, rsu.detectors.detail) with `detail=x1:y1:x2:y2,detail_weights=...,detail_interval_s=...`.
 
 Reported per variant: sustained fps (frames after the warm-up over their wall time), per-stage
 latency p50/p99 in ms (decode, motion, detect, track, zones; the baseline's detect is Ultralytics'
@@ -65,7 +65,7 @@ from rsu.bench.perception.statistics import (
 )
 
 # The bench's own copy of the COCO table is gone; the old name stays importable.
-from rsu.sensors.yolo import COCO_NAME_TO_ROAD_USER as COCO_ROAD_USERS
+from rsu.detectors.classes import COCO_NAME_TO_ROAD_USER as COCO_ROAD_USERS
 
 __all__ = [
     "BASELINE_IMGSZ",

@@ -21,7 +21,7 @@ from rsu.perception.evaluation import (
     PredictedCrossing,
     TrackedBoxes,
 )
-from rsu.sensors.yolo import COCO_NAME_TO_ROAD_USER
+from rsu.detectors.classes import COCO_NAME_TO_ROAD_USER
 
 if TYPE_CHECKING:
     from rsu.perception.homography import Homography
@@ -77,7 +77,7 @@ def _run_baseline(
     plan: BenchPlan, spec: VariantSpec, player: ClipPlayer, source_wh: tuple[int, int], collect: bool
 ) -> tuple[StageTimes, Collected, dict[str, Any], dict[str, Any]]:
     from rsu.perception.homography import Homography
-    from rsu.sensors.ultralytics_setup import prepare_ultralytics
+    from rsu.detectors.ultralytics_setup import prepare_ultralytics
 
     prepare_ultralytics(plan.threads)
     from ultralytics import YOLO

@@ -273,7 +273,7 @@ def _run_rsu(
 ) -> tuple[StageTimes, Collected, dict[str, Any], dict[str, Any]]:
     from rsu.perception.motion import MotionGatedDetector
     from rsu.perception.pipeline import PerceptionPipeline
-    from rsu.sensors.yolo import build_detector
+    from rsu.detectors.factory import build_detector
 
     site = load_site_config(plan.site_path)
     camera = next(c for c in site.cameras if c.id == plan.camera_id)

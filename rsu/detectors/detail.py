@@ -17,6 +17,10 @@ with IoU >= CROSS_PASS_IOU, or covers most of the smaller of the two (intersecti
 area >= CROSS_PASS_IOS, as SAHI's merging does for a box cut short at low resolution). Within one
 pass the network's own NMS has already decided. A region may run on every frame or at most once per
 `interval_s` of capture time; in between the full frame alone is used and the tracker bridges the gap.
+
+`DetailRegions` wraps the full-frame pass of any backend (a `PassDetector`) with one region pass each;
+the merged boxes then go through the rider merging and ground placement every backend shares
+(rsu.detectors.frame_detector), so the passes are merged before a rider is folded into its bicycle.
 """
 
 from __future__ import annotations
@@ -28,9 +32,8 @@ import numpy as np
 import numpy.typing as npt
 
 from rsu.config.model import DetailRegionConfig, RoadUserType
+from rsu.detectors.base import FloatArray, ImageArray, PassDetections, PassDetector
 from rsu.perception.tracker import ASSOCIATION_GROUP
-
-FloatArray = npt.NDArray[np.float64]
 
 # Road-user classes a detector confuses for one object (boxes of one group from two passes are one
 # road user): the same groups the tracker lets continue one track.
@@ -128,18 +131,6 @@ class DetailSchedule:
         return True
 
 
-@dataclass(frozen=True)
-class PassDetections:
-    """One pass's boxes in frame pixels (x1 y1 x2 y2), road-user types and confidences."""
-
-    boxes_px: FloatArray
-    road_user: tuple[RoadUserType, ...]
-    confidence: FloatArray
-
-    def __len__(self) -> int:
-        return len(self.road_user)
-
-
 def merge_passes(passes: Sequence[PassDetections]) -> PassDetections:
     """All passes' boxes with the duplicates across passes suppressed (see the module docstring)."""
     if len(passes) == 1:
@@ -175,10 +166,10 @@ def merge_passes(passes: Sequence[PassDetections]) -> PassDetections:
 
 
 def run_detail_pass(
-    frame_bgr: npt.NDArray[np.uint8],
+    frame_bgr: ImageArray,
     region: DetailRegionConfig,
     input_hw: tuple[int, int],
-    detect: Callable[[npt.NDArray[np.uint8]], PassDetections],
+    detect: Callable[[ImageArray], PassDetections],
 ) -> PassDetections:
     """One region's pass: detect(crop) in crop pixels -> whole road users in frame pixels."""
     frame_hw = (int(frame_bgr.shape[0]), int(frame_bgr.shape[1]))
@@ -191,3 +182,38 @@ def run_detail_pass(
         tuple(user for user, keep in zip(found.road_user, whole, strict=True) if keep),
         found.confidence[whole],
     )
+
+
+class DetailRegions:
+    """A full-frame pass plus the detail-region passes due at each capture time, merged."""
+
+    def __init__(
+        self, full_frame: PassDetector, regions: Sequence[tuple[DetailRegionConfig, PassDetector]] = ()
+    ) -> None:
+        self.full_frame = full_frame
+        self._regions = [(DetailSchedule(region), region_pass) for region, region_pass in regions]
+
+    @property
+    def runs(self) -> list[int]:
+        """How often each detail region has run."""
+        return [schedule.runs for schedule, _ in self._regions]
+
+    @property
+    def description(self) -> str:
+        """The regions, their input sizes and schedules (empty without regions), for logs and reports."""
+        text = ""
+        for schedule, region_pass in self._regions:
+            h, w = region_pass.input_hw
+            every = f"every {schedule.region.interval_s:g} s" if schedule.region.interval_s else "every frame"
+            text += f" + detail region {list(schedule.region.box_px)} at {h}x{w}, {every}"
+        return text
+
+    def detect(self, frame_bgr: ImageArray, capture_time_s: float | None) -> PassDetections:
+        """Road users in frame pixels; every region runs when capture_time_s is None (a single picture)."""
+        passes = [self.full_frame.detect_pass(frame_bgr)]
+        for schedule, region_pass in self._regions:
+            if schedule.due(capture_time_s):
+                passes.append(
+                    run_detail_pass(frame_bgr, schedule.region, region_pass.input_hw, region_pass.detect_pass)
+                )
+        return merge_passes(passes)

@@ -1,6 +1,6 @@
-"""YOLO exported to ONNX by `rsu export`, run with ONNX Runtime on the CPU.
+"""detector.type "onnx": a YOLO model exported to ONNX by `rsu export`, run with ONNX Runtime on the CPU.
 
-Pre- and post-processing are shared with the OpenVINO detector (ExportedYoloDetector); only the
+Pre- and post-processing are shared with the OpenVINO backend (rsu.detectors.exported_yolo); only the
 runtime differs. Threads: intra-op as configured, inter-op 1 (YOLO is one sequential graph).
 """
 
@@ -10,17 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
-from rsu.config.model import DetailRegionConfig, DetectorConfig
-from rsu.perception.homography import Homography
-from rsu.sensors.openvino_detector import (
+from rsu.config.model import DetectorConfig
+from rsu.detectors.base import DetectorError
+from rsu.detectors.exported_yolo import (
     ExportedYoloDetector,
     Float32Array,
-    check_input_size,
-    check_same_classes,
+    InferenceBackend,
+    build_exported_detector,
     parse_class_names,
-    resolve_model_file,
 )
-from rsu.sensors.yolo import DetectorError
+from rsu.detectors.registry import register
+from rsu.perception.homography import Homography
 
 
 class OnnxRuntimeBackend:
@@ -74,24 +74,21 @@ def _is_quantized(model_path: Path) -> bool:
     return any(node.op_type == "QuantizeLinear" for node in graph.node)
 
 
+def _onnx_class_names(_model_path: Path, backend: InferenceBackend) -> dict[int, str]:
+    assert isinstance(backend, OnnxRuntimeBackend)  # build_onnx_detector loads only these
+    return backend.class_names
+
+
+@register("onnx")
 def build_onnx_detector(
     config: DetectorConfig, homography: Homography, camera_id: str, weights_dir: str | Path | None = None
 ) -> ExportedYoloDetector:
-    model_path = resolve_model_file(config.weights, weights_dir, ".onnx")
-    backend = OnnxRuntimeBackend(model_path, config.threads)
-    check_input_size(config, backend.input_hw, model_path)
-    detail_backends: dict[str, OnnxRuntimeBackend] = {}
-
-    def detail_backend(region: DetailRegionConfig) -> OnnxRuntimeBackend:
-        if region.weights is None:
-            return backend
-        if region.weights not in detail_backends:
-            detail_path = resolve_model_file(region.weights, weights_dir, ".onnx")
-            detail = OnnxRuntimeBackend(detail_path, config.threads)
-            check_same_classes(backend.class_names, detail.class_names, detail_path)
-            detail_backends[region.weights] = detail
-        return detail_backends[region.weights]
-
-    return ExportedYoloDetector(
-        backend, backend.class_names, config, homography, camera_id, [detail_backend(r) for r in config.detail_regions]
+    return build_exported_detector(
+        config,
+        homography,
+        camera_id,
+        weights_dir,
+        suffix=".onnx",
+        load=lambda model_path: OnnxRuntimeBackend(model_path, config.threads),
+        class_names_of=_onnx_class_names,
     )

@@ -1,13 +1,16 @@
-"""YOLO models exported by `rsu export`, run without Ultralytics or torch.
+"""YOLO models exported by `rsu export`, run without Ultralytics or torch: what the OpenVINO and
+ONNX backends share.
 
 `ExportedYoloDetector` does what Ultralytics' predict() does around the network, in a few
 vectorised numpy/OpenCV calls: letterbox the BGR frame to the model's fixed input (aspect ratio
 kept, grey 114 padding, as Ultralytics pads), decode the raw (1, 4 + classes, anchors) output,
 keep each box's best class only if it is a road-user class (as `predict(classes=...)` does), and
 run class-aware NMS, in which confusable classes (car/truck/bus, bicycle/motorcycle) count as one
-unless `merge_confusable_classes` is off. The network itself runs in an `InferenceBackend`: OpenVINO here, ONNX Runtime
-in rsu.sensors.onnx_detector. Thread counts are set explicitly, never left to the runtime.
-Detail regions (rsu.sensors.detail) run a second backend, with an input of its own, on a crop of the frame.
+unless `merge_confusable_classes` is off. The network itself runs in an `InferenceBackend`
+(rsu.detectors.openvino_backend, rsu.detectors.onnx_backend). Thread counts are set explicitly,
+never left to the runtime. Detail regions (rsu.detectors.detail) run a second backend, with an
+input of its own, on a crop of the frame; `build_exported_detector` loads each distinct detail
+model once.
 
 The class names come from the metadata Ultralytics writes beside the model (metadata.yaml for
 OpenVINO, the ONNX metadata_props), so a custom model with COCO's names maps the same way.
@@ -16,30 +19,26 @@ OpenVINO, the ONNX metadata_props), so a custom model with COCO's names maps the
 from __future__ import annotations
 
 import ast
-import functools
 import logging
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
 import numpy.typing as npt
-import yaml
 
 from rsu.config.model import DetailRegionConfig, DetectorConfig, RoadUserType
-from rsu.perception.detections import Detections
+from rsu.detectors.base import DetectorError, FloatArray, ImageArray, PassDetections
+from rsu.detectors.classes import COCO_NAME_TO_ROAD_USER, road_users_of_classes
+from rsu.detectors.detail import CONFUSABLE_GROUP
+from rsu.detectors.frame_detector import FrameDetector
 from rsu.perception.homography import Homography
-from rsu.sensors.detail import CONFUSABLE_GROUP, DetailSchedule, PassDetections, merge_passes, run_detail_pass
 from rsu.sensors.video import expand_uri
-from rsu.sensors.yolo import COCO_NAME_TO_ROAD_USER, DetectorError, RiderMemory, merge_riders, place_on_ground
 
 log = logging.getLogger(__name__)
 
-ImageArray = npt.NDArray[np.uint8]
-FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Float32Array = npt.NDArray[np.float32]
 
@@ -69,18 +68,6 @@ class Letterbox:
     scale: float
     pad_x: int
     pad_y: int
-
-
-@dataclass(frozen=True)
-class ImageDetections:
-    """Boxes in frame pixels (x1 y1 x2 y2), their road-user type and confidence, before ground placement."""
-
-    boxes_px: FloatArray  # (N, 4)
-    road_user: tuple[RoadUserType, ...]
-    confidence: FloatArray  # (N,)
-
-    def __len__(self) -> int:
-        return len(self.road_user)
 
 
 def letterbox(frame_bgr: ImageArray, input_hw: tuple[int, int]) -> tuple[ImageArray, Letterbox]:
@@ -158,105 +145,31 @@ def parse_class_names(raw: object) -> dict[int, str]:
     return {int(class_id): str(name) for class_id, name in value.items()}
 
 
-class ExportedYoloDetector:
-    """A YOLO detector around any InferenceBackend; satisfies rsu.sensors.yolo.Detector."""
+class ExportedYoloPass:
+    """One run of an exported YOLO network on an image: letterbox, infer, decode; a PassDetector."""
 
     def __init__(
         self,
         backend: InferenceBackend,
-        class_names: Mapping[int, str],
         config: DetectorConfig,
-        homography: Homography,
-        camera_id: str,
-        detail_backends: Sequence[InferenceBackend] = (),
+        road_user_of_class: Mapping[int, RoadUserType],
+        wanted_class: npt.NDArray[np.bool_],
+        nms_group: IntArray,
     ) -> None:
-        """detail_backends: one per config.detail_regions, in order (the same backend may serve several)."""
-        if len(detail_backends) != len(config.detail_regions):
-            raise DetectorError(
-                f"{len(config.detail_regions)} detail regions configured but {len(detail_backends)} backends given"
-            )
         self.backend = backend
         self.config = config
-        self.homography = homography
-        self.camera_id = camera_id
-        self.input_hw = backend.input_hw
-        class_count = max(class_names) + 1 if class_names else 0
-        self._road_user_of_class: dict[int, RoadUserType] = {
-            class_id: COCO_NAME_TO_ROAD_USER[name]
-            for class_id, name in class_names.items()
-            if name in COCO_NAME_TO_ROAD_USER
-        }
-        if not self._road_user_of_class:
-            raise DetectorError(f"the model knows none of the road-user classes {sorted(COCO_NAME_TO_ROAD_USER)}")
-        self._wanted_class = np.zeros(class_count, dtype=bool)
-        self._wanted_class[list(self._road_user_of_class)] = True
-        # NMS groups: one per class, except that confusable road-user classes share one.
-        self._nms_group = np.arange(class_count, dtype=np.int64)
-        if config.merge_confusable_classes:
-            for class_id, user in self._road_user_of_class.items():
-                self._nms_group[class_id] = class_count + CONFUSABLE_GROUP[user]
-        self._riders = RiderMemory()
-        self._detail = [
-            (DetailSchedule(region), detail_backend)
-            for region, detail_backend in zip(config.detail_regions, detail_backends, strict=True)
-        ]
-        # The first inference allocates the runtime's buffers; do it now, not on the first real frame.
-        self.backend.infer(np.zeros((1, 3, *self.input_hw), dtype=np.float32))
-        for detail_backend in {id(b): b for b in detail_backends}.values():
-            if detail_backend is not backend:
-                detail_backend.infer(np.zeros((1, 3, *detail_backend.input_hw), dtype=np.float32))
+        self._road_user_of_class = road_user_of_class
+        self._wanted_class = wanted_class
+        self._nms_group = nms_group
 
     @property
-    def description(self) -> str:
-        text = self.backend.description
-        for schedule, backend in self._detail:
-            h, w = backend.input_hw
-            every = f"every {schedule.region.interval_s:g} s" if schedule.region.interval_s else "every frame"
-            text += f" + detail region {list(schedule.region.box_px)} at {h}x{w}, {every}"
-        return text
+    def input_hw(self) -> tuple[int, int]:
+        return self.backend.input_hw
 
-    @property
-    def detail_runs(self) -> list[int]:
-        """How often each detail region has run."""
-        return [schedule.runs for schedule, _ in self._detail]
-
-    def detect(self, frame_bgr: ImageArray, capture_time_s: float) -> Detections:
-        started = time.perf_counter()
-        found = self.detect_image(frame_bgr, capture_time_s)
-        boxes_px, road_user, confidence = found.boxes_px, list(found.road_user), found.confidence
-        if self.config.merge_riders:
-            boxes_px, road_user, confidence = self._riders.apply(boxes_px, road_user, confidence, capture_time_s)
-        inference_s = time.perf_counter() - started
-        detections = place_on_ground(boxes_px, road_user, confidence, self.homography, capture_time_s, self.camera_id)
-        detections.extras["inference_s"] = inference_s
-        return detections
-
-    def detect_image(self, frame_bgr: ImageArray, capture_time_s: float | None = None) -> ImageDetections:
-        """Road users in one frame's pixels, riders merged, no ground placement.
-
-        Detail regions run when due at capture_time_s (every one of them when it is None: a single picture).
-        """
-        if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
-            raise ValueError(f"expected an HxWx3 BGR image, got shape {frame_bgr.shape}")
-        passes = [self._run_pass(frame_bgr, self.backend)]
-        for schedule, backend in self._detail:
-            if not schedule.due(capture_time_s):
-                continue
-            passes.append(
-                run_detail_pass(
-                    frame_bgr, schedule.region, backend.input_hw, functools.partial(self._run_pass, backend=backend)
-                )
-            )
-        merged = merge_passes(passes)
-        boxes_px, road_user, confidence = merged.boxes_px, list(merged.road_user), merged.confidence
-        if self.config.merge_riders:
-            boxes_px, road_user, confidence = merge_riders(boxes_px, road_user, confidence)
-        return ImageDetections(boxes_px=boxes_px, road_user=tuple(road_user), confidence=confidence)
-
-    def _run_pass(self, image_bgr: ImageArray, backend: InferenceBackend) -> PassDetections:
+    def detect_pass(self, image_bgr: ImageArray) -> PassDetections:
         """One network run on a whole image (the frame or a crop of it): boxes in that image's pixels."""
-        image, placement = letterbox(image_bgr, backend.input_hw)
-        output = backend.infer(to_blob(image))
+        image, placement = letterbox(image_bgr, self.backend.input_hw)
+        output = self.backend.infer(to_blob(image))
         boxes_px, class_ids, confidence = decode_yolo_output(
             output,
             placement,
@@ -268,6 +181,50 @@ class ExportedYoloDetector:
         )
         road_user = tuple(self._road_user_of_class[int(class_id)] for class_id in class_ids)
         return PassDetections(boxes_px, road_user, confidence)
+
+
+class ExportedYoloDetector(FrameDetector):
+    """A YOLO detector around any InferenceBackend; satisfies rsu.detectors.base.Detector."""
+
+    def __init__(
+        self,
+        backend: InferenceBackend,
+        class_names: Mapping[int, str],
+        config: DetectorConfig,
+        homography: Homography,
+        camera_id: str,
+        detail_backends: Sequence[InferenceBackend] = (),
+    ) -> None:
+        """detail_backends: one per config.detail_regions, in order (the same backend may serve several)."""
+        self.backend = backend
+        self.input_hw = backend.input_hw
+        class_count = max(class_names) + 1 if class_names else 0
+        road_user_of_class = road_users_of_classes(class_names)
+        if not road_user_of_class:
+            raise DetectorError(f"the model knows none of the road-user classes {sorted(COCO_NAME_TO_ROAD_USER)}")
+        wanted_class = np.zeros(class_count, dtype=bool)
+        wanted_class[list(road_user_of_class)] = True
+        # NMS groups: one per class, except that confusable road-user classes share one.
+        nms_group = np.arange(class_count, dtype=np.int64)
+        if config.merge_confusable_classes:
+            for class_id, user in road_user_of_class.items():
+                nms_group[class_id] = class_count + CONFUSABLE_GROUP[user]
+
+        def network_pass(on: InferenceBackend) -> ExportedYoloPass:
+            return ExportedYoloPass(on, config, road_user_of_class, wanted_class, nms_group)
+
+        super().__init__(
+            network_pass(backend), config, homography, camera_id, [network_pass(b) for b in detail_backends]
+        )
+        # The first inference allocates the runtime's buffers; do it now, not on the first real frame.
+        self.backend.infer(np.zeros((1, 3, *self.input_hw), dtype=np.float32))
+        for detail_backend in {id(b): b for b in detail_backends}.values():
+            if detail_backend is not backend:
+                detail_backend.infer(np.zeros((1, 3, *detail_backend.input_hw), dtype=np.float32))
+
+    @property
+    def description(self) -> str:
+        return self.backend.description + self.passes.description
 
 
 def check_input_size(config: DetectorConfig, model_hw: tuple[int, int], model_path: Path) -> None:
@@ -303,84 +260,39 @@ def resolve_model_file(weights: str, weights_dir: str | Path | None, suffix: str
     return path
 
 
-# -- OpenVINO -------------------------------------------------------------------------------------
-
-
-class OpenVinoBackend:
-    """An OpenVINO IR (.xml + .bin) compiled for the CPU with a fixed thread count."""
-
-    def __init__(self, model_xml: Path, threads: int, precision: str = "f32") -> None:
-        import openvino as ov  # imported here: only sites that use OpenVINO need it installed
-
-        core = ov.Core()
-        model = core.read_model(str(model_xml))
-        shape = model.input(0).get_partial_shape()
-        if shape.is_dynamic:
-            raise DetectorError(f"{model_xml}: the model input {shape} is dynamic; export it with a fixed --imgsz")
-        dims = [int(d.get_length()) for d in shape]
-        if len(dims) != 4 or dims[:2] != [1, 3]:
-            raise DetectorError(f"{model_xml}: expected a (1, 3, H, W) input, got {dims}")
-        self._input_hw = (dims[2], dims[3])
-        self.int8 = any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
-        self.precision = precision
-        self.threads = threads
-        self._compiled = core.compile_model(
-            model,
-            "CPU",
-            {
-                "INFERENCE_NUM_THREADS": threads,
-                "NUM_STREAMS": 1,
-                "PERFORMANCE_HINT": "LATENCY",
-                "INFERENCE_PRECISION_HINT": precision,
-            },
-        )
-        self._request = self._compiled.create_infer_request()
-
-    @property
-    def input_hw(self) -> tuple[int, int]:
-        return self._input_hw
-
-    @property
-    def description(self) -> str:
-        weights = "int8" if self.int8 else "fp32"
-        return f"openvino {weights} weights, {self.precision} compute, {self.threads} threads"
-
-    def infer(self, blob: Float32Array) -> Float32Array:
-        self._request.infer({0: blob})
-        return np.asarray(self._request.get_output_tensor(0).data, dtype=np.float32)
-
-
-def openvino_class_names(model_xml: Path) -> dict[int, str]:
-    """Names from metadata.yaml beside the model (written by Ultralytics' export and by `rsu export`)."""
-    metadata_file = model_xml.parent / "metadata.yaml"
-    if not metadata_file.is_file():
-        raise DetectorError(f"{metadata_file} not found: it holds the class names of {model_xml.name}")
-    metadata: Any = yaml.safe_load(metadata_file.read_text(encoding="utf-8"))
-    if not isinstance(metadata, Mapping) or "names" not in metadata:
-        raise DetectorError(f"{metadata_file} has no class names")
-    return parse_class_names(metadata["names"])
-
-
-def build_openvino_detector(
-    config: DetectorConfig, homography: Homography, camera_id: str, weights_dir: str | Path | None = None
+def build_exported_detector(
+    config: DetectorConfig,
+    homography: Homography,
+    camera_id: str,
+    weights_dir: str | Path | None,
+    *,
+    suffix: str,
+    load: Callable[[Path], InferenceBackend],
+    class_names_of: Callable[[Path, InferenceBackend], dict[int, str]],
 ) -> ExportedYoloDetector:
-    model_xml = resolve_model_file(config.weights, weights_dir, ".xml")
-    backend = OpenVinoBackend(model_xml, config.threads, config.inference_precision)
-    check_input_size(config, backend.input_hw, model_xml)
+    """The detector for an exported model on one runtime, with its detail-region models.
+
+    suffix: the model file's (".xml", ".onnx"); load: the runtime's backend for a model file;
+    class_names_of: the class names of a loaded model. A detail region without weights of its own
+    shares the camera's backend; regions naming the same weights share one backend.
+    """
+    model_path = resolve_model_file(config.weights, weights_dir, suffix)
+    backend = load(model_path)
+    check_input_size(config, backend.input_hw, model_path)
     log.info("detector %s: %s, input %s", camera_id, backend.description, backend.input_hw)
-    class_names = openvino_class_names(model_xml)
+    class_names = class_names_of(model_path, backend)
     detail_backends: dict[str, InferenceBackend] = {}
 
     def detail_backend(region: DetailRegionConfig) -> InferenceBackend:
         if region.weights is None:
             return backend
         if region.weights not in detail_backends:
-            detail_xml = resolve_model_file(region.weights, weights_dir, ".xml")
-            check_same_classes(class_names, openvino_class_names(detail_xml), detail_xml)
-            detail_backends[region.weights] = OpenVinoBackend(detail_xml, config.threads, config.inference_precision)
+            detail_path = resolve_model_file(region.weights, weights_dir, suffix)
+            detail = load(detail_path)
+            check_same_classes(class_names, class_names_of(detail_path, detail), detail_path)
+            detail_backends[region.weights] = detail
         return detail_backends[region.weights]
 
     return ExportedYoloDetector(
         backend, class_names, config, homography, camera_id, [detail_backend(r) for r in config.detail_regions]
     )
-    return ExportedYoloDetector(backend, openvino_class_names(model_xml), config, homography, camera_id)

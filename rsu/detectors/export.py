@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from rsu.sensors.openvino_detector import Float32Array, letterbox, to_blob
+from rsu.detectors.exported_yolo import Float32Array, letterbox, to_blob
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def export_model(
 def _ultralytics_export(
     weights: Path, fmt: ExportFormat, input_hw: tuple[int, int], scratch: Path, threads: int
 ) -> Path:
-    from rsu.sensors.ultralytics_setup import prepare_ultralytics
+    from rsu.detectors.ultralytics_setup import prepare_ultralytics
 
     prepare_ultralytics(threads)
     from ultralytics import YOLO  # after prepare_ultralytics: offline environment first
