@@ -284,9 +284,9 @@ def run_path(options: LatencyOptions, mqtt_config: MqttConfig, notes: list[str])
 def _run_frames(
     options: LatencyOptions, site_path: Path, site: SiteConfig, camera: CameraConfig
 ) -> tuple[dict[float, _FrameTimes], int, int]:
+    from rsu.detectors.factory import build_detector
     from rsu.perception.pipeline import PerceptionPipeline
     from rsu.sensors.video import VideoSource, expand_uri
-    from rsu.detectors.factory import build_detector
 
     detector = build_detector(camera, config_dir=site_path.parent)
     pipeline = PerceptionPipeline(site, camera.id)

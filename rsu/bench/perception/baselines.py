@@ -16,12 +16,12 @@ from rsu.bench.perception.playback import ClipPlayer, PlayedFrame, _loop, _scale
 from rsu.bench.perception.statistics import TRUNCATION_WINDOW_S, Collected, StageTimes, _count_table
 from rsu.config import SiteConfig, load_site_config
 from rsu.config.model import RoadUserType
+from rsu.detectors.classes import COCO_NAME_TO_ROAD_USER
 from rsu.perception.evaluation import (
     FrameDetections,
     PredictedCrossing,
     TrackedBoxes,
 )
-from rsu.detectors.classes import COCO_NAME_TO_ROAD_USER
 
 if TYPE_CHECKING:
     from rsu.perception.homography import Homography
@@ -76,8 +76,8 @@ def _segment_intersection(p: FloatArray, q: FloatArray, a: FloatArray, b: FloatA
 def _run_baseline(
     plan: BenchPlan, spec: VariantSpec, player: ClipPlayer, source_wh: tuple[int, int], collect: bool
 ) -> tuple[StageTimes, Collected, dict[str, Any], dict[str, Any]]:
-    from rsu.perception.homography import Homography
     from rsu.detectors.ultralytics_setup import prepare_ultralytics
+    from rsu.perception.homography import Homography
 
     prepare_ultralytics(plan.threads)
     from ultralytics import YOLO

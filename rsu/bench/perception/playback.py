@@ -271,9 +271,9 @@ def _track_boxes(
 def _run_rsu(
     plan: BenchPlan, spec: VariantSpec, player: ClipPlayer, source_wh: tuple[int, int], collect: bool
 ) -> tuple[StageTimes, Collected, dict[str, Any], dict[str, Any]]:
+    from rsu.detectors.factory import build_detector
     from rsu.perception.motion import MotionGatedDetector
     from rsu.perception.pipeline import PerceptionPipeline
-    from rsu.detectors.factory import build_detector
 
     site = load_site_config(plan.site_path)
     camera = next(c for c in site.cameras if c.id == plan.camera_id)
