@@ -183,13 +183,14 @@ class MqttClient:
                 clean_start=self._clean_start,
                 properties=self._connect_properties(),
             )
-        except ssl.SSLError as exc:
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as exc:
+            # The TCP connection stood (refused or unreachable would say so), so the handshake
+            # failed: a broker without TLS on this port drops the connection at the ClientHello.
+            if not self.config.tls:
+                raise BrokerUnavailable(self._unreachable(exc)) from None
             raise BrokerUnavailable(self._tls_failure(exc)) from None
         except OSError as exc:
-            hint = f"; {self._unreachable_hint}" if self._unreachable_hint else ""
-            raise BrokerUnavailable(
-                f"{self.broker_label} at {self.address} is unreachable ({exc.strerror or exc}){hint}"
-            ) from None
+            raise BrokerUnavailable(self._unreachable(exc)) from None
         self._set_tcp_nodelay()
         self._client.loop_start()
         self._started = True
@@ -234,13 +235,16 @@ class MqttClient:
             properties.ReceiveMaximum = self._session.receive_maximum
         return properties
 
-    def _tls_failure(self, exc: ssl.SSLError) -> str:
-        reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
-        trust = f"the CA file {self.config.ca_file}" if self.config.ca_file else "the system CA store"
+    def _unreachable(self, exc: OSError) -> str:
+        hint = f"; {self._unreachable_hint}" if self._unreachable_hint else ""
+        return f"{self.broker_label} at {self.address} is unreachable ({exc.strerror or exc}){hint}"
+
+    def _tls_failure(self, exc: OSError) -> str:
+        reason = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or exc.strerror or str(exc)
+        trust = f"a CA in {self.config.ca_file}" if self.config.ca_file else "a CA of the system store (or set ca_file)"
         return (
-            f"TLS handshake with {self.broker_label} at {self.address} failed ({reason}); "
-            f"check that the broker speaks TLS on this port and that its certificate is signed by {trust} "
-            "and names this host (mqtt.tls, mqtt.ca_file)"
+            f"TLS handshake with {self.broker_label} at {self.address} failed ({reason}); check that the broker "
+            f"speaks TLS on this port and that its certificate names this host and is signed by {trust}"
         )
 
     def _not_ready_reason(self, timeout_s: float) -> str:
