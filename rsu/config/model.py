@@ -335,7 +335,7 @@ class MqttConfig(Strict):
     password: str | None = None
     tls: bool = False
     # With tls: a PEM file of the CA certificates to trust instead of the system store (a private
-    # CA for the broker), absolute or relative to the working directory. Optional.
+    # CA for the broker); in a site file relative to the file. Optional.
     ca_file: str | None = Field(default=None, min_length=1)
     keepalive_s: int = Field(default=10, ge=2, le=600)
 
