@@ -134,7 +134,13 @@ class MqttClient:
         if config.username:
             client.username_pw_set(config.username, config.password)
         if config.tls:
-            client.tls_set(ca_certs=config.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+            try:
+                client.tls_set(ca_certs=config.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+            except (OSError, ssl.SSLError) as exc:  # the CA file is read here, not at connect
+                raise BrokerUnavailable(
+                    f"cannot use the CA file {config.ca_file} for {broker_label} at {self.address}: "
+                    f"{exc.strerror or exc}"
+                ) from None
         if last_will is not None:
             client.will_set(last_will.topic, last_will.payload, qos=last_will.qos, retain=last_will.retain)
         client.reconnect_delay_set(min_delay=RECONNECT_MIN_DELAY_S, max_delay=RECONNECT_MAX_DELAY_S)

@@ -347,3 +347,10 @@ def test_an_unreachable_broker_is_named_without_a_tls_hint() -> None:
     client = MqttClient(MqttConfig(host="127.0.0.1", port=port, tls=True), "nobody-home", Inbox())
     with pytest.raises(BrokerUnavailable, match=rf"MQTT broker at 127\.0\.0\.1:{port} is unreachable"):
         client.connect(timeout_s=1.0)
+
+
+def test_a_missing_ca_file_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-ca.pem"
+    config = MqttConfig(host="127.0.0.1", port=8883, tls=True, ca_file=str(missing))
+    with pytest.raises(BrokerUnavailable, match=rf"cannot use the CA file {missing} .*127\.0\.0\.1:8883"):
+        MqttClient(config, "no-ca", Inbox())
