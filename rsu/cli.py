@@ -10,7 +10,7 @@ from pathlib import Path
 
 from datasets import SAMPLE_SITE
 from rsu.config import ConfigError, load_site_config
-from rsu.runtime.bus import BrokerUnavailable
+from rsu.runtime.mqtt import BrokerUnavailable
 from rsu.runtime.preflight import RedisUnavailable
 from rsu.runtime.stage import RunOptions
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
 import sys
 import time
 import uuid
@@ -23,7 +24,7 @@ from typing import Any
 from rsu.config import load_site_config
 from rsu.config.model import PriorityKind, SiteConfig
 from rsu.messages import MessageError, PriorityAction, PriorityRequest, PriorityStatus, PriorityStatusKind, decode
-from rsu.runtime.bus import MqttBus
+from rsu.runtime.mqtt import Inbound, MqttClient
 from rsu.topics import Topics
 from v2x.signing import SignatureError, SignatureVerifier, UnitSigner, generate_key_files
 
@@ -147,11 +148,12 @@ def send_request(
     verifier: SignatureVerifier | None,
 ) -> int:
     topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
-    bus = MqttBus(site.mqtt, f"{args.requester_id}-priority-{os.getpid()}")
-    bus.subscribe(topics.priority_status, qos=1)
-    bus.connect()
+    answers: queue.Queue[Inbound] = queue.Queue()
+    client = MqttClient(site.mqtt, f"{args.requester_id}-priority-{os.getpid()}", answers.put)
+    client.subscribe(topics.priority_status, qos=1)
+    # Returns once the broker acknowledged the subscription: the answer cannot come before that.
+    client.connect()
     try:
-        time.sleep(0.2)  # let the broker acknowledge the subscription before the answer can come
         now_s = time.time()
         valid_until_s = now_s + args.valid_for_s if args.valid_for_s is not None else None
         sent = signed_request(
@@ -167,15 +169,15 @@ def send_request(
             arrival_in_s=args.arrival_in_s,
             valid_until_s=valid_until_s,
         )
-        bus.publish(sent.topic, sent.payload, qos=1, user_properties=sent.user_properties)
+        client.publish(sent.topic, sent.payload, qos=1, user_properties=sent.user_properties)
         print(f"sent {action.value} {kind.value} request {request_id} as {args.requester_id} to {sent.topic}")
-        return _print_answers(bus, verifier, args.requester_id, request_id, args.wait_s)
+        return _print_answers(answers, verifier, args.requester_id, request_id, args.wait_s)
     finally:
-        bus.close()
+        client.close()
 
 
 def _print_answers(
-    bus: MqttBus, verifier: SignatureVerifier | None, requester_id: str, request_id: str, wait_s: float
+    answers: queue.Queue[Inbound], verifier: SignatureVerifier | None, requester_id: str, request_id: str, wait_s: float
 ) -> int:
     """Print the answers to our request; 0 once accepted / active / ended, 1 if rejected, 3 if none.
 
@@ -185,8 +187,9 @@ def _print_answers(
     deadline = time.monotonic() + wait_s
     unattributed_rejections = 0
     while (remaining := deadline - time.monotonic()) > 0:
-        item = bus.get(timeout_s=remaining)
-        if item is None:
+        try:
+            item = answers.get(timeout=remaining)
+        except queue.Empty:
             break
         trust = "unverified"
         if verifier is not None:

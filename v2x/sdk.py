@@ -24,7 +24,6 @@ import contextlib
 import logging
 import math
 import queue
-import ssl
 import sys
 import threading
 import time
@@ -36,13 +35,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
-
+from rsu.config.model import MqttConfig
 from rsu.messages import CollisionWarning, Spat, TrackList, WarningStatus
-from rsu.runtime.bus import BrokerUnavailable
+from rsu.runtime.mqtt import Inbound, MqttClient
 from v2x.geo import LocalFrame
 from v2x.mapdata import MapData
 from v2x.signing import SignatureError, SignatureVerifier, VerifiedMessage, load_public_key
@@ -232,6 +227,7 @@ class VehicleClient:
         username: str | None = None,
         password: str | None = None,
         tls: bool = False,
+        ca_file: str | None = None,
         client_id: str | None = None,
         queue_size: int = 1000,
         clock: Callable[[], float] = time.time,
@@ -255,41 +251,23 @@ class VehicleClient:
         self._queue: queue.Queue[VehicleMessage] = queue.Queue(maxsize=queue_size)
         self._delivered_warnings: OrderedDict[WarningKey, None] = OrderedDict()
         self._lock = threading.Lock()
-        self._connected = threading.Event()
-        self._subscribed = threading.Event()
-        self._subscriptions = self.layout.subscriptions(unit_id)
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"vehicle-{uuid.uuid4().hex[:12]}",
-            protocol=mqtt.MQTTv5,
+        self._mqtt = MqttClient(
+            MqttConfig(host=host, port=port, username=username, password=password, tls=tls, ca_file=ca_file),
+            client_id or f"vehicle-{uuid.uuid4().hex[:12]}",
+            self._on_message,
         )
-        if username:
-            client.username_pw_set(username, password)
-        if tls:
-            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
-        client.reconnect_delay_set(min_delay=1, max_delay=5)
-        client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        self._client = client
+        for topic, message_class in self.layout.subscriptions(unit_id).items():
+            self._mqtt.subscribe(topic, DELIVERY[message_class].qos)
 
     # ---------------------------------------------------------------- connection
 
     def connect(self, timeout_s: float = 5.0) -> VehicleClient:
-        try:
-            self._client.connect(self.host, self.port, keepalive=10)
-        except OSError as exc:
-            raise BrokerUnavailable(f"MQTT broker at {self.host}:{self.port} is unreachable ({exc})") from None
-        self._client.loop_start()
-        if not self._connected.wait(timeout_s):
-            self._client.loop_stop()
-            raise BrokerUnavailable(f"MQTT broker at {self.host}:{self.port} did not accept the connection")
+        """Connect and wait until the broker has answered the subscriptions; BrokerUnavailable if not."""
+        self._mqtt.connect(timeout_s)
         return self
 
     def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._mqtt.close()
 
     def __enter__(self) -> VehicleClient:
         return self.connect()
@@ -299,57 +277,15 @@ class VehicleClient:
 
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        return self._mqtt.connected
 
     def wait_subscribed(self, timeout_s: float = 5.0) -> bool:
         """True once the broker has acknowledged the subscriptions (retained messages follow)."""
-        return self._subscribed.wait(timeout_s)
+        return self._mqtt.wait_ready(timeout_s)
 
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.ConnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason_code.is_failure:
-            log.warning("broker %s:%s refused the connection: %s", self.host, self.port, reason_code)
-            return
-        self._subscribed.clear()
-        topics = [(topic, DELIVERY[message_class].qos) for topic, message_class in self._subscriptions.items()]
-        client.subscribe(topics)
-        self._connected.set()
-
-    def _on_subscribe(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        mid: int,
-        reason_codes: list[ReasonCode],
-        properties: Properties | None,
-    ) -> None:
-        refused = [topic for topic, code in zip(self._subscriptions, reason_codes, strict=False) if code.is_failure]
-        if refused:
-            log.warning("broker refused subscriptions %s (ACL?)", refused)
-        self._subscribed.set()
-
-    def _on_disconnect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.DisconnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        self._connected.clear()
-
-    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        user_properties = list(getattr(message.properties, "UserProperty", None) or ())
-        try:
-            self.handle(message.topic, bytes(message.payload), user_properties, retained=bool(message.retain))
-        except Exception:  # a bug here must not kill paho's network thread
-            log.exception("failed to handle a message on %s", message.topic)
+    def _on_message(self, message: Inbound) -> None:
+        # Network thread; MqttClient logs what a bug in here raises.
+        self.handle(message.topic, message.payload, list(message.user_properties), retained=message.retain)
 
     # ---------------------------------------------------------------- processing
 

@@ -15,7 +15,6 @@ import logging
 import queue
 import signal
 import sqlite3
-import ssl
 import sys
 import threading
 import time
@@ -25,17 +24,11 @@ from functools import partial
 from pathlib import Path
 from types import FrameType
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
-
 from rsu.centre.store import AddResult, AggregateStore
 from rsu.config.model import MqttConfig
 from rsu.messages.aggregates import Aggregate
 from rsu.messages.envelope import MessageError, decode
-from rsu.runtime.bus import BrokerUnavailable
+from rsu.runtime.mqtt import BrokerUnavailable, Inbound, MqttClient, PersistentSession
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +57,8 @@ class CollectorStats:
 
 @dataclass(frozen=True)
 class _Inbound:
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
+    message: Inbound
     received_time_s: float
-    # Connection the message came in on: a PUBACK belongs to that connection only.
-    connection: int
 
 
 class _StopRequested(Exception):
@@ -100,8 +88,6 @@ class CentreCollector:
         # Unbounded on purpose: with manual acknowledgement the broker never has more than
         # receive_maximum messages in flight to us, so this queue cannot grow past that.
         self._inbox: queue.Queue[_Inbound] = queue.Queue()
-        self._connected = threading.Event()
-        self._connection = 0
         self._started = False
         self._stop_event: threading.Event | None = None
         self.received = 0
@@ -109,34 +95,24 @@ class CentreCollector:
         self.duplicates = 0
         self.seq_conflicts = 0
         self.invalid = 0
-        self._client = self._make_client()
-
-    def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv5,
+        self._mqtt = MqttClient(
+            mqtt_config,
+            client_id,
+            self._on_message,
+            session=PersistentSession(expiry_s=session_expiry_s, receive_maximum=receive_maximum),
             manual_ack=True,
+            broker_label="centre MQTT broker",
         )
-        if self.mqtt_config.username:
-            client.username_pw_set(self.mqtt_config.username, self.mqtt_config.password)
-        if self.mqtt_config.tls:
-            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
-        client.reconnect_delay_set(min_delay=1, max_delay=5)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
-        return client
+        self._mqtt.subscribe(topic_filter, qos=1)
 
     @property
     def address(self) -> str:
-        return f"{self.mqtt_config.host}:{self.mqtt_config.port}"
+        return self._mqtt.address
 
     @property
     def connected(self) -> bool:
-        """Connected and subscribed."""
-        return self._connected.is_set()
+        """Connected and subscribed: the broker granted the subscription."""
+        return self._mqtt.ready and not self._mqtt.refused_subscriptions
 
     def stats(self) -> CollectorStats:
         return CollectorStats(
@@ -149,27 +125,16 @@ class CentreCollector:
         """Connect with the persistent session and start the network thread."""
         if self._started:
             return
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = self.session_expiry_s
-        properties.ReceiveMaximum = self.receive_maximum
-        try:
-            self._client.connect(
-                self.mqtt_config.host,
-                self.mqtt_config.port,
-                keepalive=self.mqtt_config.keepalive_s,
-                clean_start=False,
-                properties=properties,
-            )
-        except OSError as exc:
-            raise BrokerUnavailable(
-                f"centre MQTT broker at {self.address} is unreachable ({exc.strerror or exc})"
-            ) from None
-        self._client.loop_start()
+        # Ready only once the broker confirmed the subscription: before that, a new session
+        # would miss what is published.
+        self._mqtt.connect(timeout_s)
         self._started = True
-        if not self._connected.wait(timeout_s):
+        refused = self._mqtt.refused_subscriptions
+        if refused:
             self.close()
             raise BrokerUnavailable(
-                f"centre MQTT broker at {self.address} did not accept the connection in {timeout_s} s"
+                f"centre MQTT broker at {self.address} refused the subscription to {self.topic_filter}: "
+                f"{refused[self.topic_filter]}"
             )
 
     def run(self, stop_event: threading.Event) -> CollectorStats:
@@ -196,10 +161,8 @@ class CentreCollector:
     def close(self) -> None:
         # A normal DISCONNECT keeps the session (and its queue) for session_expiry_s.
         if self._started:
-            self._client.disconnect()
-            self._client.loop_stop()
+            self._mqtt.close()
             self._started = False
-        self._connected.clear()
 
     # the work
 
@@ -271,18 +234,18 @@ class CentreCollector:
 
     def _decode(self, item: _Inbound) -> Aggregate | None:
         try:
-            aggregate = decode(Aggregate, item.payload)
+            aggregate = decode(Aggregate, item.message.payload)
         except MessageError as exc:
-            self._reject(item.topic, str(exc))
+            self._reject(item.message.topic, str(exc))
             return None
         except (UnicodeDecodeError, ValueError) as exc:
-            self._reject(item.topic, f"undecodable payload: {exc}")
+            self._reject(item.message.topic, f"undecodable payload: {exc}")
             return None
-        topic_unit = self._topic_unit(item.topic)
+        topic_unit = self._topic_unit(item.message.topic)
         if topic_unit is not None and topic_unit != aggregate.unit_id:
             # A unit writing under another unit's topic is misconfigured or spoofing; keep the
             # data out rather than file it under either id.
-            self._reject(item.topic, f"payload unit_id {aggregate.unit_id!r} does not match the topic")
+            self._reject(item.message.topic, f"payload unit_id {aggregate.unit_id!r} does not match the topic")
             return None
         return aggregate
 
@@ -298,69 +261,14 @@ class CentreCollector:
         return levels[self._unit_level] if self._unit_level < len(levels) else None
 
     def _acknowledge(self, batch: list[_Inbound]) -> None:
-        current = self._connection
         for item in batch:
-            # A PUBACK on a newer connection could acknowledge a different message with the same
-            # packet id; messages from an older connection will be redelivered instead.
-            if item.qos > 0 and item.connection == current and self._client.is_connected():
-                self._client.ack(item.mid, item.qos)
+            # Messages from an older connection are not acknowledged: the broker sends them again.
+            self._mqtt.ack(item.message)
 
-    # paho callbacks (network thread)
-
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.ConnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason_code.is_failure:
-            log.warning("centre broker %s refused the connection: %s", self.address, reason_code)
-            return
-        self._connection += 1
-        log.info(
-            "connected to %s (session %s), subscribing to %s",
-            self.address,
-            "resumed" if flags.session_present else "new",
-            self.topic_filter,
-        )
-        client.subscribe(self.topic_filter, qos=1)
-
-    def _on_subscribe(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        mid: int,
-        reason_codes: list[ReasonCode],
-        properties: Properties | None,
-    ) -> None:
-        # Ready only once the broker confirmed the subscription: before that, a new session
-        # would miss what is published.
-        if any(code.is_failure for code in reason_codes):
-            log.error(
-                "centre broker %s refused the subscription to %s: %s", self.address, self.topic_filter, reason_codes
-            )
-            return
-        self._connected.set()
-
-    def _on_disconnect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.DisconnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        self._connected.clear()
-        if reason_code.is_failure:
-            log.warning("lost centre broker %s (%s); reconnecting", self.address, reason_code)
-
-    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, message: Inbound) -> None:
+        # Network thread.
         self.received += 1
-        self._inbox.put(
-            _Inbound(message.topic, bytes(message.payload), message.mid, message.qos, time.time(), self._connection)
-        )
+        self._inbox.put(_Inbound(message, time.time()))
 
 
 def _unit_level(topic_filter: str) -> int | None:

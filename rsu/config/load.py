@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
-from rsu.config.model import SiteConfig
+from rsu.config.model import MqttConfig, SiteConfig
 
 
 class ConfigError(Exception):
@@ -28,7 +29,7 @@ def load_site_config(path: str | Path) -> SiteConfig:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
-    return parse_site_config(raw, source=str(path))
+    return _with_broker_ca_files_resolved(parse_site_config(raw, source=str(path)), path)
 
 
 def parse_site_config(raw: dict[str, object], source: str = "<config>") -> SiteConfig:
@@ -55,3 +56,21 @@ def resolve_relative(config_path: str | Path, relative: str) -> Path:
     if candidate.is_absolute():
         return candidate
     return (Path(config_path).resolve().parent / candidate).resolve()
+
+
+def _with_broker_ca_files_resolved(site: SiteConfig, site_path: Path) -> SiteConfig:
+    """The brokers' ca_file, like every path in a site file, is relative to the file; the MQTT
+    client takes the MqttConfig alone, so the path is made absolute here, once."""
+
+    def resolved(config: MqttConfig) -> MqttConfig:
+        if config.ca_file is None:
+            return config
+        ca_file = resolve_relative(site_path, os.path.expandvars(config.ca_file))
+        return config.model_copy(update={"ca_file": str(ca_file)})
+
+    if site.mqtt.ca_file is None and (site.uplink.mqtt is None or site.uplink.mqtt.ca_file is None):
+        return site  # the usual case: nothing to resolve
+    uplink = site.uplink
+    if uplink.mqtt is not None:
+        uplink = uplink.model_copy(update={"mqtt": resolved(uplink.mqtt)})
+    return site.model_copy(update={"mqtt": resolved(site.mqtt), "uplink": uplink})

@@ -334,6 +334,9 @@ class MqttConfig(Strict):
     username: str | None = None
     password: str | None = None
     tls: bool = False
+    # With tls: a PEM file of the CA certificates to trust instead of the system store (a private
+    # CA for the broker); in a site file relative to the file. Optional.
+    ca_file: str | None = Field(default=None, min_length=1)
     keepalive_s: int = Field(default=10, ge=2, le=600)
 
 

@@ -103,3 +103,19 @@ def test_a_file_that_is_not_a_mapping_is_rejected(tmp_path: Path) -> None:
     path.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="expected a mapping at the top level, got list"):
         load_site_config(path)
+
+
+def test_a_broker_ca_file_is_optional_and_relative_to_the_site_file(tmp_path: Path) -> None:
+    assert load_site_config(SAMPLE_SITE).mqtt.ca_file is None  # existing site files need no change
+    raw = sample_raw()
+    raw["mqtt"] = {**raw.get("mqtt", {}), "tls": True, "ca_file": "certs/broker-ca.pem"}
+    raw["uplink"] = {
+        **raw.get("uplink", {}),
+        "mqtt": {"host": "centre.example", "tls": True, "ca_file": "/etc/ssl/ca.pem"},
+    }
+    site_path = tmp_path / "site" / "junction.yaml"
+    site_path.parent.mkdir()
+    site_path.write_text(yaml.safe_dump(raw))
+    site = load_site_config(site_path)
+    assert site.mqtt.ca_file == str(tmp_path / "site" / "certs" / "broker-ca.pem")
+    assert site.uplink.mqtt is not None and site.uplink.mqtt.ca_file == "/etc/ssl/ca.pem"

@@ -1,0 +1,400 @@
+"""One MQTT v5 client for every part of the project: the unit's bus, the centre's collector and the
+vehicle-side clients.
+
+It imports only paho, the standard library and rsu.config.model, so vehicle-side code can use it
+without the rest of the unit. What it does for its users:
+
+- credentials and TLS (the system CA store, or MqttConfig.ca_file);
+- reconnects by itself, 1 s then doubling up to 5 s apart, and renews every subscription on each
+  (re)connect;
+- "ready" only once the broker has answered (SUBACK) every subscription: before that a message
+  published to a new session would be missed (wait_ready());
+- an optional persistent session (clean_start False, session expiry, receive maximum) with manual
+  acknowledgement: a message is PUBACKed only when its user calls ack(), so an unacknowledged one
+  is sent again after a reconnect;
+- a last will, and a clean close (DISCONNECT, which also keeps a persistent session).
+
+Messages are handed to on_message on paho's network thread; keep that callback short.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from rsu.config.model import MqttConfig
+
+log = logging.getLogger(__name__)
+
+# Reconnect backoff: paho doubles the delay after each failed attempt, from the first to the last.
+RECONNECT_MIN_DELAY_S = 1
+RECONNECT_MAX_DELAY_S = 5
+
+
+class BrokerUnavailable(ConnectionError):
+    """The MQTT broker could not be reached or used; the message names host and port and why."""
+
+
+@dataclass(frozen=True)
+class LastWill:
+    """What the broker publishes for a client that vanishes without a DISCONNECT."""
+
+    topic: str
+    payload: bytes
+    retain: bool = True
+    qos: int = 1
+
+
+@dataclass(frozen=True)
+class PersistentSession:
+    """Ask the broker to keep the session (subscriptions, queued and unacknowledged messages)
+    across disconnects for expiry_s; receive_maximum bounds the messages in flight to us."""
+
+    expiry_s: int
+    receive_maximum: int | None = None
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One received message."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    # MQTT v5 user properties (e.g. the unit's signature), in order.
+    user_properties: tuple[tuple[str, str], ...]
+    # Packet id and the connection it came in on: what ack() needs.
+    mid: int
+    connection: int
+
+
+MessageHandler = Callable[[Inbound], None]
+
+
+class MqttClient:
+    """A paho-mqtt 2.x client (MQTT v5) set up from an MqttConfig.
+
+    subscribe() before or after connecting; connect() waits until the client is ready (connected
+    and every subscription answered), connect_in_background() does not wait and keeps trying.
+    """
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        client_id: str,
+        on_message: MessageHandler,
+        *,
+        last_will: LastWill | None = None,
+        session: PersistentSession | None = None,
+        manual_ack: bool = False,
+        max_queued_messages: int = 0,
+        tcp_nodelay: bool = False,
+        broker_label: str = "MQTT broker",
+        unreachable_hint: str = "",
+    ) -> None:
+        """max_queued_messages bounds what paho buffers while disconnected (0: no bound);
+        tcp_nodelay sends small messages at once instead of waiting for delayed ACKs;
+        broker_label names the broker in errors and logs ("centre MQTT broker");
+        unreachable_hint is added to the error when the broker cannot be reached at all."""
+        self.config = config
+        self.client_id = client_id
+        self.broker_label = broker_label
+        self._unreachable_hint = unreachable_hint
+        self._on_message_handler = on_message
+        self._session = session
+        self._tcp_nodelay = tcp_nodelay
+        self._lock = threading.Lock()
+        self._subscriptions: dict[str, int] = {}
+        # SUBSCRIBE packet id -> its topics, until the broker answers.
+        self._pending_subacks: dict[int, list[str]] = {}
+        self._refused: dict[str, ReasonCode] = {}
+        self._connected = threading.Event()
+        self._ready = threading.Event()
+        self._connection = 0
+        self._last_refusal: ReasonCode | None = None
+        self._started = False
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=manual_ack,
+        )
+        if config.username:
+            client.username_pw_set(config.username, config.password)
+        if config.tls:
+            try:
+                client.tls_set(ca_certs=config.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+            except (OSError, ssl.SSLError) as exc:  # the CA file is read here, not at connect
+                raise BrokerUnavailable(
+                    f"cannot use the CA file {config.ca_file} for {broker_label} at {self.address}: "
+                    f"{exc.strerror or exc}"
+                ) from None
+        if last_will is not None:
+            client.will_set(last_will.topic, last_will.payload, qos=last_will.qos, retain=last_will.retain)
+        client.reconnect_delay_set(min_delay=RECONNECT_MIN_DELAY_S, max_delay=RECONNECT_MAX_DELAY_S)
+        client.max_queued_messages_set(max_queued_messages)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        self._client = client
+
+    # state
+
+    @property
+    def address(self) -> str:
+        return f"{self.config.host}:{self.config.port}"
+
+    @property
+    def connected(self) -> bool:
+        """The broker accepted the connection (subscriptions may still be unanswered)."""
+        return self._connected.is_set()
+
+    @property
+    def ready(self) -> bool:
+        """Connected, and the broker has answered every subscription."""
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        return self._ready.wait(timeout_s)
+
+    @property
+    def refused_subscriptions(self) -> dict[str, ReasonCode]:
+        """Topic filters the broker refused on the latest connection (e.g. by its ACL), with why."""
+        with self._lock:
+            return dict(self._refused)
+
+    # lifecycle
+
+    def connect(self, timeout_s: float = 5.0) -> None:
+        """Connect, start the network thread and wait until ready; raise BrokerUnavailable if the
+        broker cannot be reached, the TLS handshake fails, or it is not ready within timeout_s."""
+        try:
+            self._client.connect(
+                self.config.host,
+                self.config.port,
+                keepalive=self.config.keepalive_s,
+                clean_start=self._clean_start,
+                properties=self._connect_properties(),
+            )
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as exc:
+            # The TCP connection stood (refused or unreachable would say so), so the handshake
+            # failed: a broker without TLS on this port drops the connection at the ClientHello.
+            if not self.config.tls:
+                raise BrokerUnavailable(self._unreachable(exc)) from None
+            raise BrokerUnavailable(self._tls_failure(exc)) from None
+        except OSError as exc:
+            raise BrokerUnavailable(self._unreachable(exc)) from None
+        self._set_tcp_nodelay()
+        self._client.loop_start()
+        self._started = True
+        if not self._ready.wait(timeout_s):
+            self.close()
+            raise BrokerUnavailable(self._not_ready_reason(timeout_s))
+
+    def connect_in_background(self) -> None:
+        """Start the network thread and return at once; it keeps trying (backoff up to 5 s) until
+        the broker answers, and reconnects after every loss. For links that may be down at start."""
+        self._client.connect_async(
+            self.config.host,
+            self.config.port,
+            keepalive=self.config.keepalive_s,
+            clean_start=self._clean_start,
+            properties=self._connect_properties(),
+        )
+        self._client.loop_start()
+        self._started = True
+
+    def close(self) -> None:
+        """DISCONNECT (after what is already queued) and stop the network thread. A persistent
+        session stays on the broker for its expiry. Safe to call more than once."""
+        if self._started:
+            self._client.disconnect()
+            self._client.loop_stop()
+            self._started = False
+        self._connected.clear()
+        self._ready.clear()
+
+    @property
+    def _clean_start(self) -> bool | Literal[3]:
+        # paho's default for MQTT v5 (clean on the first connect only) unless the session persists.
+        return False if self._session is not None else mqtt.MQTT_CLEAN_START_FIRST_ONLY
+
+    def _connect_properties(self) -> Properties | None:
+        if self._session is None:
+            return None
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = self._session.expiry_s
+        if self._session.receive_maximum is not None:
+            properties.ReceiveMaximum = self._session.receive_maximum
+        return properties
+
+    def _unreachable(self, exc: OSError) -> str:
+        hint = f"; {self._unreachable_hint}" if self._unreachable_hint else ""
+        return f"{self.broker_label} at {self.address} is unreachable ({exc.strerror or exc}){hint}"
+
+    def _tls_failure(self, exc: OSError) -> str:
+        reason = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or exc.strerror or str(exc)
+        trust = f"a CA in {self.config.ca_file}" if self.config.ca_file else "a CA of the system store (or set ca_file)"
+        return (
+            f"TLS handshake with {self.broker_label} at {self.address} failed ({reason}); check that the broker "
+            f"speaks TLS on this port and that its certificate names this host and is signed by {trust}"
+        )
+
+    def _not_ready_reason(self, timeout_s: float) -> str:
+        if self._last_refusal is not None:
+            return f"{self.broker_label} at {self.address} refused the connection: {self._last_refusal}"
+        if self._connected.is_set():
+            return f"{self.broker_label} at {self.address} did not answer the subscriptions in {timeout_s} s"
+        return f"{self.broker_label} at {self.address} did not accept the connection in {timeout_s} s"
+
+    def _set_tcp_nodelay(self) -> None:
+        # Small messages in request-response chains otherwise wait ~40 ms for delayed ACKs.
+        if not self._tcp_nodelay:
+            return
+        sock = self._client.socket()
+        if isinstance(sock, socket.socket):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    # traffic
+
+    def subscribe(self, topic: str, qos: int = 0) -> None:
+        """Subscribe now if connected (ready again once answered), and on every reconnect."""
+        with self._lock:
+            self._subscriptions[topic] = qos
+            if self._connected.is_set():
+                self._ready.clear()
+                self._send_subscribe([(topic, qos)])
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 0,
+        retain: bool = False,
+        user_properties: list[tuple[str, str]] | None = None,
+    ) -> mqtt.MQTTMessageInfo:
+        properties = None
+        if user_properties:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.UserProperty = user_properties
+        return self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+
+    def ack(self, message: Inbound) -> bool:
+        """Acknowledge a message received with manual_ack; False if it cannot be any more.
+
+        A PUBACK belongs to the connection the message came in on: on a newer one the same packet
+        id may name a different message. A message from an older connection is not acknowledged;
+        the broker sends it again instead."""
+        if message.qos == 0 or message.connection != self._connection or not self._client.is_connected():
+            return False
+        self._client.ack(message.mid, message.qos)
+        return True
+
+    def _send_subscribe(self, topics: list[tuple[str, int]]) -> None:
+        # Called with self._lock held, so the SUBACK (network thread) finds its packet id recorded.
+        result, mid = self._client.subscribe(topics)
+        if result == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+            self._pending_subacks[mid] = [topic for topic, _ in topics]
+
+    # paho callbacks (network thread)
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            self._last_refusal = reason_code
+            log.warning(
+                "%s: %s at %s refused the connection: %s", self.client_id, self.broker_label, self.address, reason_code
+            )
+            return
+        self._last_refusal = None
+        self._set_tcp_nodelay()  # a reconnect opens a new socket
+        log.info(
+            "%s: connected to %s at %s (session %s)",
+            self.client_id,
+            self.broker_label,
+            self.address,
+            "resumed" if flags.session_present else "new",
+        )
+        with self._lock:
+            self._connection += 1
+            self._pending_subacks.clear()
+            self._refused.clear()
+            self._connected.set()
+            if self._subscriptions:
+                self._send_subscribe(list(self._subscriptions.items()))
+            else:
+                self._ready.set()
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        with self._lock:
+            topics = self._pending_subacks.pop(mid, None)
+            if topics is None:
+                return
+            for topic, code in zip(topics, reason_codes, strict=False):
+                if code.is_failure:
+                    self._refused[topic] = code
+                else:
+                    self._refused.pop(topic, None)
+            refused = {topic: str(code) for topic, code in zip(topics, reason_codes, strict=False) if code.is_failure}
+            if not self._pending_subacks and self._connected.is_set():
+                self._ready.set()
+        if refused:
+            log.warning(
+                "%s: %s at %s refused subscriptions %s (ACL?)", self.client_id, self.broker_label, self.address, refused
+            )
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._ready.clear()
+        self._connected.clear()
+        if reason_code.is_failure:
+            log.warning(
+                "%s: lost %s at %s (%s); reconnecting", self.client_id, self.broker_label, self.address, reason_code
+            )
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        inbound = Inbound(
+            topic=message.topic,
+            payload=bytes(message.payload),
+            qos=message.qos,
+            retain=bool(message.retain),
+            user_properties=tuple(getattr(message.properties, "UserProperty", None) or ()),
+            mid=message.mid,
+            connection=self._connection,
+        )
+        try:
+            self._on_message_handler(inbound)
+        except Exception:  # a bug in a handler must not kill paho's network thread
+            log.exception("%s: failed to handle a message on %s", self.client_id, message.topic)
