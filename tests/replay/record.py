@@ -1,6 +1,7 @@
 """Record the replay fixtures: the sample junction in SUMO, the unit's logic in-process, in lock-step.
 
     python -m tests.replay.record            # writes tests/replay/fixtures/*
+    python -m tests.replay.record --check    # does the current code still record the same fixtures?
 
 Runs what `rsu demo` runs, without MQTT: SUMO (libsumo) and the simulated camera, the perception
 pipeline, the signal controller (whose signal states drive SUMO's lights), the V2X stage's warning
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,16 +184,18 @@ def record(site: SiteConfig, site_path: Path, duration_s: float, seed: int) -> R
     return recording
 
 
-def check_replay_matches_live(site: SiteConfig, recording: Recording) -> None:
-    """Replaying the written fixtures must give what the live run produced."""
+def check_replay_matches_live(site: SiteConfig, recording: Recording, directory: Path) -> None:
+    """Replaying the fixtures written to directory must give what the live run produced."""
     problems = []
     live_controller = replaying.to_jsonl(replaying.changes_only(recording.live_controller_rows))
     replayed_controller = replaying.to_jsonl(
-        replaying.replay_controller(site, replaying.load_controller_steps(), site.controller.strategy, SIM_EPOCH_S)
+        replaying.replay_controller(
+            site, replaying.load_controller_steps(directory), site.controller.strategy, SIM_EPOCH_S
+        )
     )
     problems.append(replaying.mismatch_report("controller (live vs replay)", live_controller, replayed_controller))
 
-    replayed_lines = replaying.replay_warnings(site, replaying.load_warning_snapshots())
+    replayed_lines = replaying.replay_warnings(site, replaying.load_warning_snapshots(directory))
     replayed_events = [event for line in replayed_lines if line["step"] != "end_all" for event in line["events"]]
     live_events = [
         replaying.normalised(w.model_dump(mode="json", include=_EVENT_FIELDS)) for w in recording.live_warnings
@@ -208,7 +212,9 @@ def check_replay_matches_live(site: SiteConfig, recording: Recording) -> None:
     # The uplink loop has no live copy here: the aggregates of the in-memory messages stand for it,
     # which checks that the messages survive the fixture's JSON form unchanged.
     live_aggregate_lines = replaying.to_jsonl(replaying.replay_aggregator(site, recording.aggregator_inputs))
-    replayed_aggregates = replaying.to_jsonl(replaying.replay_aggregator(site, replaying.load_aggregator_inputs()))
+    replayed_aggregates = replaying.to_jsonl(
+        replaying.replay_aggregator(site, replaying.load_aggregator_inputs(directory))
+    )
     problems.append(replaying.mismatch_report("aggregates (live vs replay)", live_aggregate_lines, replayed_aggregates))
     found = [problem for problem in problems if problem is not None]
     if found:
@@ -230,16 +236,19 @@ _EVENT_FIELDS = {
 }
 
 
-def write_fixtures(site_path: Path, duration_s: float, seed: int, recording: Recording) -> dict[str, int]:
+def write_fixtures(
+    directory: Path, site_path: Path, duration_s: float, seed: int, recording: Recording
+) -> dict[str, int]:
     sizes = {
         "controller_inputs": replaying.write_jsonl_gz(
-            replaying.CONTROLLER_INPUTS, (step.to_row() for step in recording.controller_steps)
+            directory / replaying.CONTROLLER_INPUTS, (step.to_row() for step in recording.controller_steps)
         ),
         "warning_inputs": replaying.write_jsonl_gz(
-            replaying.WARNING_INPUTS, (snapshot.to_row() for snapshot in recording.warning_snapshots)
+            directory / replaying.WARNING_INPUTS, (snapshot.to_row() for snapshot in recording.warning_snapshots)
         ),
         "aggregator_inputs": replaying.write_jsonl_gz(
-            replaying.AGGREGATOR_INPUTS, (replaying.aggregator_row(message) for message in recording.aggregator_inputs)
+            directory / replaying.AGGREGATOR_INPUTS,
+            (replaying.aggregator_row(message) for message in recording.aggregator_inputs),
         ),
     }
     description = {
@@ -262,8 +271,18 @@ def write_fixtures(site_path: Path, duration_s: float, seed: int, recording: Rec
         "lines": sizes,
         "statistics": recording.statistics,
     }
-    replaying.RECORDING_FILE.write_text(json.dumps(description, indent=1) + "\n", encoding="utf-8")
+    (directory / replaying.RECORDING_FILE).write_text(json.dumps(description, indent=1) + "\n", encoding="utf-8")
     return sizes
+
+
+def differing_fixtures(directory: Path) -> list[str]:
+    """The fixture files in directory that are not byte for byte the committed ones."""
+    return [
+        name
+        for name in replaying.FIXTURE_FILES
+        if not (replaying.FIXTURES_DIR / name).is_file()
+        or (directory / name).read_bytes() != (replaying.FIXTURES_DIR / name).read_bytes()
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,16 +290,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--site", type=Path, default=SAMPLE_SITE)
     parser.add_argument("--duration", type=float, default=DURATION_S, help="simulated seconds")
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--out", type=Path, default=replaying.FIXTURES_DIR, help="fixture directory to write")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="record into a temporary directory and report whether it reproduces the committed fixtures",
+    )
     args = parser.parse_args(argv)
     site = load_site_config(args.site)
     recording = record(site, args.site, args.duration, args.seed)
-    sizes = write_fixtures(args.site, args.duration, args.seed, recording)
-    check_replay_matches_live(site, recording)
-    total = sum(path.stat().st_size for path in replaying.FIXTURES_DIR.iterdir())
-    print(f"recorded {sizes} lines, {total / 1e6:.2f} MB in {replaying.FIXTURES_DIR}", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="rsu-replay-") as scratch:
+        directory = Path(scratch) if args.check else args.out
+        directory.mkdir(parents=True, exist_ok=True)
+        sizes = write_fixtures(directory, args.site, args.duration, args.seed, recording)
+        check_replay_matches_live(site, recording, directory)
+        if args.check:
+            differing = differing_fixtures(directory)
+            if differing:
+                print(f"the recording no longer reproduces the committed fixtures: {differing}", file=sys.stderr)
+                return 1
+            print("the recording reproduces the committed fixtures byte for byte", file=sys.stderr)
+            return 0
+        total = sum((directory / name).stat().st_size for name in replaying.FIXTURE_FILES)
+    print(f"recorded {sizes} lines, {total / 1e6:.2f} MB in {args.out}", file=sys.stderr)
     print(json.dumps(recording.statistics), file=sys.stderr)
     print("replaying the fixtures reproduces the live run; now refresh the references:", file=sys.stderr)
-    print(f"  {replaying.REFRESH_VARIABLE}=1 python -m pytest tests/replay -q", file=sys.stderr)
+    print(f'  {replaying.REFRESH_VARIABLE}=1 python -m pytest tests/replay -m "not sumo" -q', file=sys.stderr)
     return 0
 
 

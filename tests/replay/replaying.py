@@ -40,10 +40,12 @@ from v2x.warnings import WarningEvent, WarningTracker
 REPLAY_DIR = Path(__file__).resolve().parent
 FIXTURES_DIR = REPLAY_DIR / "fixtures"
 REFERENCES_DIR = REPLAY_DIR / "references"
-RECORDING_FILE = FIXTURES_DIR / "recording.json"
-CONTROLLER_INPUTS = FIXTURES_DIR / "controller_inputs.jsonl.gz"
-WARNING_INPUTS = FIXTURES_DIR / "warning_inputs.jsonl.gz"
-AGGREGATOR_INPUTS = FIXTURES_DIR / "aggregator_inputs.jsonl.gz"
+# File names inside a fixture directory (FIXTURES_DIR, or where `record --out` writes).
+RECORDING_FILE = "recording.json"
+CONTROLLER_INPUTS = "controller_inputs.jsonl.gz"
+WARNING_INPUTS = "warning_inputs.jsonl.gz"
+AGGREGATOR_INPUTS = "aggregator_inputs.jsonl.gz"
+FIXTURE_FILES = (RECORDING_FILE, CONTROLLER_INPUTS, WARNING_INPUTS, AGGREGATOR_INPUTS)
 
 REFRESH_VARIABLE = "RSU_REPLAY_REFRESH"
 # Outputs are compared after rounding floats to this many decimals: epoch times (~1.7e9 s) carry
@@ -88,9 +90,9 @@ def read_jsonl_gz(path: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
-def recording() -> dict[str, Any]:
+def recording(directory: Path = FIXTURES_DIR) -> dict[str, Any]:
     """The recorded run's parameters (site, seed, epoch, duration, injected calls)."""
-    loaded: dict[str, Any] = json.loads(RECORDING_FILE.read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = json.loads((directory / RECORDING_FILE).read_text(encoding="utf-8"))
     return loaded
 
 
@@ -227,8 +229,8 @@ def replay_controller(
     )
 
 
-def load_controller_steps() -> list[ControllerStep]:
-    return [ControllerStep.from_row(row) for row in read_jsonl_gz(CONTROLLER_INPUTS)]
+def load_controller_steps(directory: Path = FIXTURES_DIR) -> list[ControllerStep]:
+    return [ControllerStep.from_row(row) for row in read_jsonl_gz(directory / CONTROLLER_INPUTS)]
 
 
 # --- warnings -------------------------------------------------------------------------------------
@@ -256,8 +258,8 @@ class WarningSnapshot:
         )
 
 
-def load_warning_snapshots() -> list[WarningSnapshot]:
-    return [WarningSnapshot.from_row(row) for row in read_jsonl_gz(WARNING_INPUTS)]
+def load_warning_snapshots(directory: Path = FIXTURES_DIR) -> list[WarningSnapshot]:
+    return [WarningSnapshot.from_row(row) for row in read_jsonl_gz(directory / WARNING_INPUTS)]
 
 
 def conflict_row(conflict: Conflict) -> dict[str, Any]:
@@ -352,9 +354,9 @@ def aggregator_row(message: AggregatorInput) -> dict[str, Any]:
     return {"topic": topic, "message": message.model_dump(mode="json")}
 
 
-def load_aggregator_inputs() -> list[AggregatorInput]:
+def load_aggregator_inputs(directory: Path = FIXTURES_DIR) -> list[AggregatorInput]:
     inputs: list[AggregatorInput] = []
-    for row in read_jsonl_gz(AGGREGATOR_INPUTS):
+    for row in read_jsonl_gz(directory / AGGREGATOR_INPUTS):
         inputs.append(_MESSAGE_OF_TOPIC[row["topic"]].model_validate(row["message"]))
     return inputs
 
