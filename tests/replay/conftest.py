@@ -7,9 +7,16 @@ from typing import Any
 
 import pytest
 
+from rsu.config import SiteConfig, load_site_config
 from tests.replay import replaying
 
 CompareWithReference = Callable[[str, Sequence[Mapping[str, Any]]], None]
+
+
+@pytest.fixture(scope="session")
+def recorded_site() -> SiteConfig:
+    """The site the fixtures were recorded on (fixtures/recording.json), as it is configured now."""
+    return load_site_config(replaying.REPLAY_DIR.parents[1] / replaying.recording()["site"])
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ def steps() -> list[replaying.ControllerStep]:
 def test_controller_outputs_match_the_reference(
     strategy: str,
     steps: list[replaying.ControllerStep],
-    sample_site: SiteConfig,
+    recorded_site: SiteConfig,
     compare_with_reference: CompareWithReference,
 ) -> None:
-    rows = replaying.replay_controller(sample_site, steps, strategy, replaying.recording()["sim_epoch_s"])
+    rows = replaying.replay_controller(recorded_site, steps, strategy, replaying.recording()["sim_epoch_s"])
     compare_with_reference(f"controller_{strategy}", rows)
 
 

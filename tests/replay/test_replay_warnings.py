@@ -19,10 +19,10 @@ def snapshots() -> list[replaying.WarningSnapshot]:
 def test_conflicts_and_warnings_match_the_reference(
     variant: str,
     snapshots: list[replaying.WarningSnapshot],
-    sample_site: SiteConfig,
+    recorded_site: SiteConfig,
     compare_with_reference: CompareWithReference,
 ) -> None:
-    site = replaying.with_warning_thresholds(sample_site, variant)
+    site = replaying.with_warning_thresholds(recorded_site, variant)
     rows = replaying.replay_warnings(site, snapshots)
     # The recording has warnings to pin (a replay of an empty junction would pin nothing).
     assert sum(len(row["events"]) for row in rows) > 0
