@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rsu.config.paths import CameraUri, ModelWeights, SitePath
 
 Point = tuple[float, float]
-Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9_.-]+$"
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]
 FieldLocation = tuple[str | int, ...]
 
 
