@@ -448,9 +448,11 @@ class CameraConfig(Strict):
     def _check_source(self) -> CameraConfig:
         if self.source is CameraSource.VIDEO:
             if not self.uri:
-                raise ValueError("a video camera needs uri (file path, rtsp:// URL or device index)")
+                raise FieldError(("uri",), "a video camera needs uri (file path, rtsp:// URL or device index)")
             if len(self.calibration) < 4:
-                raise ValueError("a video camera needs at least 4 calibration points (image_px -> ground_m)")
+                raise FieldError(
+                    ("calibration",), "a video camera needs at least 4 calibration points (image_px -> ground_m)"
+                )
         return self
 
 
@@ -699,17 +701,21 @@ class UplinkConfig(Strict):
         if self.intervals_s is None:
             return self
         if len(set(self.intervals_s)) != len(self.intervals_s):
-            raise ValueError(f"uplink.intervals_s {self.intervals_s} lists a length twice")
+            raise FieldError(("intervals_s",), f"uplink.intervals_s {self.intervals_s} lists a length twice")
         shortest = min(self.intervals_s)
         if self.interval_s != shortest:
-            raise ValueError(
-                f"uplink.interval_s ({self.interval_s}) must be the shortest of intervals_s {self.intervals_s}"
+            raise FieldError(
+                ("interval_s",),
+                f"uplink.interval_s ({self.interval_s}) must be the shortest of intervals_s {self.intervals_s}",
             )
-        for length in self.intervals_s:
+        for index, length in enumerate(self.intervals_s):
             if not 1 <= length <= 86_400:
-                raise ValueError(f"uplink.intervals_s: {length} is outside 1..86400 s")
+                raise FieldError(("intervals_s", index), f"uplink.intervals_s: {length} is outside 1..86400 s")
             if abs(length / shortest - round(length / shortest)) > 1e-9:
-                raise ValueError(f"uplink.intervals_s: {length} is not a multiple of the shortest, {shortest}")
+                raise FieldError(
+                    ("intervals_s", index),
+                    f"uplink.intervals_s: {length} is not a multiple of the shortest, {shortest}",
+                )
         return self
 
     @property
@@ -850,7 +856,8 @@ class PriorityConfig(Strict):
         ids = [requester.id for requester in self.requesters]
         repeated = sorted({identifier for identifier in ids if ids.count(identifier) > 1})
         if repeated:
-            raise ValueError(f"priority.requesters: ids {repeated} are listed twice")
+            second_use = next(index for index, identifier in enumerate(ids) if identifier in ids[:index])
+            raise FieldError(("requesters", second_use, "id"), f"priority.requesters: ids {repeated} are listed twice")
         return self
 
 

@@ -151,3 +151,24 @@ def test_a_motion_ignore_box_with_its_corners_out_of_order_is_rejected(box: list
     raw["cameras"][0]["detector"] = {"motion": {"ignore_boxes_px": [box]}}
     (line,) = error_lines(raw)
     assert line.startswith(f"cameras.0.detector.motion.{where}: ") and "must be x1 y1 x2 y2" in line
+
+
+def test_a_video_camera_without_a_uri_names_the_uri_field() -> None:
+    raw = sample_raw()
+    raw["cameras"][0] = {"id": "cam", "source": "video"}
+    (line,) = error_lines(raw)
+    assert line.startswith("cameras.0.uri: ") and "needs uri" in line
+
+
+def test_an_uplink_interval_that_is_not_a_multiple_names_its_entry() -> None:
+    raw = sample_raw()
+    raw["uplink"] = {"intervals_s": [60, 90]}
+    (line,) = error_lines(raw)
+    assert line.startswith("uplink.intervals_s.1: ") and "not a multiple of the shortest" in line
+
+
+def test_a_requester_listed_twice_is_reported_at_its_second_entry() -> None:
+    raw = sample_raw()
+    raw["priority"]["requesters"] = [{"id": "a", "public_key": "k.pem", "kinds": ["transit"]}] * 2
+    (line,) = error_lines(raw)
+    assert line.startswith("priority.requesters.1.id: ") and "listed twice" in line
