@@ -71,6 +71,14 @@ def _schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _site_reference(args: argparse.Namespace) -> int:
+    from rsu.config.reference import write_site_reference
+
+    for path in write_site_reference(Path(args.doc), Path(args.schema)):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rsu", description="rsu-edge: the roadside traffic edge unit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log stage activity")
@@ -95,6 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     schemas = commands.add_parser("schemas", help="write the JSON Schema of every message, one file per schema")
     schemas.add_argument("--out", default="docs/schemas", help="folder to write into (default docs/schemas)")
     schemas.set_defaults(handler=_schemas)
+
+    from rsu.config.reference import DEFAULT_REFERENCE_PATH, DEFAULT_SCHEMA_PATH
+
+    reference = commands.add_parser(
+        "site-reference", help="write the site file reference (Markdown) and its JSON Schema from the config model"
+    )
+    reference.add_argument(
+        "--doc", default=str(DEFAULT_REFERENCE_PATH), help=f"Markdown file (default {DEFAULT_REFERENCE_PATH})"
+    )
+    reference.add_argument(
+        "--schema", default=str(DEFAULT_SCHEMA_PATH), help=f"JSON Schema file (default {DEFAULT_SCHEMA_PATH})"
+    )
+    reference.set_defaults(handler=_site_reference)
 
     from rsu.bench.latency import add_bench_latency_parser
     from rsu.bench.perception import add_bench_perception_parser

@@ -20,7 +20,6 @@ capped, and status answers to unauthenticated traffic rate limited as a whole.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,7 +199,7 @@ class PriorityGate:
         """The gate for a site, reading each requester's public key file (relative to the site file)."""
         requesters = []
         for index, entry in enumerate(site.priority.requesters):
-            path = resolve_relative(site_path, os.path.expandvars(entry.public_key))
+            path = resolve_relative(site_path, entry.public_key)
             where = f"{site_path}: priority.requesters.{index} ({entry.id}).public_key"
             try:
                 public_key = load_public_key(path)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
-from rsu.config.model import MqttConfig, SiteConfig
+from rsu.config.model import FieldError, SiteConfig
+from rsu.config.paths import SITE_DIR_CONTEXT_KEY, resolve_site_path
 
 
 class ConfigError(Exception):
@@ -29,12 +29,17 @@ def load_site_config(path: str | Path) -> SiteConfig:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
-    return _with_broker_ca_files_resolved(parse_site_config(raw, source=str(path)), path)
+    return parse_site_config(raw, source=str(path), site_dir=path.resolve().parent)
 
 
-def parse_site_config(raw: dict[str, object], source: str = "<config>") -> SiteConfig:
+def parse_site_config(
+    raw: dict[str, object], source: str = "<config>", site_dir: str | Path | None = None
+) -> SiteConfig:
+    """Validate a parsed site file. site_dir: the site file's folder, which relative paths are taken
+    from (rsu.config.paths); None keeps every path as written."""
+    context = {SITE_DIR_CONTEXT_KEY: Path(site_dir)} if site_dir is not None else None
     try:
-        return SiteConfig.model_validate(raw)
+        return SiteConfig.model_validate(raw, context=context)
     except ValidationError as exc:
         raise ConfigError(f"{source}: invalid site config:\n{describe_validation_error(exc)}") from None
 
@@ -42,7 +47,12 @@ def parse_site_config(raw: dict[str, object], source: str = "<config>") -> SiteC
 def describe_validation_error(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
-        field = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        location = tuple(error["loc"])
+        # A cross-field check names the field it found wrong, below the model that ran it.
+        failed_check = error.get("ctx", {}).get("error")
+        if isinstance(failed_check, FieldError):
+            location += failed_check.location
+        field = ".".join(str(part) for part in location) or "(top level)"
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown key (not part of the site config schema)"
@@ -51,26 +61,10 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 def resolve_relative(config_path: str | Path, relative: str) -> Path:
-    """Paths inside a site file are relative to the file's own folder."""
-    candidate = Path(relative)
+    """A path from the site file by the site file's path rule (rsu.config.paths): variables expanded,
+    relative to the file's own folder. The loader has already applied it to every path field; this is
+    for values set in code. Raises PathExpansionError for an unset variable without a default."""
+    candidate = Path(resolve_site_path(relative, None))
     if candidate.is_absolute():
         return candidate
     return (Path(config_path).resolve().parent / candidate).resolve()
-
-
-def _with_broker_ca_files_resolved(site: SiteConfig, site_path: Path) -> SiteConfig:
-    """The brokers' ca_file, like every path in a site file, is relative to the file; the MQTT
-    client takes the MqttConfig alone, so the path is made absolute here, once."""
-
-    def resolved(config: MqttConfig) -> MqttConfig:
-        if config.ca_file is None:
-            return config
-        ca_file = resolve_relative(site_path, os.path.expandvars(config.ca_file))
-        return config.model_copy(update={"ca_file": str(ca_file)})
-
-    if site.mqtt.ca_file is None and (site.uplink.mqtt is None or site.uplink.mqtt.ca_file is None):
-        return site  # the usual case: nothing to resolve
-    uplink = site.uplink
-    if uplink.mqtt is not None:
-        uplink = uplink.model_copy(update={"mqtt": resolved(uplink.mqtt)})
-    return site.model_copy(update={"mqtt": resolved(site.mqtt), "uplink": uplink})

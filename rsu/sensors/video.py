@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rsu.config.model import CameraConfig
+from rsu.config.paths import PathExpansionError, PathKind, is_url, resolve_site_path
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +43,8 @@ INITIAL_BACKOFF_S = 0.5
 # Retry at least every 4 s, so a camera that comes back is streaming again within 5 s.
 DEFAULT_MAX_BACKOFF_S = 4.0
 
-_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-class UriError(ValueError):
-    """A uri or path in the site file cannot be expanded (an unset variable without a default)."""
+# A uri or path in the site file cannot be expanded (an unset variable without a default).
+UriError = PathExpansionError
 
 
 class VideoSourceError(RuntimeError):
@@ -62,40 +57,22 @@ def expand_uri(uri: str, config_dir: str | Path | None = None) -> str:
     URLs (anything with `scheme://`) and device indices ("0") are returned after variable expansion
     only. A relative path is taken relative to config_dir (the site file's folder), so a site file can
     say `${RSU_SHARED_DIR:-../../../shared}/footage/clip.mp4` and work from any working directory.
+    This is the site file's path rule (rsu.config.paths), which the loader already applied to the
+    camera uri; it is applied again here for values set in code.
     """
-
-    def substitute(match: re.Match[str]) -> str:
-        name, default = match.group("name"), match.group("default")
-        value = os.environ.get(name)
-        # As in the shell, `:-` also applies when the variable is set but empty.
-        if value:
-            return value
-        if default is not None:
-            return default
-        raise UriError(f"{uri!r}: environment variable {name} is not set and has no default (write ${{{name}:-...}})")
-
-    expanded = _VARIABLE.sub(substitute, uri.strip())
-    if not expanded:
-        raise UriError(f"{uri!r} expands to an empty string")
-    if _SCHEME.match(expanded) or expanded.isdigit():
-        return expanded
-    path = Path(expanded).expanduser()
-    if not path.is_absolute() and config_dir is not None:
-        path = Path(config_dir).expanduser() / path
-    return os.path.normpath(path)
+    return resolve_site_path(uri, config_dir, PathKind.CAMERA_URI)
 
 
 def is_live_uri(uri: str) -> bool:
     """Network streams and device indices are live; everything else is a file."""
     if uri.isdigit():
         return True
-    match = _SCHEME.match(uri)
-    return bool(match) and uri.split("://", 1)[0].lower() in LIVE_SCHEMES
+    return is_url(uri) and uri.split("://", 1)[0].lower() in LIVE_SCHEMES
 
 
 def redact_uri(uri: str) -> str:
     """The uri without a password, fit for logs and health messages."""
-    if not _SCHEME.match(uri):
+    if not is_url(uri):
         return uri
     parts = urlsplit(uri)
     if parts.password is None:
@@ -154,7 +131,7 @@ def open_capture(uri: str) -> Capture:
         # Fewer frames queued in the driver means less latency before the grab thread sees them.
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         return capture
-    if _SCHEME.match(uri):
+    if is_url(uri):
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
             STREAM_OPEN_TIMEOUT_MS,

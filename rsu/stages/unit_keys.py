@@ -23,7 +23,7 @@ PUBLIC_KEY_NAME = "v2x-signing.pub.pem"
 def state_dir(site: SiteConfig, site_path: str | Path) -> Path:
     """The unit's own folder for state such as its generated signing key (created on demand)."""
     if site.v2x.state_dir is not None:
-        base = resolve_relative(site_path, os.path.expandvars(site.v2x.state_dir))
+        base = resolve_relative(site_path, site.v2x.state_dir)
     elif os.environ.get("RSU_STATE_DIR"):
         base = Path(os.environ["RSU_STATE_DIR"]).expanduser()
     else:
@@ -35,7 +35,7 @@ def state_dir(site: SiteConfig, site_path: str | Path) -> Path:
 def unit_key_paths(site: SiteConfig, site_path: str | Path) -> tuple[Path, Path]:
     """(private, public) key files of the unit: the configured key, or the generated one."""
     if site.v2x.signing_key is not None:
-        private = resolve_relative(site_path, os.path.expandvars(site.v2x.signing_key))
+        private = resolve_relative(site_path, site.v2x.signing_key)
         return private, private.with_name(private.name.removesuffix(".pem") + ".pub.pem")
     folder = state_dir(site, site_path)
     return folder / PRIVATE_KEY_NAME, folder / PUBLIC_KEY_NAME

@@ -284,7 +284,7 @@ def save_calibration(site_path: str | Path, edit: CalibrationSave, now: datetime
     document = yaml.load(original)
     apply_edit(document, edit)
     try:
-        site = parse_site_config(_plain(document), source=str(path))
+        site = parse_site_config(_plain(document), source=str(path), site_dir=path.resolve().parent)
     except ConfigError as exc:
         raise CalibrationError(str(exc)) from None
     camera = next(c for c in site.cameras if c.id == edit.camera_id)

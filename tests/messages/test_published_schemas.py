@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
+from rsu.config.reference import SITE_SCHEMA_FILE_NAME
 from rsu.messages import CollisionWarning, Participant, Severity, WarningKind, WarningStatus
 from rsu.messages.schemas import json_schema, schema_file_name
 from v2x.wire import JSON_SCHEMAS
@@ -31,7 +32,8 @@ def test_every_message_has_a_published_schema_that_matches_its_model(schema_name
 
 
 def test_no_stale_schema_files_are_left_behind() -> None:
-    expected = {schema_file_name(message_type) for message_type in JSON_SCHEMAS.values()}
+    # The site file's schema lives beside the message schemas (tests/config/test_site_reference.py checks it).
+    expected = {schema_file_name(message_type) for message_type in JSON_SCHEMAS.values()} | {SITE_SCHEMA_FILE_NAME}
     assert {path.name for path in SCHEMA_FOLDER.glob("*.schema.json")} == expected
 
 
