@@ -24,7 +24,7 @@ from rsu.config import load_site_config
 from rsu.config.model import PriorityKind, SiteConfig
 from rsu.messages import MessageError, PriorityAction, PriorityRequest, PriorityStatus, PriorityStatusKind, decode
 from rsu.runtime.bus import MqttBus
-from rsu.topics import Topics
+from rsu.topics import PRIORITY_REQUEST, PRIORITY_STATUS, Topics
 from v2x.signing import SignatureError, SignatureVerifier, UnitSigner, generate_key_files
 
 DEFAULT_WAIT_S = 5.0
@@ -146,9 +146,9 @@ def send_request(
     request_id: str,
     verifier: SignatureVerifier | None,
 ) -> int:
-    topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
+    topics = Topics.for_site(site)
     bus = MqttBus(site.mqtt, f"{args.requester_id}-priority-{os.getpid()}")
-    bus.subscribe(topics.priority_status, qos=1)
+    bus.subscribe(topics.priority_status, qos=PRIORITY_STATUS.qos)
     bus.connect()
     try:
         time.sleep(0.2)  # let the broker acknowledge the subscription before the answer can come
@@ -167,7 +167,7 @@ def send_request(
             arrival_in_s=args.arrival_in_s,
             valid_until_s=valid_until_s,
         )
-        bus.publish(sent.topic, sent.payload, qos=1, user_properties=sent.user_properties)
+        bus.publish_to(topics.route(PRIORITY_REQUEST), sent.payload, user_properties=sent.user_properties)
         print(f"sent {action.value} {kind.value} request {request_id} as {args.requester_id} to {sent.topic}")
         return _print_answers(bus, verifier, args.requester_id, request_id, args.wait_s)
     finally:
