@@ -67,7 +67,8 @@ class TopicSpec:
     scope: Scope
     payload: PayloadKind = PayloadKind.JSON
     # A JSON schema whose model lives above this layer (the MAP's v2x.mapdata.MapData): named here,
-    # not imported, so the registry stays in the bottom layer. tests/runtime/test_topics.py resolves it.
+    # not imported, so the registry stays in the bottom layer (tests/runtime/test_topic_registry.py
+    # checks that the name resolves to a model).
     external_schema: str | None = None
     stale_after_s: float | None = None
 
