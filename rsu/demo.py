@@ -20,7 +20,6 @@ from rsu.messages import (
     CollisionWarning,
     DetectorStates,
     Message,
-    SignalState,
     Spat,
     WarningStatus,
     WorldStatistics,
@@ -28,7 +27,7 @@ from rsu.messages import (
 )
 from rsu.runtime.bus import MqttBus
 from rsu.runtime.stage import RunOptions
-from rsu.topics import Topics
+from rsu.topics import AGGREGATES, DETECTORS, SIGNAL_STATE, SIM_STATISTICS, SPAT, WARNINGS, Topics
 from rsu.unit import Unit
 
 # Extra simulated time after the requested duration so the last full interval can be sealed.
@@ -59,14 +58,9 @@ class Observer:
         self.bus = mqtt_bus
         self.sim_epoch_s = sim_epoch_s
         self.seen = Observation()
-        self._schemas: dict[str, type[Message]] = {
-            topics.spat: Spat,
-            topics.warnings: CollisionWarning,
-            topics.aggregates: Aggregate,
-            topics.sim_statistics: WorldStatistics,
-            topics.signal_state: SignalState,
-            topics.detectors: DetectorStates,
-        }
+        self._schemas: dict[str, type[Message]] = topics.decoders(
+            (SPAT, WARNINGS, AGGREGATES, SIM_STATISTICS, SIGNAL_STATE, DETECTORS)
+        )
 
     def start(self) -> None:
         self.bus.subscribe(f"{self.topics.base}/#", qos=1)

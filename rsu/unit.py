@@ -14,7 +14,7 @@ from rsu.runtime.bus import LastWill, MqttBus
 from rsu.runtime.preflight import check_broker, check_redis, redis_is_up
 from rsu.runtime.stage import RunOptions
 from rsu.runtime.supervisor import StageSpec, Supervisor
-from rsu.topics import Topics
+from rsu.topics import HEALTH, STATUS, Topics
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class Unit:
         self.site_path = site_path
         self.site = load_site_config(site_path)
         self.options = options
-        self.topics = Topics(self.site.unit_id, self.site.mqtt.topic_prefix, self.site.uplink.topic_prefix)
+        self.topics = Topics.for_site(self.site)
         self.supervisor = Supervisor(site_path, options, stage_specs(self.site))
         self._bus: MqttBus | None = None
         self._health_seq = Sequencer(self.site.unit_id)
@@ -61,10 +61,12 @@ class Unit:
         check_redis(self.site.redis.url)
 
     def start(self) -> None:
-        will = LastWill(self.topics.status, b"offline", retain=True, qos=1)
+        status = self.topics.route(STATUS)
+        # The last will says "offline" exactly as stop() does: same topic, QoS and retain flag.
+        will = LastWill(status.topic, b"offline", retain=status.retain, qos=status.qos)
         self._bus = MqttBus(self.site.mqtt, f"{self.site.unit_id}-supervisor", last_will=will)
         self._bus.connect()
-        self._bus.publish(self.topics.status, b"online", qos=1, retain=True)
+        self._bus.publish_to(status, b"online")
         self.supervisor.start()
 
     def tick(self) -> None:
@@ -93,12 +95,12 @@ class Unit:
 
     def publish_health(self) -> None:
         if self._bus is not None:
-            self._bus.publish(self.topics.health, self.health().to_json())
+            self._bus.publish_to(self.topics.route(HEALTH), self.health().to_json())
 
     def stop(self) -> None:
         self.supervisor.stop()
         if self._bus is not None:
-            self._bus.publish(self.topics.status, b"offline", qos=1, retain=True).wait_for_publish(2.0)
+            self._bus.publish_to(self.topics.route(STATUS), b"offline").wait_for_publish(2.0)
             self._bus.close()
 
     def finished(self) -> bool:

@@ -25,7 +25,7 @@ from rsu.config import load_site_config
 from rsu.config.model import PriorityKind, SiteConfig
 from rsu.messages import MessageError, PriorityAction, PriorityRequest, PriorityStatus, PriorityStatusKind, decode
 from rsu.runtime.mqtt import Inbound, MqttClient
-from rsu.topics import Topics
+from rsu.topics import PRIORITY_REQUEST, PRIORITY_STATUS, Topics
 from v2x.signing import SignatureError, SignatureVerifier, UnitSigner, generate_key_files
 
 DEFAULT_WAIT_S = 5.0
@@ -147,10 +147,10 @@ def send_request(
     request_id: str,
     verifier: SignatureVerifier | None,
 ) -> int:
-    topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
+    topics = Topics.for_site(site)
     answers: queue.Queue[Inbound] = queue.Queue()
     client = MqttClient(site.mqtt, f"{args.requester_id}-priority-{os.getpid()}", answers.put)
-    client.subscribe(topics.priority_status, qos=1)
+    client.subscribe(topics.priority_status, qos=PRIORITY_STATUS.qos)
     # Returns once the broker acknowledged the subscription: the answer cannot come before that.
     client.connect()
     try:
@@ -169,7 +169,7 @@ def send_request(
             arrival_in_s=args.arrival_in_s,
             valid_until_s=valid_until_s,
         )
-        client.publish(sent.topic, sent.payload, qos=1, user_properties=sent.user_properties)
+        client.publish(sent.topic, sent.payload, qos=PRIORITY_REQUEST.qos, user_properties=sent.user_properties)
         print(f"sent {action.value} {kind.value} request {request_id} as {args.requester_id} to {sent.topic}")
         return _print_answers(answers, verifier, args.requester_id, request_id, args.wait_s)
     finally:

@@ -15,9 +15,10 @@ status         ``{prefix}/{unit}/status``          ``{prefix}/{unit}/status``
 The china layout only borrows the topic names: payloads are this project's JSON or the ETSI UPER
 messages, not the T/CSAE 53 MessageFrame (no compiled module for it is available).
 
-Delivery per class: SPaT QoS 0 (10 Hz, the next one supersedes a lost one), MAP QoS 1 retained
-(a vehicle arriving later gets it at once), warnings QoS 1 not retained (a stale warning must
-never greet a new subscriber), objects QoS 0, status QoS 1 retained.
+Delivery per class comes from the topic registry (rsu.topics, one entry per class in the rsu
+layout) and holds in every layout: SPaT QoS 0 (10 Hz, the next one supersedes a lost one), MAP
+QoS 1 retained (a vehicle arriving later gets it at once), warnings QoS 1 not retained (a stale
+warning must never greet a new subscriber), objects QoS 0, status QoS 1 retained.
 
 Encodings per class: JSON (the rsu.* schemas) or UPER (SPATEM, MAPEM, DENM). Objects have no
 UPER encoding here (pycrate 0.8.1 ships no CPM module), status is plain text. Every payload
@@ -34,6 +35,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from rsu.messages import ALL_MESSAGES, CollisionWarning, Message, MessageError, Spat, TrackList, decode
+from rsu.topics import MAP, OBJECTS, SPAT, STATUS, WARNINGS, TopicSpec
 from v2x.mapdata import MapData
 from v2x.signing import UnitSigner
 from v2x.uper import (
@@ -76,12 +78,17 @@ class Delivery:
     retain: bool
 
 
+# The registry entry of each class: its topic in the rsu layout, and its QoS and retain flag.
+REGISTERED: Mapping[MessageClass, TopicSpec] = {
+    MessageClass.SPAT: SPAT,
+    MessageClass.MAP: MAP,
+    MessageClass.WARNINGS: WARNINGS,
+    MessageClass.OBJECTS: OBJECTS,
+    MessageClass.STATUS: STATUS,
+}
+
 DELIVERY: Mapping[MessageClass, Delivery] = {
-    MessageClass.SPAT: Delivery(qos=0, retain=False),
-    MessageClass.MAP: Delivery(qos=1, retain=True),
-    MessageClass.WARNINGS: Delivery(qos=1, retain=False),
-    MessageClass.OBJECTS: Delivery(qos=0, retain=False),
-    MessageClass.STATUS: Delivery(qos=1, retain=True),
+    message_class: Delivery(qos=spec.qos, retain=spec.retain) for message_class, spec in REGISTERED.items()
 }
 
 UPER_TYPE_BY_CLASS: Mapping[MessageClass, str] = {
@@ -126,11 +133,10 @@ class TopicLayout:
         return self._topic(unit_id, message_class)
 
     def _topic(self, unit_id: str, message_class: MessageClass) -> str:
-        if message_class is MessageClass.STATUS:
-            return f"{self.prefix}/{unit_id}/status"
-        if self.style is LayoutStyle.CHINA:
+        if self.style is LayoutStyle.CHINA and message_class is not MessageClass.STATUS:
             return f"V2X/RSU/{unit_id}/{CHINA_SEGMENT[message_class]}/UP"
-        return f"{self.prefix}/{unit_id}/v2x/{message_class.value}"
+        # Status in both styles, and every class in the rsu style: the registry's topic.
+        return REGISTERED[message_class].format(unit_id, prefix=self.prefix)
 
     def subscriptions(self, unit_id: str = "+") -> dict[str, MessageClass]:
         """Topic filter -> class for everything a vehicle reads from one unit (or every unit with "+")."""

@@ -51,6 +51,7 @@ from rsu.config.model import MqttConfig
 from rsu.messages.aggregates import Aggregate, LaneAggregate, MovementCount, PhaseAggregate
 from rsu.messages.warnings import WarningKind
 from rsu.runtime.bus import BrokerUnavailable
+from rsu.topics import AGGREGATES
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +235,9 @@ def _publish_units(
                 rng=rng,
             ).to_json()
             payload_bytes += len(payload)
-            in_flight.append(client.publish(f"{plan.topic_prefix}/{unit_id}/aggregates", payload, qos=1))
+            # A raw paho client stands in for many units at once: topic and QoS from the registry.
+            topic = AGGREGATES.format(unit_id, centre_prefix=plan.topic_prefix)
+            in_flight.append(client.publish(topic, payload, qos=AGGREGATES.qos, retain=AGGREGATES.retain))
         deadline = time.monotonic() + 30.0
         for info in in_flight:
             info.wait_for_publish(max(0.01, deadline - time.monotonic()))
@@ -314,7 +317,7 @@ def _mean_payload_bytes(site: SiteConfig, interval_s: float, samples: int, seed:
 
 def bandwidth_figures(site: SiteConfig, camera_bitrate_mbps: float, seed: int = 1) -> dict[str, int | float]:
     """Upstream bytes per hour for one intersection at 1- and 15-minute intervals vs. its camera."""
-    topic = f"centre/{site.unit_id}/aggregates"
+    topic = AGGREGATES.format(site.unit_id)
     payload_1min = _mean_payload_bytes(site, 60.0, 50, seed)
     payload_15min = _mean_payload_bytes(site, 900.0, 50, seed)
     per_hour_1min = 60 * wire_bytes(topic, payload_1min)
@@ -371,7 +374,7 @@ def _measure(
     collector = CentreCollector(
         MqttConfig(host=host, port=port),
         store,
-        f"{topic_prefix}/+/aggregates",
+        AGGREGATES.format("+", centre_prefix=topic_prefix),
         client_id=f"rsu-bench-centre-{run_id}",
         session_expiry_s=300,
     )

@@ -29,10 +29,11 @@ from rsu.config.model import MqttConfig
 from rsu.messages.aggregates import Aggregate
 from rsu.messages.envelope import MessageError, decode
 from rsu.runtime.mqtt import BrokerUnavailable, Inbound, MqttClient, PersistentSession
+from rsu.topics import AGGREGATES
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TOPIC_FILTER = "centre/+/aggregates"
+DEFAULT_TOPIC_FILTER = AGGREGATES.format("+")  # every unit, default uplink.topic_prefix
 DEFAULT_CLIENT_ID = "rsu-centre-collector"
 # Long enough to ride out a weekend outage of the centre; the broker's max_queued_messages
 # bounds how much it holds meanwhile.

@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 
 from rsu.config.model import MqttConfig
 from rsu.runtime.mqtt import BrokerUnavailable, Inbound, LastWill, MqttClient
+from rsu.topics import Route
 
 __all__ = ["BrokerUnavailable", "LastWill", "MqttBus", "Received"]
 
@@ -66,16 +67,28 @@ class MqttBus(MqttClient):
         self.published[topic] += 1
         return info
 
-    def publish_and_wait(self, topic: str, payload: bytes, timeout_s: float, qos: int = 0) -> bool:
+    def publish_and_wait(
+        self, topic: str, payload: bytes, timeout_s: float, qos: int = 0, retain: bool = False
+    ) -> bool:
         """Publish and wait (at most timeout_s) until the network thread has written it: a caller at
         raised priority keeps it until its message is out, instead of the network thread waiting for
         the GIL behind whatever normal-priority work comes next (priority inversion)."""
-        info = self.publish(topic, payload, qos=qos)
+        info = self.publish(topic, payload, qos=qos, retain=retain)
         try:
             info.wait_for_publish(timeout_s)
         except (RuntimeError, ValueError):
             return False  # not connected or queue full: paho sends it when it can
         return info.is_published()
+
+    def publish_to(
+        self, route: Route, payload: bytes, user_properties: list[tuple[str, str]] | None = None
+    ) -> mqtt.MQTTMessageInfo:
+        """Publish on a registered topic (rsu.topics) with the registry's QoS and retain flag."""
+        return self.publish(route.topic, payload, qos=route.qos, retain=route.retain, user_properties=user_properties)
+
+    def publish_to_and_wait(self, route: Route, payload: bytes, timeout_s: float) -> bool:
+        """publish_and_wait on a registered topic, with the registry's QoS and retain flag."""
+        return self.publish_and_wait(route.topic, payload, timeout_s, qos=route.qos, retain=route.retain)
 
     def get(self, timeout_s: float | None = None) -> Received | None:
         try:

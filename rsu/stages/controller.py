@@ -22,7 +22,7 @@ from rsu.runtime.bus import MqttBus, Received
 from rsu.runtime.stage import Ratekeeper, StageContext
 from rsu.stages.outlet import Outlet
 from rsu.stages.unit_keys import unit_signer
-from rsu.topics import Topics
+from rsu.topics import DETECTORS, PRIORITY_REQUEST, PRIORITY_STATUS, SIGNAL_STATE, Topics
 from signal_control import ControllerOutput, SignalController
 from signal_control.lookahead import arrivals_by_lane
 from signal_control.priority import PriorityCall
@@ -71,18 +71,18 @@ class PriorityDesk:
                 continue
             message = self.outlet.build(PriorityStatus, capture_s, publish_s, **outcome.status_fields())
             payload = message.to_json()
-            topic = self.topics.priority_status
-            properties = self.signer.sign(topic, payload)
-            self.outlet.bus.publish(topic, payload, qos=1, user_properties=properties)
+            route = self.topics.route(PRIORITY_STATUS)
+            properties = self.signer.sign(route.topic, payload)
+            self.outlet.bus.publish_to(route, payload, user_properties=properties)
 
 
 def run(ctx: StageContext) -> None:
     site = ctx.site
-    topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
+    topics = Topics.for_site(site)
     gate = PriorityGate.from_site(site, ctx.site_path, topics.priority_request)
     bus = MqttBus(site.mqtt, ctx.client_id())
-    bus.subscribe(topics.detectors)
-    bus.subscribe(topics.priority_request, qos=1)
+    bus.subscribe(topics.detectors, qos=DETECTORS.qos)
+    bus.subscribe(topics.priority_request, qos=PRIORITY_REQUEST.qos)
     bus.connect()
     try:
         # Status answers are signed with the unit's V2X key (loaded once subscribed: no detector message
@@ -201,4 +201,4 @@ def publish(outlet: Outlet, topics: Topics, output: ControllerOutput, capture_s:
         events=output.events,
         priority=list(output.priority),
     )
-    outlet.send(topics.signal_state, message)
+    outlet.send(topics.route(SIGNAL_STATE), message)

@@ -6,8 +6,13 @@ from typing import Any, TypeVar
 
 from rsu.messages import Message, Sequencer
 from rsu.runtime.bus import MqttBus
+from rsu.topics import Route
 
 M = TypeVar("M", bound=Message)
+
+
+class WrongSchema(TypeError):
+    """A message sent on a registered topic whose registry entry names another schema."""
 
 
 class Outlet:
@@ -20,9 +25,18 @@ class Outlet:
         sequencer = self._sequencers.setdefault(message_type.SCHEMA, Sequencer(self.unit_id))
         return message_type(**sequencer.header(capture_time_s, publish_time_s), **fields)
 
-    def send(self, topic: str, message: Message, qos: int = 0, retain: bool = False) -> None:
-        self.bus.publish(topic, message.to_json(), qos=qos, retain=retain)
+    def send(self, route: Route, message: Message) -> None:
+        """Publish on a registered topic with the registry's QoS and retain flag."""
+        self.bus.publish_to(route, self.payload_for(route, message))
 
-    def send_and_wait(self, topic: str, message: Message, timeout_s: float) -> None:
+    def send_and_wait(self, route: Route, message: Message, timeout_s: float) -> None:
         """Send and wait (at most timeout_s) until it is on the wire; see MqttBus.publish_and_wait."""
-        self.bus.publish_and_wait(topic, message.to_json(), timeout_s)
+        self.bus.publish_to_and_wait(route, self.payload_for(route, message), timeout_s)
+
+    @staticmethod
+    def payload_for(route: Route, message: Message) -> bytes:
+        # A subscriber decodes by the topic's schema: a message of another schema would be dropped
+        # there as invalid, so refuse it here, where the mistake is made.
+        if route.spec.schema is None or not isinstance(message, route.spec.schema):
+            raise WrongSchema(f"a {message.SCHEMA} message on {route.topic} (registered for {route.spec.schema_name})")
+        return message.to_json()

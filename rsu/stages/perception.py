@@ -25,7 +25,7 @@ from rsu.runtime.latency import (
 )
 from rsu.runtime.stage import StageContext
 from rsu.stages.outlet import Outlet
-from rsu.topics import Topics
+from rsu.topics import CAMERA_PREVIEW, DETECTORS, SIM_CAMERA, TRACKS, Topics
 from rsu.web.preview import CameraPreview
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def detections_from_message(message: CameraDetections) -> Detections:
 
 def simulated_camera(ctx: StageContext, bus: MqttBus, topics: Topics) -> Iterator[Detections | None]:
     """Detections from the simulated camera; None when the camera has gone silent."""
-    bus.subscribe(topics.sim_camera)
+    bus.subscribe(topics.sim_camera, qos=SIM_CAMERA.qos)
     while not ctx.stopping:
         item = bus.get(timeout_s=SOURCE_SILENT_AFTER_S)
         if item is None:
@@ -83,7 +83,7 @@ def video_camera(
 def run(ctx: StageContext) -> None:
     site = ctx.site
     camera = site.cameras[0]
-    topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
+    topics = Topics.for_site(site)
     bus = MqttBus(site.mqtt, ctx.client_id())
     # The network thread and the work after the detector (tracking, zones, publishing) jump the
     # queue on a busy box; the detector does not.
@@ -94,7 +94,7 @@ def run(ctx: StageContext) -> None:
     pipeline = PerceptionPipeline(site, camera.id)
     # The web page's annotated camera view: video cameras only, on a local-only topic.
     preview = (
-        CameraPreview(site, camera, lambda jpeg: bus.publish(topics.camera_preview, jpeg))
+        CameraPreview(site, camera, lambda jpeg: bus.publish_to(topics.route(CAMERA_PREVIEW), jpeg))
         if camera.source is CameraSource.VIDEO
         else None
     )
@@ -142,9 +142,9 @@ def publish_output(
 ) -> None:
     tracks = outlet.build(TrackList, output.time_s, publish_time, camera_id=camera_id, objects=output.tracks)
     if wait_for_tracks:
-        outlet.send_and_wait(topics.tracks, tracks, PUBLISH_WAIT_S)
+        outlet.send_and_wait(topics.route(TRACKS), tracks, PUBLISH_WAIT_S)
     else:
-        outlet.send(topics.tracks, tracks)
+        outlet.send(topics.route(TRACKS), tracks)
     states = outlet.build(
         DetectorStates,
         output.time_s,
@@ -156,10 +156,10 @@ def publish_output(
         crossings=output.crossings,
         movements=output.movements,
     )
-    outlet.send(topics.detectors, states)
+    outlet.send(topics.route(DETECTORS), states)
 
 
 def publish_invalid(outlet: Outlet, topics: Topics, camera_id: str) -> None:
     now = time.time()
     states = outlet.build(DetectorStates, now, now, camera_id=camera_id, valid=False, lanes=[])
-    outlet.send(topics.detectors, states)
+    outlet.send(topics.route(DETECTORS), states)

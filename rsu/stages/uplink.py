@@ -31,7 +31,7 @@ from typing import NamedTuple
 from rsu.messages import Aggregate, CollisionWarning, DetectorStates, Message, SignalState, decode
 from rsu.runtime.bus import MqttBus
 from rsu.runtime.stage import StageContext
-from rsu.topics import Topics
+from rsu.topics import AGGREGATES, DETECTORS, SIGNAL_STATE, WARNINGS, Route, Topics
 from rsu.uplink.aggregator import DEFAULT_RESUME_MAX_GAP_S, AggregateBody, IntervalAggregator
 from rsu.uplink.outbox import BufferedOutbox, Outbox, OutboxUnavailable
 
@@ -44,10 +44,10 @@ TRIM_CHECK_PERIOD_S = 2.0
 
 def run(ctx: StageContext) -> None:
     site = ctx.site
-    topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
+    topics = Topics.for_site(site)
     local = MqttBus(site.mqtt, ctx.client_id())
-    for topic in (topics.detectors, topics.signal_state, topics.warnings):
-        local.subscribe(topic, qos=1 if topic == topics.warnings else 0)
+    for spec in (DETECTORS, SIGNAL_STATE, WARNINGS):
+        local.subscribe(topics.topic(spec), qos=spec.qos)
     local.connect()
     # The backhaul may be down when the unit starts: sealing must not wait for it.
     centre = MqttBus(site.uplink.mqtt or site.mqtt, f"{ctx.client_id()}-centre")
@@ -83,7 +83,7 @@ def run(ctx: StageContext) -> None:
                     progress.sealed(body.interval_end_s)
                 may_have_backlog = True
             if may_have_backlog or outbox.buffered:
-                may_have_backlog = not forward(outbox, centre, topics.aggregates).outbox_empty
+                may_have_backlog = not forward(outbox, centre, topics.route(AGGREGATES)).outbox_empty
             progress.mark(outbox)
             trim_watch.check()
     finally:
@@ -194,7 +194,7 @@ class Forwarded(NamedTuple):
     outbox_empty: bool
 
 
-def forward(outbox: BufferedOutbox, centre: MqttBus, topic: str) -> Forwarded:
+def forward(outbox: BufferedOutbox, centre: MqttBus, route: Route) -> Forwarded:
     """Send the oldest records; remove each only once the centre's broker acknowledged it."""
     if not centre.connected:
         return Forwarded(0, outbox_empty=False)
@@ -204,7 +204,7 @@ def forward(outbox: BufferedOutbox, centre: MqttBus, topic: str) -> Forwarded:
     except OutboxUnavailable:
         # BufferedOutbox logged the outage once; records wait in memory meanwhile.
         return Forwarded(0, outbox_empty=False)
-    in_flight = [(entry_id, centre.publish(topic, payload, qos=1)) for entry_id, payload in batch]
+    in_flight = [(entry_id, centre.publish_to(route, payload)) for entry_id, payload in batch]
     deadline = time.monotonic() + ACK_TIMEOUT_S
     acknowledged = 0
     for entry_id, info in in_flight:

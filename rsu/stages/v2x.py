@@ -42,7 +42,7 @@ from rsu.runtime.bus import MqttBus
 from rsu.runtime.latency import freeze_startup_objects, set_thread_realtime_priority, tune_interpreter_for_latency
 from rsu.runtime.stage import StageContext
 from rsu.stages.unit_keys import unit_signer
-from rsu.topics import Topics
+from rsu.topics import SIGNAL_STATE, TRACKS, Topics
 from v2x.conflicts import ConflictDetector
 from v2x.mapdata import MapData, build_map
 from v2x.signing import UnitSigner
@@ -207,10 +207,10 @@ def run(ctx: StageContext) -> None:
         problem = set_thread_realtime_priority(site.v2x.realtime_priority)  # before any thread starts
         if problem:
             log.warning("v2x stage: %s; normal scheduling", problem)
-    topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
+    topics = Topics.for_site(site)
     bus = MqttBus(site.mqtt, ctx.client_id())
-    bus.subscribe(topics.signal_state)
-    bus.subscribe(topics.tracks)
+    bus.subscribe(topics.signal_state, qos=SIGNAL_STATE.qos)
+    bus.subscribe(topics.tracks, qos=TRACKS.qos)
     bus.connect()
     signer = unit_signer(site, ctx.site_path)
     output = V2XOutput(site, wire_publisher(site, bus, signer))

@@ -17,7 +17,7 @@ from rsu.runtime.stage import Ratekeeper, StageContext
 from rsu.sensors.sim_camera import SimulatedCamera
 from rsu.sim.world import SumoWorld
 from rsu.stages.outlet import Outlet
-from rsu.topics import Topics
+from rsu.topics import SIGNAL_STATE, SIM_CAMERA, SIM_STATISTICS, Topics
 from signal_control.backends import ConflictingGreensError
 
 log = logging.getLogger(__name__)
@@ -29,10 +29,10 @@ STATISTICS_PERIOD_S = 5.0
 
 def run(ctx: StageContext) -> None:
     site = ctx.site
-    topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
+    topics = Topics.for_site(site)
     camera = SimulatedCamera(site.cameras[0], seed=ctx.options.seed)
     bus = MqttBus(site.mqtt, ctx.client_id())
-    bus.subscribe(topics.signal_state)
+    bus.subscribe(topics.signal_state, qos=SIGNAL_STATE.qos)
     bus.connect()
     outlet = Outlet(bus, site.unit_id)
     world = SumoWorld(site, ctx.site_path, seed=ctx.options.seed)
@@ -92,7 +92,7 @@ def run(ctx: StageContext) -> None:
                     camera_id=site.cameras[0].id,
                     objects=objects,
                 )
-                outlet.send(topics.sim_camera, message)
+                outlet.send(topics.route(SIM_CAMERA), message)
                 published_capture = detections.capture_time_s
             lockstep = not ctx.options.realtime and published_capture is not None
             latest_signal = take_signal_states(published_capture if lockstep else None)
@@ -143,4 +143,4 @@ def publish_statistics(
         jaywalkers=stats.jaywalkers,
         finished=finished,
     )
-    outlet.send(topics.sim_statistics, message, qos=1, retain=True)
+    outlet.send(topics.route(SIM_STATISTICS), message)

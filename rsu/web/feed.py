@@ -29,7 +29,7 @@ class MqttFeed:
     def __init__(self, site: SiteConfig, hub: LiveHub, client_id: str) -> None:
         self.site = site
         self.hub = hub
-        topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
+        topics = Topics.for_site(site)
         self.bus = MqttBus(site.mqtt, client_id)
         self.bus.subscribe(f"{topics.base}/#")
         self.bus.subscribe(topics.aggregates)

@@ -18,6 +18,7 @@ from typing import Any
 from rsu.config.model import SiteConfig
 from rsu.messages import MessageError
 from rsu.metrics import UnitMetrics
+from rsu.topics import CAMERA_PREVIEW
 from rsu.web.state import Arrival, LiveState
 
 # A snapshot is rebuilt at most this often even when nothing changed, so ages and countdowns move on.
@@ -116,11 +117,11 @@ class LiveHub:
                 "outbox_trimmed": link.outbox_trimmed,
                 "outbox_error": link.outbox_error,
             }
-            snapshot["camera"] = (
-                None
-                if frame is None
-                else {"frames": frame.version, "age_s": round(max(0.0, now_monotonic - frame.received_monotonic_s), 2)}
-            )
+            if frame is None:
+                snapshot["camera"] = None
+            else:
+                age_s = round(max(0.0, now_monotonic - frame.received_monotonic_s), 2)
+                snapshot["camera"] = {"frames": frame.version, "age_s": age_s, "stale": CAMERA_PREVIEW.is_stale(age_s)}
         snapshot["metrics"] = self.metrics.summary()
         return snapshot
 

@@ -25,13 +25,33 @@ from rsu.messages import (
     WorldStatistics,
     decode,
 )
-from rsu.topics import Topics
+from rsu.topics import (
+    AGGREGATES,
+    DETECTORS,
+    HEALTH,
+    SIGNAL_STATE,
+    SIM_STATISTICS,
+    SPAT,
+    TRACKS,
+    WARNINGS,
+    Topics,
+    TopicSpec,
+)
 
 WARNING_FEED_LENGTH = 40
 # A warning that neither ends nor updates for this long is shown as over (its stage may have restarted).
 WARNING_EXPIRY_S = 5.0
-# Messages older than this (arrival clock) are shown as stale.
-STALE_AFTER_S = 2.0
+# The JSON topics the page decodes and shows (the camera preview JPEG goes to rsu.web.hub).
+PAGE_TOPICS: tuple[TopicSpec, ...] = (
+    TRACKS,
+    DETECTORS,
+    SIGNAL_STATE,
+    SPAT,
+    WARNINGS,
+    HEALTH,
+    SIM_STATISTICS,
+    AGGREGATES,
+)
 
 
 @dataclass(frozen=True)
@@ -52,17 +72,8 @@ class LiveState:
     def __init__(self, site: SiteConfig, realtime: bool = True) -> None:
         self.site = site
         self.realtime = realtime
-        self.topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
-        self.schemas: dict[str, type[Message]] = {
-            self.topics.tracks: TrackList,
-            self.topics.detectors: DetectorStates,
-            self.topics.signal_state: SignalState,
-            self.topics.spat: Spat,
-            self.topics.warnings: CollisionWarning,
-            self.topics.health: UnitHealth,
-            self.topics.sim_statistics: WorldStatistics,
-            self.topics.aggregates: Aggregate,
-        }
+        self.topics = Topics.for_site(site)
+        self.schemas: dict[str, type[Message]] = self.topics.decoders(PAGE_TOPICS)
         self.lane_group = {lane.id: lane.signal_group for lane in site.lanes}
         self.tracks: TrackList | None = None
         self.detectors: DetectorStates | None = None
@@ -183,7 +194,7 @@ class LiveState:
             "seq": self.tracks.seq,
             "capture_time_s": self.tracks.capture_time_s,
             "age_s": age,
-            "stale": age is not None and age > STALE_AFTER_S,
+            "stale": TRACKS.is_stale(age),
             "objects": [
                 {
                     "id": o.track_id,
@@ -231,7 +242,7 @@ class LiveState:
             "reason": self.signal.reason,
             "seq": self.signal.seq,
             "age_s": age,
-            "stale": age is not None and age > STALE_AFTER_S,
+            "stale": SIGNAL_STATE.is_stale(age),
             "spat_age_s": self._age(Spat.SCHEMA, now_monotonic_s),
             "groups": groups,
         }
@@ -243,7 +254,7 @@ class LiveState:
         return {
             "valid": self.detectors.valid,
             "age_s": age,
-            "stale": age is not None and age > STALE_AFTER_S,
+            "stale": DETECTORS.is_stale(age),
             "lanes": [
                 {
                     "id": lane.lane_id,

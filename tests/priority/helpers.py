@@ -64,7 +64,7 @@ def site_with_priority(site: SiteConfig, **priority: object) -> SiteConfig:
 
 
 def topics_of(site: SiteConfig) -> Topics:
-    return Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
+    return Topics.for_site(site)
 
 
 def make_gate(site: SiteConfig, requesters: Requesters) -> PriorityGate:

@@ -74,7 +74,7 @@ def running_controller(site_path: Path) -> Iterator[Topics]:
     thread.start()
     site = context.site
     try:
-        yield Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
+        yield Topics.for_site(site)
     finally:
         stop.set()
         thread.join(timeout=10.0)

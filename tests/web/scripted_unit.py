@@ -43,7 +43,7 @@ from rsu.messages import (
 )
 from rsu.messages.signal import ControllerMode, Indication
 from rsu.runtime.bus import MqttBus
-from rsu.topics import Topics
+from rsu.topics import CAMERA_PREVIEW, DETECTORS, HEALTH, SIGNAL_STATE, SPAT, TRACKS, WARNINGS, Topics
 
 CYCLE_S = 12.0
 
@@ -96,7 +96,7 @@ class ScriptedUnit:
 
     def __init__(self, site_path: Path, rate_hz: float = 10.0, with_preview: bool = False) -> None:
         self.site: SiteConfig = load_site_config(site_path)
-        self.topics = Topics(self.site.unit_id, self.site.mqtt.topic_prefix, self.site.uplink.topic_prefix)
+        self.topics = Topics.for_site(self.site)
         self.rate_hz = rate_hz
         self.with_preview = with_preview
         self.bus = MqttBus(self.site.mqtt, f"{self.site.unit_id}-scripted")
@@ -131,18 +131,18 @@ class ScriptedUnit:
     def publish_round(self, now: float) -> None:
         t = now - self.start_s
         capture = now - 0.03
-        self.bus.publish(self.topics.tracks, self.tracks(t, capture, now).to_json())
-        self.bus.publish(self.topics.detectors, self.detectors(t, capture, now).to_json())
+        self.bus.publish_to(self.topics.route(TRACKS), self.tracks(t, capture, now).to_json())
+        self.bus.publish_to(self.topics.route(DETECTORS), self.detectors(t, capture, now).to_json())
         state = self.signal_state(t, capture, now)
-        self.bus.publish(self.topics.signal_state, state.to_json())
-        self.bus.publish(self.topics.spat, self.spat(state, now).to_json())
+        self.bus.publish_to(self.topics.route(SIGNAL_STATE), state.to_json())
+        self.bus.publish_to(self.topics.route(SPAT), self.spat(state, now).to_json())
         warning = self.warning(t, capture, now)
         if warning is not None:
-            self.bus.publish(self.topics.warnings, warning.to_json(), qos=1)
+            self.bus.publish_to(self.topics.route(WARNINGS), warning.to_json())
         if self.rounds % int(self.rate_hz) == 0:
-            self.bus.publish(self.topics.health, self.health(now).to_json())
+            self.bus.publish_to(self.topics.route(HEALTH), self.health(now).to_json())
         if self.with_preview and self.rounds % 3 == 0:
-            self.bus.publish(self.topics.camera_preview, make_jpeg(label=str(self.rounds)))
+            self.bus.publish_to(self.topics.route(CAMERA_PREVIEW), make_jpeg(label=str(self.rounds)))
         self.rounds += 1
 
     def tracks(self, t: float, capture: float, now: float) -> TrackList:

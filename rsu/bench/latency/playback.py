@@ -40,7 +40,7 @@ from rsu.runtime.latency import (
     tune_interpreter_for_latency,
 )
 from rsu.stages.v2x import V2XOutput, configure_stage_process, wire_publisher
-from rsu.topics import Topics
+from rsu.topics import TRACKS, Topics
 from v2x.signing import UnitSigner, generate_key_files
 from v2x.wire import WirePublisher, encode_for_topic, message_class_of
 
@@ -133,9 +133,9 @@ def _v2x_worker(
     site = _bench_site(load_site_config(site_path), unit_id, MqttConfig(**mqtt_config), realtime_priority)
     if realtime_priority:  # as the V2X stage does, before any thread starts
         _note_priority_problem(set_thread_realtime_priority(realtime_priority))
-    topics = Topics(unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
+    topics = Topics.for_site(site)  # _bench_site gave it unit_id
     bus = MqttBus(site.mqtt, f"{unit_id}-v2x-{os.getpid()}")
-    bus.subscribe(topics.tracks)
+    bus.subscribe(topics.tracks, qos=TRACKS.qos)
     bus.connect()
     wire = _TimedWire(wire_publisher(site, bus, UnitSigner.from_key_file(key_path, unit_id)), records)
     output = V2XOutput(site, wire)
@@ -290,7 +290,7 @@ def _run_frames(
 
     detector = build_detector(camera, config_dir=site_path.parent)
     pipeline = PerceptionPipeline(site, camera.id)
-    topics = Topics(site.unit_id, site.mqtt.topic_prefix, site.uplink.topic_prefix)
+    topics = Topics.for_site(site)
     bus = MqttBus(site.mqtt, f"{site.unit_id}-perception-{os.getpid()}")
     # As the perception stage does: the network thread and the work after the detector, never the detector.
     warning_path = RealtimeSection(site.v2x.realtime_priority, "perception")
@@ -336,9 +336,9 @@ def _run_frames(
                         payload = message.to_json()
                         tracked_s = time.time()
                         if warning_path.priority:  # as the perception stage does
-                            bus.publish_and_wait(topics.tracks, payload, timeout_s=PUBLISH_WAIT_S)
+                            bus.publish_to_and_wait(topics.route(TRACKS), payload, timeout_s=PUBLISH_WAIT_S)
                         else:
-                            bus.publish(topics.tracks, payload)
+                            bus.publish_to(topics.route(TRACKS), payload)
                     seq += 1
                     frames[capture_s] = _FrameTimes(capture_s, detected_s, tracked_s)
                     released += 1

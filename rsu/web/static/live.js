@@ -119,7 +119,7 @@
     renderHealth(state);
     if (state.camera) {
       $("camera-meta").textContent = `preview ${state.camera.frames} frames · ${fmt(state.camera.age_s, 1)} s old`;
-      $("camera-stale").textContent = state.camera.age_s > 2 ? "stale" : "";
+      $("camera-stale").textContent = state.camera.stale ? "stale" : "";
     }
     if (state.world) {
       const w = state.world;
