@@ -169,7 +169,7 @@ def send_request(
             arrival_in_s=args.arrival_in_s,
             valid_until_s=valid_until_s,
         )
-        client.publish(sent.topic, sent.payload, qos=PRIORITY_REQUEST.qos, user_properties=sent.user_properties)
+        client.publish_to(topics.route(PRIORITY_REQUEST), sent.payload, user_properties=sent.user_properties)
         print(f"sent {action.value} {kind.value} request {request_id} as {args.requester_id} to {sent.topic}")
         return _print_answers(answers, verifier, args.requester_id, request_id, args.wait_s)
     finally:

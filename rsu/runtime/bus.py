@@ -80,12 +80,6 @@ class MqttBus(MqttClient):
             return False  # not connected or queue full: paho sends it when it can
         return info.is_published()
 
-    def publish_to(
-        self, route: Route, payload: bytes, user_properties: list[tuple[str, str]] | None = None
-    ) -> mqtt.MQTTMessageInfo:
-        """Publish on a registered topic (rsu.topics) with the registry's QoS and retain flag."""
-        return self.publish(route.topic, payload, qos=route.qos, retain=route.retain, user_properties=user_properties)
-
     def publish_to_and_wait(self, route: Route, payload: bytes, timeout_s: float) -> bool:
         """publish_and_wait on a registered topic, with the registry's QoS and retain flag."""
         return self.publish_and_wait(route.topic, payload, timeout_s, qos=route.qos, retain=route.retain)

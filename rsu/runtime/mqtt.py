@@ -1,7 +1,7 @@
 """One MQTT v5 client for every part of the project: the unit's bus, the centre's collector and the
 vehicle-side clients.
 
-It imports only paho, the standard library and rsu.config.model, so vehicle-side code can use it
+It imports only paho, the standard library and the contracts (rsu.config.model, rsu.topics), so vehicle-side code can use it
 without the rest of the unit. What it does for its users:
 
 - credentials and TLS (the system CA store, or MqttConfig.ca_file);
@@ -34,6 +34,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from rsu.config.model import MqttConfig
+from rsu.topics import Route
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +292,12 @@ class MqttClient:
             properties = Properties(PacketTypes.PUBLISH)
             properties.UserProperty = user_properties
         return self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+
+    def publish_to(
+        self, route: Route, payload: bytes, user_properties: list[tuple[str, str]] | None = None
+    ) -> mqtt.MQTTMessageInfo:
+        """Publish on a registered topic (rsu.topics) with the registry's QoS and retain flag."""
+        return self.publish(route.topic, payload, qos=route.qos, retain=route.retain, user_properties=user_properties)
 
     def ack(self, message: Inbound) -> bool:
         """Acknowledge a message received with manual_ack; False if it cannot be any more.
