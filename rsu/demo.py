@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from rsu.config import load_site_config
-from rsu.messages import (
+from rsu.runtime.bus import MqttBus
+from rsu.runtime.stage import RunOptions
+from rsu.unit import Unit
+from rsu_contracts.config import load_site_config
+from rsu_contracts.messages import (
     Aggregate,
     CollisionWarning,
     DetectorStates,
@@ -25,10 +28,7 @@ from rsu.messages import (
     WorldStatistics,
     decode,
 )
-from rsu.runtime.bus import MqttBus
-from rsu.runtime.stage import RunOptions
-from rsu.topics import AGGREGATES, DETECTORS, SIGNAL_STATE, SIM_STATISTICS, SPAT, WARNINGS, Topics
-from rsu.unit import Unit
+from rsu_contracts.topics import AGGREGATES, DETECTORS, SIGNAL_STATE, SIM_STATISTICS, SPAT, WARNINGS, Topics
 
 # Extra simulated time after the requested duration so the last full interval can be sealed.
 RUN_OUT_S = 1.0

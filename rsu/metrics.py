@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rsu.messages import (
+from rsu_contracts.messages import (
     Aggregate,
     CollisionWarning,
     DetectorStates,
@@ -36,7 +36,7 @@ from rsu.messages import (
     WarningStatus,
     WorldStatistics,
 )
-from rsu.messages.perception import CameraDetections
+from rsu_contracts.messages.perception import CameraDetections
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from rsu.config import SiteConfig, load_site_config
-from rsu.messages import Sequencer, UnitHealth, UnitStatus
 from rsu.runtime.bus import LastWill, MqttBus
 from rsu.runtime.preflight import check_broker, check_redis, redis_is_up
 from rsu.runtime.stage import RunOptions
 from rsu.runtime.supervisor import StageSpec, Supervisor
-from rsu.topics import HEALTH, STATUS, Topics
+from rsu_contracts.config import SiteConfig, load_site_config
+from rsu_contracts.messages import Sequencer, UnitHealth, UnitStatus
+from rsu_contracts.topics import HEALTH, STATUS, Topics
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from rsu.messages.perception import CrosswalkObservation, LaneObservation
-from rsu.messages.signal import Indication, SignalEvent
+from rsu_contracts.messages.perception import CrosswalkObservation, LaneObservation
+from rsu_contracts.messages.signal import Indication, SignalEvent
 from signal_control.events import AtspmEvent, signal_event
 from signal_control.intervals import GroupRuntime
 from signal_control.phasing import PhasePlan

@@ -25,10 +25,10 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from rsu.config.model import SiteConfig
-from rsu.messages.perception import CrosswalkObservation, LaneObservation
-from rsu.messages.priority import PriorityService
-from rsu.messages.signal import ControllerMode, Indication, SignalEvent, SignalGroupState
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.messages.perception import CrosswalkObservation, LaneObservation
+from rsu_contracts.messages.priority import PriorityService
+from rsu_contracts.messages.signal import ControllerMode, Indication, SignalEvent, SignalGroupState
 from signal_control import calls, spat_windows
 from signal_control.detector_inputs import DetectorInputs
 from signal_control.events import AtspmEvent

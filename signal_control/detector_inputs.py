@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from rsu.messages.perception import CrosswalkObservation, LaneObservation
-from rsu.messages.signal import SignalEvent
+from rsu_contracts.messages.perception import CrosswalkObservation, LaneObservation
+from rsu_contracts.messages.signal import SignalEvent
 from signal_control.events import AtspmEvent, signal_event
 from signal_control.phasing import PhasePlan
 

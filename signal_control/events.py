@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from rsu.messages.signal import SignalEvent
+from rsu_contracts.messages.signal import SignalEvent
 
 
 class AtspmEvent(IntEnum):

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-from rsu.messages.signal import Indication, SignalEvent
+from rsu_contracts.messages.signal import Indication, SignalEvent
 from signal_control.events import AtspmEvent, signal_event
 from signal_control.phasing import GroupTiming, PhasePlan
 from signal_control.strategies import Termination

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rsu.messages.perception import LaneObservation
+from rsu_contracts.messages.perception import LaneObservation
 
 
 def arrivals_by_lane(lanes: Iterable[LaneObservation]) -> dict[str, tuple[float, ...]]:

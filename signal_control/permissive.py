@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from rsu.messages.signal import Indication
+from rsu_contracts.messages.signal import Indication
 from signal_control.phasing import PhasePlan
 from signal_control.safety import STOP_INDICATIONS
 

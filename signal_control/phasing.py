@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from rsu.config.model import Approach, SignalGroup, SignalGroupKind, SiteConfig, Stage
+from rsu_contracts.config.model import Approach, SignalGroup, SignalGroupKind, SiteConfig, Stage
 from signal_control import timing
 
 

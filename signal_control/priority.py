@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rsu.config.model import PriorityConfig, PriorityKind
-from rsu.messages.priority import PriorityPhase
+from rsu_contracts.config.model import PriorityConfig, PriorityKind
+from rsu_contracts.messages.priority import PriorityPhase
 
 # Calls beyond this many (emergency first, then by arrival) are ignored: bounded state.
 MAX_PRIORITY_CALLS = 64

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from rsu.config.model import PriorityKind
-from rsu.messages.priority import PriorityPhase, PriorityService
-from rsu.messages.signal import Indication, SignalEvent
+from rsu_contracts.config.model import PriorityKind
+from rsu_contracts.messages.priority import PriorityPhase, PriorityService
+from rsu_contracts.messages.signal import Indication, SignalEvent
 from signal_control.calls import stage_calls
 from signal_control.events import AtspmEvent, signal_event
 from signal_control.intervals import GroupRuntime, IntervalMachine, Phase

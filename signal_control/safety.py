@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
-from rsu.messages.signal import Indication, SignalGroupState
+from rsu_contracts.messages.signal import Indication, SignalGroupState
 from signal_control.phasing import GroupTiming, PhasePlan
 
 # Only these let nobody go; anything else (including dark or flashing yellow) counts as open.

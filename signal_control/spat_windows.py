@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from rsu.messages.signal import Indication, SignalGroupState
+from rsu_contracts.messages.signal import Indication, SignalGroupState
 from signal_control.intervals import GroupRuntime, IntervalMachine, Phase
 from signal_control.permissive import displayed as permissive_display
 from signal_control.phasing import PhasePlan

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from datasets import SAMPLE_SITE
-from rsu.config import SiteConfig, load_site_config
+from rsu.samples import SAMPLE_SITE
+from rsu_contracts.config import SiteConfig, load_site_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from functools import cached_property
 
-from rsu.config.model import GeoReference
+from rsu_contracts.config.model import GeoReference
 
 # WGS-84 ellipsoid.
 SEMI_MAJOR_AXIS_M = 6_378_137.0

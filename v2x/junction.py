@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from rsu.config.model import Movement, SiteConfig
+from rsu_contracts.config.model import Movement, SiteConfig
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -33,8 +33,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rsu.config.model import Approach, GeoReference, Lane, Movement, Point, SignalGroupKind, SiteConfig
-from rsu.messages.envelope import Message
+from rsu_contracts.config.model import Approach, GeoReference, Lane, Movement, Point, SignalGroupKind, SiteConfig
+from rsu_contracts.messages.envelope import Message
 from v2x.geo import LocalFrame
 
 NEMA_PHASE_COUNT = 16

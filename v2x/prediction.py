@@ -27,7 +27,7 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from rsu.messages.perception import TrackedObject
+from rsu_contracts.messages.perception import TrackedObject
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -27,10 +27,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from rsu.config.load import ConfigError, resolve_relative
-from rsu.config.model import Movement, PriorityKind, SignalGroupKind, SiteConfig
-from rsu.messages import MessageError, decode
-from rsu.messages.priority import (
+from rsu_contracts.config.load import ConfigError, resolve_relative
+from rsu_contracts.config.model import Movement, PriorityKind, SignalGroupKind, SiteConfig
+from rsu_contracts.messages import MessageError, decode
+from rsu_contracts.messages.priority import (
     PriorityAction,
     PriorityPhase,
     PriorityReason,

@@ -6,7 +6,7 @@ one to one onto the UPER encoding.
 
 from __future__ import annotations
 
-from rsu.messages.signal import Indication, SignalState, SpatMovement
+from rsu_contracts.messages.signal import Indication, SignalState, SpatMovement
 
 # J2735 MovementPhaseState names.
 UNAVAILABLE = "unavailable"

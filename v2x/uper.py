@@ -40,9 +40,9 @@ from typing import Any
 from pycrate_asn1dir import ITS_DENM_3, ITS_IS
 from pycrate_core.utils import PycrateErr
 
-from rsu.config.model import SiteConfig
-from rsu.messages.signal import Spat
-from rsu.messages.warnings import CollisionWarning, WarningKind, WarningStatus
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.messages.signal import Spat
+from rsu_contracts.messages.warnings import CollisionWarning, WarningKind, WarningStatus
 from v2x.mapdata import (
     MapData,
     MapPoint,

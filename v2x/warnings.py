@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rsu.config.model import GeoReference, WarningConfig
-from rsu.messages.warnings import Participant, Severity, WarningKind, WarningStatus
+from rsu_contracts.config.model import GeoReference, WarningConfig
+from rsu_contracts.messages.warnings import Participant, Severity, WarningKind, WarningStatus
 from v2x.conflicts import Conflict
 from v2x.geo import LocalFrame
 

@@ -15,7 +15,7 @@ status         ``{prefix}/{unit}/status``          ``{prefix}/{unit}/status``
 The china layout only borrows the topic names: payloads are this project's JSON or the ETSI UPER
 messages, not the T/CSAE 53 MessageFrame (no compiled module for it is available).
 
-Delivery per class comes from the topic registry (rsu.topics, one entry per class in the rsu
+Delivery per class comes from the topic registry (rsu_contracts.topics, one entry per class in the rsu
 layout) and holds in every layout: SPaT QoS 0 (10 Hz, the next one supersedes a lost one), MAP
 QoS 1 retained (a vehicle arriving later gets it at once), warnings QoS 1 not retained (a stale
 warning must never greet a new subscriber), objects QoS 0, status QoS 1 retained.
@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from rsu.messages import ALL_MESSAGES, CollisionWarning, Message, MessageError, Spat, TrackList, decode
-from rsu.topics import MAP, OBJECTS, SPAT, STATUS, WARNINGS, TopicSpec
+from rsu_contracts.messages import ALL_MESSAGES, CollisionWarning, Message, MessageError, Spat, TrackList, decode
+from rsu_contracts.topics import MAP, OBJECTS, SPAT, STATUS, WARNINGS, TopicSpec
 from v2x.mapdata import MapData
 from v2x.signing import UnitSigner
 from v2x.uper import (

@@ -25,11 +25,11 @@ from pathlib import Path
 from types import FrameType
 
 from rsu.centre.store import AddResult, AggregateStore
-from rsu.config.model import MqttConfig
-from rsu.messages.aggregates import Aggregate
-from rsu.messages.envelope import MessageError, decode
 from rsu.runtime.mqtt import BrokerUnavailable, Inbound, MqttClient, PersistentSession
-from rsu.topics import AGGREGATES
+from rsu_contracts.config.model import MqttConfig
+from rsu_contracts.messages.aggregates import Aggregate
+from rsu_contracts.messages.envelope import MessageError, decode
+from rsu_contracts.topics import AGGREGATES
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from rsu.config.model import RoadUserType
-from rsu.messages.aggregates import Aggregate
+from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.messages.aggregates import Aggregate
 
 # Counts by class become columns; a class outside this list is added to `other`.
 CLASS_COLUMNS: tuple[str, ...] = tuple(road_user.value for road_user in RoadUserType)

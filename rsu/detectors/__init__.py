@@ -20,5 +20,5 @@ Adding a backend is one module and one registry entry:
    and a call of `exported_yolo.build_exported_detector`, any other network a `PassDetector` handed
    to `FrameDetector`, so detail regions, riders and ground placement come with it;
 2. its module name added to `registry.BACKEND_MODULES` (and "<type>" to the `DetectorConfig.type`
-   choices in rsu.config.model, which validates the site file).
+   choices in rsu_contracts.config.model, which validates the site file).
 """

@@ -14,8 +14,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from rsu.config.model import RoadUserType
 from rsu.perception.detections import Detections
+from rsu_contracts.config.model import RoadUserType
 
 ImageArray = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float64]

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from rsu.config.model import DetailRegionConfig, RoadUserType
 from rsu.detectors.base import FloatArray, ImageArray, PassDetections, PassDetector
 from rsu.perception.tracker import ASSOCIATION_GROUP
+from rsu_contracts.config.model import DetailRegionConfig, RoadUserType
 
 # Road-user classes a detector confuses for one object (boxes of one group from two passes are one
 # road user): the same groups the tracker lets continue one track.

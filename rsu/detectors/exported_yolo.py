@@ -29,13 +29,13 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from rsu.config.model import DetailRegionConfig, DetectorConfig, RoadUserType
 from rsu.detectors.base import DetectorError, FloatArray, ImageArray, PassDetections
 from rsu.detectors.classes import COCO_NAME_TO_ROAD_USER, road_users_of_classes
 from rsu.detectors.detail import CONFUSABLE_GROUP
 from rsu.detectors.frame_detector import FrameDetector
 from rsu.perception.homography import Homography
 from rsu.sensors.video import expand_uri
+from rsu_contracts.config.model import DetailRegionConfig, DetectorConfig, RoadUserType
 
 log = logging.getLogger(__name__)
 

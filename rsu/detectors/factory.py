@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rsu.config.model import CameraConfig, CameraSource
 from rsu.detectors.base import Detector, DetectorError
 from rsu.detectors.registry import builder_for
 from rsu.perception.homography import Homography
 from rsu.perception.motion import MotionGatedDetector
+from rsu_contracts.config.model import CameraConfig, CameraSource
 
 
 def build_detector(

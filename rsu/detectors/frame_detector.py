@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from rsu.config.model import DetectorConfig
 from rsu.detectors.base import DetectorError, ImageArray, PassDetections, PassDetector
 from rsu.detectors.detail import DetailRegions
 from rsu.detectors.ground import place_on_ground
 from rsu.detectors.riders import RiderMemory, merge_riders
 from rsu.perception.detections import Detections
 from rsu.perception.homography import Homography
+from rsu_contracts.config.model import DetectorConfig
 
 
 class FrameDetector:

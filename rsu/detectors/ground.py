@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rsu.config.model import RoadUserType
 from rsu.detectors.base import FloatArray
 from rsu.perception.detections import Detections
 from rsu.perception.homography import Homography
+from rsu_contracts.config.model import RoadUserType
 
 
 def place_on_ground(

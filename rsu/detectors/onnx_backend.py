@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from rsu.config.model import DetectorConfig
 from rsu.detectors.base import DetectorError
 from rsu.detectors.exported_yolo import (
     ExportedYoloDetector,
@@ -21,6 +20,7 @@ from rsu.detectors.exported_yolo import (
 )
 from rsu.detectors.registry import register
 from rsu.perception.homography import Homography
+from rsu_contracts.config.model import DetectorConfig
 
 
 class OnnxRuntimeBackend:

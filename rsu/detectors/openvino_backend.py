@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from rsu.config.model import DetectorConfig
 from rsu.detectors.base import DetectorError
 from rsu.detectors.exported_yolo import ExportedYoloDetector, Float32Array, build_exported_detector, parse_class_names
 from rsu.detectors.registry import register
 from rsu.perception.homography import Homography
+from rsu_contracts.config.model import DetectorConfig
 
 
 class OpenVinoBackend:

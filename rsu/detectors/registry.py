@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from rsu.config.model import DetectorConfig
 from rsu.detectors.base import Detector, DetectorError
 from rsu.perception.homography import Homography
+from rsu_contracts.config.model import DetectorConfig
 
 # config, the camera's homography, the camera id, the site file's folder (relative weights paths).
 DetectorBuilder = Callable[[DetectorConfig, Homography, str, str | Path | None], Detector]

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from rsu.config.model import DetectorConfig, RoadUserType
 from rsu.detectors.base import DetectorError, FloatArray, ImageArray, PassDetections
 from rsu.detectors.classes import COCO_NAME_TO_ROAD_USER, road_users_of_classes
 from rsu.detectors.frame_detector import FrameDetector
 from rsu.detectors.registry import register
 from rsu.perception.homography import Homography
 from rsu.sensors.video import expand_uri
+from rsu_contracts.config.model import DetectorConfig, RoadUserType
 
 # torch and Ultralytics are imported only when an Ultralytics detector is built: importing this
 # module (the registry does, for every backend) must not pay torch's memory and start-up time.

@@ -44,10 +44,10 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rsu.config.model import CountingLineRole, Movement, SiteConfig
-from rsu.messages.perception import LineCrossing, TurningMovement
 from rsu.perception.lanes import LANE_USERS, LaneMap
 from rsu.perception.tracker import Track, association_group
+from rsu_contracts.config.model import CountingLineRole, Movement, SiteConfig
+from rsu_contracts.messages.perception import LineCrossing, TurningMovement
 
 # Half-width of the band around a line in which a track has no side yet (above position jitter).
 HYSTERESIS_M = 0.3

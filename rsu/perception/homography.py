@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from rsu.config.model import CalibrationPoint
+from rsu_contracts.config.model import CalibrationPoint
 
 log = logging.getLogger(__name__)
 

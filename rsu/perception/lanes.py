@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from rsu.config.model import VEHICLE_TYPES, Lane, Point, RoadUserType, SiteConfig
+from rsu_contracts.config.model import VEHICLE_TYPES, Lane, Point, RoadUserType, SiteConfig
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -28,9 +28,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from rsu.config.model import MotionGateConfig
 from rsu.detectors.base import Detector
 from rsu.perception.detections import Detections
+from rsu_contracts.config.model import MotionGateConfig
 
 ImageArray = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float64]

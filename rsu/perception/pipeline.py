@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rsu.config.model import SiteConfig
-from rsu.messages.perception import (
+from rsu.perception.counting import LineCounter
+from rsu.perception.detections import Detections
+from rsu.perception.lanes import LaneMap, LanePosition
+from rsu.perception.tracker import GroundTracker, Track
+from rsu.perception.zones import ZoneMonitor, locate_tracks
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.messages.perception import (
     CrosswalkObservation,
     LaneObservation,
     LineCrossing,
     TrackedObject,
     TurningMovement,
 )
-from rsu.perception.counting import LineCounter
-from rsu.perception.detections import Detections
-from rsu.perception.lanes import LaneMap, LanePosition
-from rsu.perception.tracker import GroundTracker, Track
-from rsu.perception.zones import ZoneMonitor, locate_tracks
 
 
 @dataclass(frozen=True, slots=True)

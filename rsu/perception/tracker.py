@@ -19,7 +19,6 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
-from rsu.config.model import RoadUserType, TrackingConfig
 from rsu.perception.detections import Detections
 from rsu.perception.kalman import (
     PEDESTRIAN_NOISE,
@@ -28,6 +27,7 @@ from rsu.perception.kalman import (
     ConstantVelocityKalman,
     MotionNoise,
 )
+from rsu_contracts.config.model import RoadUserType, TrackingConfig
 
 # Detections at or above this confidence may start tracks (ByteTrack's first stage).
 HIGH_CONFIDENCE = 0.5

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rsu.config.model import RoadUserType, SiteConfig
-from rsu.messages.perception import CrosswalkObservation, LaneObservation
 from rsu.perception.lanes import LANE_USERS, LaneGeometry, LaneMap, LanePosition
 from rsu.perception.tracker import NOMINAL_SIZE_M, Track
+from rsu_contracts.config.model import RoadUserType, SiteConfig
+from rsu_contracts.messages.perception import CrosswalkObservation, LaneObservation
 
 # Road users counted on a crosswalk.
 CROSSWALK_USERS = frozenset({RoadUserType.PEDESTRIAN, RoadUserType.BICYCLE})

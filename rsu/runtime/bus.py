@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 
-from rsu.config.model import MqttConfig
 from rsu.runtime.mqtt import BrokerUnavailable, Inbound, LastWill, MqttClient
-from rsu.topics import Route
+from rsu_contracts.config.model import MqttConfig
+from rsu_contracts.topics import Route
 
 __all__ = ["BrokerUnavailable", "LastWill", "MqttBus", "Received"]
 

@@ -1,8 +1,8 @@
 """One MQTT v5 client for every part of the project: the unit's bus, the centre's collector and the
 vehicle-side clients.
 
-It imports only paho, the standard library and the contracts (rsu.config.model, rsu.topics), so vehicle-side code can use it
-without the rest of the unit. What it does for its users:
+It imports only paho, the standard library and the contracts (rsu_contracts.config.model,
+rsu_contracts.topics), so vehicle-side code can use it without the rest of the unit. What it does for its users:
 
 - credentials and TLS (the system CA store, or MqttConfig.ca_file);
 - reconnects by itself, 1 s then doubling up to 5 s apart, and renews every subscription on each
@@ -33,8 +33,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from rsu.config.model import MqttConfig
-from rsu.topics import Route
+from rsu_contracts.config.model import MqttConfig
+from rsu_contracts.topics import Route
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +296,7 @@ class MqttClient:
     def publish_to(
         self, route: Route, payload: bytes, user_properties: list[tuple[str, str]] | None = None
     ) -> mqtt.MQTTMessageInfo:
-        """Publish on a registered topic (rsu.topics) with the registry's QoS and retain flag."""
+        """Publish on a registered topic (rsu_contracts.topics) with the registry's QoS and retain flag."""
         return self.publish(route.topic, payload, qos=route.qos, retain=route.retain, user_properties=user_properties)
 
     def ack(self, message: Inbound) -> bool:

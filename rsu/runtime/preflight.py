@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from rsu.config.model import MqttConfig
 from rsu.runtime.bus import BrokerUnavailable, MqttBus
+from rsu_contracts.config.model import MqttConfig
 
 
 class RedisUnavailable(ConnectionError):

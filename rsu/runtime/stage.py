@@ -9,7 +9,7 @@ from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
-from rsu.config import SiteConfig, load_site_config
+from rsu_contracts.config import SiteConfig, load_site_config
 
 
 @dataclass(frozen=True)

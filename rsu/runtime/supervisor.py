@@ -20,8 +20,8 @@ from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
-from rsu.messages import StageHealth
 from rsu.runtime.stage import RunOptions, StageContext
+from rsu_contracts.messages import StageHealth
 
 log = logging.getLogger(__name__)
 _ctx = mp.get_context("spawn")

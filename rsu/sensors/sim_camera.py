@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rsu.config.model import CameraConfig
 from rsu.perception.detections import Detections
 from rsu.sim.truth import TruthObject
+from rsu_contracts.config.model import CameraConfig
 
 # Confidence of a detection right at the camera and at the edge of its range (means; each draw
 # also gets some spread), clipped to what a detector typically reports above its threshold.

@@ -28,8 +28,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from rsu.config.model import CameraConfig
-from rsu.config.paths import PathExpansionError, PathKind, is_url, resolve_site_path
+from rsu_contracts.config.model import CameraConfig
+from rsu_contracts.config.paths import PathExpansionError, PathKind, is_url, resolve_site_path
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def expand_uri(uri: str, config_dir: str | Path | None = None) -> str:
     URLs (anything with `scheme://`) and device indices ("0") are returned after variable expansion
     only. A relative path is taken relative to config_dir (the site file's folder), so a site file can
     say `${RSU_SHARED_DIR:-../../../shared}/footage/clip.mp4` and work from any working directory.
-    This is the site file's path rule (rsu.config.paths), which the loader already applied to the
+    This is the site file's path rule (rsu_contracts.config.paths), which the loader already applied to the
     camera uri; it is applied again here for values set in code.
     """
     return resolve_site_path(uri, config_dir, PathKind.CAMERA_URI)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets import SAMPLE_SITE
+from rsu.samples import SAMPLE_SITE
 
 DEFAULT_ROUTES = SAMPLE_SITE.parent / "sumo" / "demand.rou.xml"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import sumolib
 
-from rsu.config.model import Point, SiteConfig
+from rsu_contracts.config.model import Point, SiteConfig
 
 NETWORK_FILE = "intersection.net.xml"
 NODE_FILE = "intersection.nod.xml"
@@ -144,8 +144,8 @@ def print_site_geometry(net_file: Path, site: SiteConfig | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from datasets import SAMPLE_SITE
-    from rsu.config.load import load_site_config
+    from rsu.samples import SAMPLE_SITE
+    from rsu_contracts.config.load import load_site_config
 
     parser = argparse.ArgumentParser(description="Build the SUMO network of a simulated site with netconvert.")
     parser.add_argument("sumo_dir", nargs="?", type=Path, default=SAMPLE_SITE.parent / "sumo")

@@ -21,12 +21,12 @@ from typing import Any
 
 import traci.constants as tc
 
-from rsu.config.load import resolve_relative
-from rsu.config.model import RoadUserType, SiteConfig
-from rsu.messages.signal import SignalGroupState
 from rsu.sim.demand import CROSSING_ON_RED_TYPE, JAYWALKER_TYPE
 from rsu.sim.network import sumo_tool
 from rsu.sim.truth import TruthObject
+from rsu_contracts.config.load import resolve_relative
+from rsu_contracts.config.model import RoadUserType, SiteConfig
+from rsu_contracts.messages.signal import SignalGroupState
 from signal_control.backends.sumo import SumoSignalHeads
 
 # SUMO vehicle classes -> the road-user classes the unit reports.

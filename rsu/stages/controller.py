@@ -17,12 +17,12 @@ import logging
 import time
 from collections.abc import Callable
 
-from rsu.messages import DetectorStates, PriorityStatus, PriorityStatusKind, SignalState, decode
 from rsu.runtime.bus import MqttBus, Received
 from rsu.runtime.stage import Ratekeeper, StageContext
 from rsu.stages.outlet import Outlet
 from rsu.stages.unit_keys import unit_signer
-from rsu.topics import DETECTORS, PRIORITY_REQUEST, PRIORITY_STATUS, SIGNAL_STATE, Topics
+from rsu_contracts.messages import DetectorStates, PriorityStatus, PriorityStatusKind, SignalState, decode
+from rsu_contracts.topics import DETECTORS, PRIORITY_REQUEST, PRIORITY_STATUS, SIGNAL_STATE, Topics
 from signal_control import ControllerOutput, SignalController
 from signal_control.lookahead import arrivals_by_lane
 from signal_control.priority import PriorityCall

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from rsu.messages import Message, Sequencer
 from rsu.runtime.bus import MqttBus
-from rsu.topics import Route
+from rsu_contracts.messages import Message, Sequencer
+from rsu_contracts.topics import Route
 
 M = TypeVar("M", bound=Message)
 

@@ -12,8 +12,6 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from rsu.config.model import CameraConfig, CameraSource
-from rsu.messages import CameraDetections, DetectorStates, TrackList, decode
 from rsu.perception.detections import Detections
 from rsu.perception.pipeline import PerceptionOutput, PerceptionPipeline
 from rsu.runtime.bus import MqttBus
@@ -25,8 +23,10 @@ from rsu.runtime.latency import (
 )
 from rsu.runtime.stage import StageContext
 from rsu.stages.outlet import Outlet
-from rsu.topics import CAMERA_PREVIEW, DETECTORS, SIM_CAMERA, TRACKS, Topics
 from rsu.web.preview import CameraPreview
+from rsu_contracts.config.model import CameraConfig, CameraSource
+from rsu_contracts.messages import CameraDetections, DetectorStates, TrackList, decode
+from rsu_contracts.topics import CAMERA_PREVIEW, DETECTORS, SIM_CAMERA, TRACKS, Topics
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import logging
 import os
 from pathlib import Path
 
-from rsu.config.load import resolve_relative
-from rsu.config.model import SiteConfig
+from rsu_contracts.config.load import resolve_relative
+from rsu_contracts.config.model import SiteConfig
 from v2x.signing import UnitSigner, generate_key_files
 
 log = logging.getLogger(__name__)

@@ -28,12 +28,12 @@ import math
 import time
 from typing import NamedTuple
 
-from rsu.messages import Aggregate, CollisionWarning, DetectorStates, Message, SignalState, decode
 from rsu.runtime.bus import MqttBus
 from rsu.runtime.stage import StageContext
-from rsu.topics import AGGREGATES, DETECTORS, SIGNAL_STATE, WARNINGS, Route, Topics
 from rsu.uplink.aggregator import DEFAULT_RESUME_MAX_GAP_S, AggregateBody, IntervalAggregator
 from rsu.uplink.outbox import BufferedOutbox, Outbox, OutboxUnavailable
+from rsu_contracts.messages import Aggregate, CollisionWarning, DetectorStates, Message, SignalState, decode
+from rsu_contracts.topics import AGGREGATES, DETECTORS, SIGNAL_STATE, WARNINGS, Route, Topics
 
 log = logging.getLogger(__name__)
 

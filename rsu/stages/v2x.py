@@ -25,8 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from rsu.config.model import SiteConfig
-from rsu.messages import (
+from rsu.runtime.bus import MqttBus
+from rsu.runtime.latency import freeze_startup_objects, set_thread_realtime_priority, tune_interpreter_for_latency
+from rsu.runtime.stage import StageContext
+from rsu.stages.unit_keys import unit_signer
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.messages import (
     CollisionWarning,
     Message,
     Sequencer,
@@ -38,11 +42,7 @@ from rsu.messages import (
     WarningStatus,
     decode,
 )
-from rsu.runtime.bus import MqttBus
-from rsu.runtime.latency import freeze_startup_objects, set_thread_realtime_priority, tune_interpreter_for_latency
-from rsu.runtime.stage import StageContext
-from rsu.stages.unit_keys import unit_signer
-from rsu.topics import SIGNAL_STATE, TRACKS, Topics
+from rsu_contracts.topics import SIGNAL_STATE, TRACKS, Topics
 from v2x.conflicts import ConflictDetector
 from v2x.mapdata import MapData, build_map
 from v2x.signing import UnitSigner

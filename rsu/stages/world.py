@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import time
 
-from rsu.messages import CameraDetections, CameraObject, SignalState, WorldStatistics, decode
 from rsu.runtime.bus import MqttBus
 from rsu.runtime.stage import Ratekeeper, StageContext
 from rsu.sensors.sim_camera import SimulatedCamera
 from rsu.sim.world import SumoWorld
 from rsu.stages.outlet import Outlet
-from rsu.topics import SIGNAL_STATE, SIM_CAMERA, SIM_STATISTICS, Topics
+from rsu_contracts.messages import CameraDetections, CameraObject, SignalState, WorldStatistics, decode
+from rsu_contracts.topics import SIGNAL_STATE, SIM_CAMERA, SIM_STATISTICS, Topics
 from signal_control.backends import ConflictingGreensError
 
 log = logging.getLogger(__name__)

@@ -77,11 +77,11 @@ from typing import Any
 
 import numpy as np
 
-from rsu.config.model import VEHICLE_TYPES, CountingLineRole, RoadUserType, SiteConfig
-from rsu.messages.aggregates import LaneAggregate, MovementCount, PhaseAggregate, TurningMovementCount
-from rsu.messages.perception import DetectorStates
-from rsu.messages.signal import Indication, SignalState
-from rsu.messages.warnings import CollisionWarning, WarningKind, WarningStatus
+from rsu_contracts.config.model import VEHICLE_TYPES, CountingLineRole, RoadUserType, SiteConfig
+from rsu_contracts.messages.aggregates import LaneAggregate, MovementCount, PhaseAggregate, TurningMovementCount
+from rsu_contracts.messages.perception import DetectorStates
+from rsu_contracts.messages.signal import Indication, SignalState
+from rsu_contracts.messages.warnings import CollisionWarning, WarningKind, WarningStatus
 
 GAP_OUT_EVENT = 4
 MAX_OUT_EVENT = 5

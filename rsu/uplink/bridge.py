@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from rsu.config import load_site_config
-from rsu.config.model import SiteConfig
+from rsu_contracts.config import load_site_config
+from rsu_contracts.config.model import SiteConfig
 
 BridgeProtocol = Literal["mqttv50", "mqttv311"]
 

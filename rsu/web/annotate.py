@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from rsu.config.model import RoadUserType, SiteConfig
-from rsu.messages.perception import LaneObservation, TrackedObject
 from rsu.web.geometry import GroundProjector, stop_bar_m, stop_bar_zone_m
+from rsu_contracts.config.model import RoadUserType, SiteConfig
+from rsu_contracts.messages.perception import LaneObservation, TrackedObject
 
 ImageArray = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float64]

@@ -27,14 +27,14 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
-from rsu.config import ConfigError, SiteConfig, load_site_config
-from rsu.config.model import CalibrationPoint, CameraConfig, CameraSource
 from rsu.metrics import CONTENT_TYPE
 from rsu.perception.homography import HomographyError
 from rsu.sensors.video import UriError, VideoSource, VideoSourceError, expand_uri, redact_uri
 from rsu.web.calibration import CalibrationError, CalibrationSave, fit_calibration, save_calibration
 from rsu.web.geometry import site_layout
 from rsu.web.hub import LiveHub
+from rsu_contracts.config import ConfigError, SiteConfig, load_site_config
+from rsu_contracts.config.model import CalibrationPoint, CameraConfig, CameraSource
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from rsu.config import ConfigError, SiteConfig, parse_site_config
-from rsu.config.model import CalibrationPoint, CameraSource, Point
 from rsu.perception.homography import Homography, HomographyError
+from rsu_contracts.config import ConfigError, SiteConfig, parse_site_config
+from rsu_contracts.config.model import CalibrationPoint, CameraSource, Point
 
 # Backups kept per site file; older ones are removed so a busy calibration day cannot fill the disk.
 MAX_BACKUPS = 20

@@ -10,11 +10,11 @@ import logging
 import threading
 import time
 
-from rsu.config.model import SiteConfig
 from rsu.runtime.bus import BrokerUnavailable, MqttBus
-from rsu.topics import Topics
 from rsu.uplink.outbox import Outbox, OutboxUnavailable
 from rsu.web.hub import LiveHub
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.topics import Topics
 
 log = logging.getLogger(__name__)
 

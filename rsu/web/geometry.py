@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from rsu.config.model import CameraSource, Lane, Point, SiteConfig
 from rsu.perception.homography import Homography, HomographyError
 from rsu.perception.lanes import LaneMap
+from rsu_contracts.config.model import CameraSource, Lane, Point, SiteConfig
 
 FloatArray = npt.NDArray[np.float64]
 

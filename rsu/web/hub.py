@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rsu.config.model import SiteConfig
-from rsu.messages import MessageError
 from rsu.metrics import UnitMetrics
-from rsu.topics import CAMERA_PREVIEW
 from rsu.web.state import Arrival, LiveState
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.messages import MessageError
+from rsu_contracts.topics import CAMERA_PREVIEW
 
 # A snapshot is rebuilt at most this often even when nothing changed, so ages and countdowns move on.
 SNAPSHOT_REFRESH_S = 0.5

@@ -16,12 +16,12 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from rsu.config.model import CameraConfig, SiteConfig
 from rsu.perception.detections import Detections
 from rsu.perception.homography import Homography
 from rsu.perception.pipeline import PerceptionOutput
 from rsu.web.annotate import TrailBook, draw_boxes, draw_caption, draw_site, draw_tracks
 from rsu.web.geometry import GroundProjector
+from rsu_contracts.config.model import CameraConfig, SiteConfig
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
-from rsu.config.model import SiteConfig
-from rsu.messages import (
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.messages import (
     Aggregate,
     CollisionWarning,
     DetectorStates,
@@ -25,7 +25,7 @@ from rsu.messages import (
     WorldStatistics,
     decode,
 )
-from rsu.topics import (
+from rsu_contracts.topics import (
     AGGREGATES,
     DETECTORS,
     HEALTH,

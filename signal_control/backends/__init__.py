@@ -27,8 +27,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from rsu.config.model import SignalGroupKind, SiteConfig
-from rsu.messages.signal import SignalGroupState
+from rsu_contracts.config.model import SignalGroupKind, SiteConfig
+from rsu_contracts.messages.signal import SignalGroupState
 
 # Only these stop everybody (the monitor's definition, shared): any other indication may let road
 # users into the conflict area.

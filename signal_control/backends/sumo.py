@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from rsu.config.model import SignalGroupKind, SiteConfig
-from rsu.messages.signal import Indication, SignalGroupState
+from rsu_contracts.config.model import SignalGroupKind, SiteConfig
+from rsu_contracts.messages.signal import Indication, SignalGroupState
 from signal_control.backends import ConflictingGreensError, conflicting_pairs
 
 RED = "r"

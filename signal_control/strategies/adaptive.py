@@ -45,7 +45,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from rsu.messages.perception import LaneObservation
+from rsu_contracts.messages.perception import LaneObservation
 from signal_control.phasing import PhasePlan, StagePlan, transition_stages
 from signal_control.strategies.base import Decision, DecisionContext, Termination, next_called_stage
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from rsu.messages.perception import LaneObservation
+from rsu_contracts.messages.perception import LaneObservation
 
 
 class Action(StrEnum):

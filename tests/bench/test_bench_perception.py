@@ -10,9 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from datasets.jamcam import SITE_FILE as JAMCAM_SITE
-from datasets.opentrafficcam.build import SITE_FILE as OTC_SITE
-from rsu.bench.perception import (
+from rsu.detectors.export import ExportResult
+from rsu.samples import JAMCAM_SITE as JAMCAM_SITE
+from rsu.samples import OPENTRAFFICCAM_SITE as OTC_SITE
+from rsu_contracts.config import load_site_config
+from rsu_contracts.config.model import DetectorConfig, RoadUserType
+from rsu_tools.bench.perception import (
     BenchError,
     BenchPlan,
     GroundLineCrossings,
@@ -25,9 +28,6 @@ from rsu.bench.perception import (
     render_table,
     run_bench,
 )
-from rsu.config import load_site_config
-from rsu.config.model import DetectorConfig, RoadUserType
-from rsu.detectors.export import ExportResult
 
 STAGES = ("decode", "detect", "track", "zones")
 
@@ -106,7 +106,7 @@ def test_the_command_line_names_its_errors(tmp_path: Path) -> None:
 
 def check_report(report: dict[str, Any], names: list[str]) -> None:
     json.dumps(report)  # plain JSON all the way down
-    assert report["schema"] == "rsu.bench.perception/1"
+    assert report["schema"] == "rsu_tools.bench.perception/1"
     assert [v["name"] for v in report["variants"]] == names
     for variant in report["variants"]:
         for key in ("fps", "frames_measured", "dropped_frames", "cpu_use", "peak_rss_mb", "rss_mb_start", "detector"):

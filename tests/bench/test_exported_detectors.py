@@ -11,17 +11,17 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets.opentrafficcam.build import SITE_FILE
-from rsu.config import load_site_config
-from rsu.config.model import DetectorConfig, RoadUserType
 from rsu.detectors.base import DetectorError
 from rsu.detectors.classes import COCO_NAME_TO_ROAD_USER
 from rsu.detectors.export import ExportError, ExportResult, check_input_size, export_model
 from rsu.detectors.exported_yolo import ExportedYoloDetector, letterbox
 from rsu.detectors.factory import build_detector
 from rsu.detectors.openvino_backend import build_openvino_detector
-from rsu.perception.evaluation import iou_matrix
 from rsu.perception.homography import Homography
+from rsu.samples import OPENTRAFFICCAM_SITE as SITE_FILE
+from rsu_contracts.config import load_site_config
+from rsu_contracts.config.model import DetectorConfig, RoadUserType
+from rsu_tools.evaluation import iou_matrix
 
 FRAME_INDICES = (40, 100, 160)
 

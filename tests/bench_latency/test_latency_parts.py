@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from rsu.bench.latency import (
+from rsu_cli import main
+from rsu_contracts.config import load_site_config
+from rsu_contracts.messages.warnings import Severity, WarningKind
+from rsu_tools.bench.latency import (
     OTC_SITE,
     SYNTHETIC_ID_BASE,
     LatencyOptions,
@@ -18,10 +21,7 @@ from rsu.bench.latency import (
     synthetic_pair,
     synthetic_signal,
 )
-from rsu.cli import main
-from rsu.config import load_site_config
-from rsu.messages.warnings import Severity, WarningKind
-from rsu.testing.mqtt_packets import mqtt_packet, split_packet
+from rsu_tools.testing.mqtt_packets import mqtt_packet, split_packet
 from v2x.conflicts import ConflictDetector
 
 

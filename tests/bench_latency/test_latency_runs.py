@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from rsu.cli import main
+from rsu_cli import main
 from tests.conftest import shared_dir
 
 pytestmark = [pytest.mark.services]

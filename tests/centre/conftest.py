@@ -13,8 +13,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from rsu.centre.collector import CentreCollector
 from rsu.centre.store import AggregateStore
-from rsu.config.model import MqttConfig
-from rsu.messages import Aggregate, LaneAggregate, MovementCount, PhaseAggregate
+from rsu_contracts.config.model import MqttConfig
+from rsu_contracts.messages import Aggregate, LaneAggregate, MovementCount, PhaseAggregate
 
 T0 = 1_700_000_040.0  # a whole minute
 

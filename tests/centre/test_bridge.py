@@ -16,11 +16,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from rsu.centre.ephemeral_broker import EphemeralMosquitto
 from rsu.centre.store import AggregateStore
-from rsu.config import SiteConfig
-from rsu.topics import Topics
 from rsu.uplink.bridge import mosquitto_bridge_config
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.topics import Topics
+from rsu_tools.testing.mosquitto import EphemeralMosquitto
 from tests.centre.conftest import Publisher, make_aggregate, running_collector, wait_until
 
 

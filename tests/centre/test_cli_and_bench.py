@@ -1,4 +1,4 @@
-"""The command-line hooks for the lead's rsu/cli.py, and a small bounded load run."""
+"""The command-line hooks for the lead's rsu_cli/__init__.py, and a small bounded load run."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from datasets import SAMPLE_SITE
-from rsu.bench.uplink import BenchOptions, mqtt_publish_frame_bytes, run_bench
-from rsu.cli import build_parser
-from rsu.config import load_site_config
+from rsu.samples import SAMPLE_SITE
 from rsu.uplink.bridge import mosquitto_bridge_config
+from rsu_cli import build_parser
+from rsu_contracts.config import load_site_config
+from rsu_tools.bench.uplink import BenchOptions, mqtt_publish_frame_bytes, run_bench
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,8 +11,8 @@ import pytest
 
 from rsu.centre.collector import CentreCollector
 from rsu.centre.store import AggregateStore
-from rsu.config.model import MqttConfig
-from rsu.messages import DetectorStates
+from rsu_contracts.config.model import MqttConfig
+from rsu_contracts.messages import DetectorStates
 from tests.centre.conftest import Publisher, make_aggregate, running_collector, unique_unit, wait_until
 
 pytestmark = pytest.mark.services

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from datasets import SAMPLE_SITE
-from rsu.cli import main
+from rsu.samples import SAMPLE_SITE
+from rsu_cli import main
 
 
 def _site_with(tmp_path: Path, **changes: Any) -> Path:

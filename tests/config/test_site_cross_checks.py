@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from datasets import SAMPLE_SITE
-from rsu.config import ConfigError, parse_site_config
+from rsu.samples import SAMPLE_SITE
+from rsu_contracts.config import ConfigError, parse_site_config
 
 
 def sample_raw() -> dict[str, Any]:

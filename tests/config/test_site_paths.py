@@ -1,4 +1,4 @@
-"""One path rule for every path field of a site file, applied at load (rsu.config.paths)."""
+"""One path rule for every path field of a site file, applied at load (rsu_contracts.config.paths)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from datasets import SAMPLE_SITE
-from rsu.config import ConfigError, SiteConfig, load_site_config
-from rsu.config.load import resolve_relative
+from rsu.samples import SAMPLE_SITE
+from rsu_contracts.config import ConfigError, SiteConfig, load_site_config
+from rsu_contracts.config.load import resolve_relative
 
 VIDEO_CALIBRATION = [{"image_px": [x, y], "ground_m": [x, y]} for x, y in [(0, 0), (10, 0), (10, 10), (0, 10)]]
 

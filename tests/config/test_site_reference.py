@@ -11,9 +11,14 @@ import yaml
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 
-from rsu.cli import main
-from rsu.config.model import SiteConfig
-from rsu.config.reference import DEFAULT_REFERENCE_PATH, DEFAULT_SCHEMA_PATH, render_reference, site_config_schema
+from rsu_cli import main
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.config.reference import (
+    DEFAULT_REFERENCE_PATH,
+    DEFAULT_SCHEMA_PATH,
+    render_reference,
+    site_config_schema,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SITE_FILES = sorted((REPO / "datasets").glob("*/site.yaml"))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from datasets import DATASETS_DIR, SAMPLE_SITE
 from rsu.doctor import Finding, Level, add_doctor_parser, check_clock, check_disk, exit_code, render, run_checks
+from rsu.samples import DATASETS_DIR, SAMPLE_SITE
 from tests.web.scripted_unit import write_clip
 
 OTC_SITE = DATASETS_DIR / "opentrafficcam" / "site.yaml"

@@ -19,10 +19,10 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from datasets import SAMPLE_SITE
 from rsu.demo import DemoSummary, run_demo
-from rsu.messages import Aggregate, CollisionWarning, Spat, decode
-from rsu.topics import Topics
+from rsu.samples import SAMPLE_SITE
+from rsu_contracts.messages import Aggregate, CollisionWarning, Spat, decode
+from rsu_contracts.topics import Topics
 
 pytestmark = [pytest.mark.services, pytest.mark.sumo, pytest.mark.slow]
 
@@ -137,7 +137,7 @@ def test_every_json_payload_of_the_run_validates_against_its_published_schema(
     # another language would use, not the unit's own pydantic models.
     from jsonschema import Draft202012Validator
 
-    from rsu.messages.schemas import schema_file_name
+    from rsu_contracts.messages.schemas import schema_file_name
     from v2x.wire import JSON_SCHEMAS
 
     folder = Path(__file__).resolve().parents[2] / "docs" / "schemas"

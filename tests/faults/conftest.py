@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from rsu.centre.ephemeral_broker import EphemeralMosquitto
-from tests.faults.services import EphemeralRedis
+from rsu_tools.testing.mosquitto import EphemeralMosquitto
+from rsu_tools.testing.redis_server import EphemeralRedis
 
 
 @pytest.fixture

@@ -26,14 +26,14 @@ import paho.mqtt.client as mqtt
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from datasets import SAMPLE_SITE
 from rsu.centre.collector import CentreCollector
-from rsu.centre.ephemeral_broker import EphemeralMosquitto
 from rsu.centre.store import AggregateStore
-from rsu.config.model import MqttConfig
 from rsu.runtime.stage import RunOptions
-from rsu.topics import Topics
+from rsu.samples import SAMPLE_SITE
 from rsu.unit import Unit
+from rsu_contracts.config.model import MqttConfig
+from rsu_contracts.topics import Topics
+from rsu_tools.testing.mosquitto import EphemeralMosquitto
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, poll_s: float = 0.05) -> bool:

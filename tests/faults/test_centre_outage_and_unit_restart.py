@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rsu.centre.ephemeral_broker import EphemeralMosquitto
+from rsu_tools.testing.mosquitto import EphemeralMosquitto
+from rsu_tools.testing.redis_server import EphemeralRedis
 from tests.faults.harness import (
     Centre,
     LocalListener,
@@ -22,7 +23,6 @@ from tests.faults.harness import (
     wait_until,
     write_site,
 )
-from tests.faults.services import EphemeralRedis
 
 pytestmark = [pytest.mark.services, pytest.mark.sumo, pytest.mark.slow]
 

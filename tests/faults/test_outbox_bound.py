@@ -17,14 +17,14 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from rsu.centre.ephemeral_broker import EphemeralMosquitto
-from rsu.messages import ControllerMode, Indication, SignalGroupState, SignalState
 from rsu.runtime.stage import RunOptions
 from rsu.runtime.supervisor import Supervisor
 from rsu.unit import UPLINK
 from rsu.uplink.outbox import Outbox
+from rsu_contracts.messages import ControllerMode, Indication, SignalGroupState, SignalState
+from rsu_tools.testing.mosquitto import EphemeralMosquitto
+from rsu_tools.testing.redis_server import EphemeralRedis
 from tests.faults.harness import Centre, FaultSite, wait_until, write_site
-from tests.faults.services import EphemeralRedis
 
 pytestmark = [pytest.mark.services]
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from rsu.centre.ephemeral_broker import EphemeralMosquitto
 from rsu.uplink.outbox import Outbox
+from rsu_tools.testing.mosquitto import EphemeralMosquitto
+from rsu_tools.testing.redis_server import EphemeralRedis
 from tests.faults.harness import Centre, LocalListener, RunningUnit, sim_epoch_for, wait_until, write_site
-from tests.faults.services import EphemeralRedis
 
 pytestmark = [pytest.mark.services, pytest.mark.sumo]
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from rsu.config import SiteConfig
-from rsu.messages import ControllerMode, Indication, SignalGroupState, SignalState
 from rsu.uplink.aggregator import IntervalAggregator
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.messages import ControllerMode, Indication, SignalGroupState, SignalState
 
 T0 = 1_700_000_040.0  # an interval boundary (60 s)
 INTERVAL_S = 60.0

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from rsu.bench.uplink import wire_bytes
-from rsu.centre.ephemeral_broker import EphemeralMosquitto
-from rsu.config import load_site_config
 from rsu.demo import run_demo
+from rsu_contracts.config import load_site_config
+from rsu_tools.bench.uplink import wire_bytes
+from rsu_tools.testing.mosquitto import EphemeralMosquitto
+from rsu_tools.testing.redis_server import EphemeralRedis
+from rsu_tools.testing.tcp_proxy import ByteCountingProxy
 from tests.faults.harness import LocalListener, write_site
-from tests.faults.services import ByteCountingProxy, EphemeralRedis
 
 pytestmark = [pytest.mark.services, pytest.mark.sumo, pytest.mark.slow]  # a 15-minute demo: about 2 min
 

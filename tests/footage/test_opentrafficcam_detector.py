@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from datasets.opentrafficcam.build import SITE_FILE
-from rsu.config import SiteConfig, load_site_config
-from rsu.config.model import DetailRegionConfig, RoadUserType
 from rsu.detectors.base import Detector
 from rsu.detectors.factory import build_detector
 from rsu.detectors.ultralytics_backend import UltralyticsDetector
 from rsu.perception.detections import Detections
+from rsu.samples import OPENTRAFFICCAM_SITE as SITE_FILE
 from rsu.sensors.video import Frame, VideoSource
+from rsu_contracts.config import SiteConfig, load_site_config
+from rsu_contracts.config.model import DetailRegionConfig, RoadUserType
 
 from .test_opentrafficcam_site import inside, junction_polygon
 
@@ -168,7 +168,7 @@ socket.socket.connect = refuse_connect
 socket.socket.connect_ex = refuse_connect
 socket.getaddrinfo = refuse_dns
 
-from rsu.config import load_site_config
+from rsu_contracts.config import load_site_config
 from rsu.sensors.video import VideoSource
 from rsu.detectors.factory import build_detector
 

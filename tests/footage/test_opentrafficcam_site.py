@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from scipy.integrate import quad
 
-from datasets.opentrafficcam import build
-from datasets.opentrafficcam.geodesy import geodetic_to_local, geodetic_to_utm, utm_to_geodetic
-from rsu.config import SiteConfig, load_site_config
-from rsu.config.model import CameraSource
 from rsu.detectors.ultralytics_backend import resolve_weights
 from rsu.perception.homography import Homography
 from rsu.sensors.video import expand_uri
+from rsu_contracts.config import SiteConfig, load_site_config
+from rsu_contracts.config.model import CameraSource
+from rsu_tools.site_builders import opentrafficcam as build
+from rsu_tools.site_builders.geodesy import geodetic_to_local, geodetic_to_utm, utm_to_geodetic
 
 OTC_SITE = build.SITE_FILE
 
@@ -103,7 +103,7 @@ def test_the_local_frame_is_true_north_not_utm_grid_north(otc_site: SiteConfig) 
 def test_the_site_file_is_what_the_build_makes_from_the_otc_files(footage_dir: Path) -> None:
     geometry = build.build_geometry(footage_dir / "opentrafficcam")
     assert build.render_site_yaml(geometry) == OTC_SITE.read_text(encoding="utf-8"), (
-        "site.yaml is stale: run python -m datasets.opentrafficcam.build"
+        "site.yaml is stale: run python datasets/opentrafficcam/build.py"
     )
     assert geometry.reprojection_error_m == pytest.approx(0.135, abs=0.01)
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from rsu.messages import (
+from rsu_contracts.messages import (
     ALL_MESSAGES,
     Aggregate,
     ControllerMode,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from rsu.config.reference import SITE_SCHEMA_FILE_NAME
-from rsu.messages import CollisionWarning, Participant, Severity, WarningKind, WarningStatus
-from rsu.messages.schemas import json_schema, schema_file_name
+from rsu_contracts.config.reference import SITE_SCHEMA_FILE_NAME
+from rsu_contracts.messages import CollisionWarning, Participant, Severity, WarningKind, WarningStatus
+from rsu_contracts.messages.schemas import json_schema, schema_file_name
 from v2x.wire import JSON_SCHEMAS
 
 SCHEMA_FOLDER = Path(__file__).resolve().parents[2] / "docs" / "schemas"

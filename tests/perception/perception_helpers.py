@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rsu.config.model import RoadUserType, SiteConfig
 from rsu.perception.detections import Detections
 from rsu.perception.tracker import Track
+from rsu_contracts.config.model import RoadUserType, SiteConfig
 
 CAR = RoadUserType.CAR
 PEDESTRIAN = RoadUserType.PEDESTRIAN

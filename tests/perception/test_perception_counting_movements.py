@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rsu.config.model import Movement, RoadUserType, SiteConfig
 from rsu.perception.counting import LineCounter, classify_turn
 from rsu.perception.tracker import Track
+from rsu_contracts.config.model import Movement, RoadUserType, SiteConfig
 from tests.perception.perception_helpers import make_track
 
 

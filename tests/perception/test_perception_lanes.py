@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rsu.config.model import Lane, Movement, SiteConfig
 from rsu.perception.lanes import LaneMap, _lane_geometry
+from rsu_contracts.config.model import Lane, Movement, SiteConfig
 from tests.perception.perception_helpers import lane_heading_deg, lane_point
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rsu.config.model import RoadUserType, SiteConfig
-from rsu.messages.perception import DetectorStates, LineCrossing, TrackedObject
 from rsu.perception.detections import Detections
 from rsu.perception.pipeline import PerceptionOutput, PerceptionPipeline
+from rsu_contracts.config.model import RoadUserType, SiteConfig
+from rsu_contracts.messages.perception import DetectorStates, LineCrossing, TrackedObject
 from tests.perception.perception_helpers import CAR, FRAME_S, PEDESTRIAN, detections, lane_point, lane_velocity
 
 CAMERA = "cam_pole_ne"

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rsu.config.model import RoadUserType, TrackingConfig
 from rsu.perception.detections import Detections
 from rsu.perception.tracker import CLASS_HISTORY_LENGTH, GroundTracker, Track
+from rsu_contracts.config.model import RoadUserType, TrackingConfig
 from tests.perception.perception_helpers import CAR, FRAME_S, PEDESTRIAN, detections
 
 

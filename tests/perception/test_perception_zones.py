@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from rsu.config.model import RoadUserType, SiteConfig
-from rsu.messages.perception import LaneObservation
 from rsu.perception.tracker import Track
 from rsu.perception.zones import ZoneMonitor
+from rsu_contracts.config.model import RoadUserType, SiteConfig
+from rsu_contracts.messages.perception import LaneObservation
 from tests.perception.perception_helpers import PEDESTRIAN, lane_heading_deg, lane_point, make_track
 
 LANE = "south_through_right"

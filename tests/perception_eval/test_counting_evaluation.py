@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rsu.config.model import RoadUserType
-from rsu.perception.evaluation import (
+from rsu_contracts.config.model import RoadUserType
+from rsu_tools.evaluation import (
     TRUNCATED_TRACK,
     UNLABELLED_CLASS,
     PredictedCrossing,

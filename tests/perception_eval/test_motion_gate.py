@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rsu.config.model import MotionGateConfig, RoadUserType
 from rsu.perception.detections import Detections
 from rsu.perception.motion import MotionDetector, MotionGate, MotionGatedDetector
+from rsu_contracts.config.model import MotionGateConfig, RoadUserType
 
 FRAME_S = 0.05
 HEIGHT, WIDTH = 240, 320

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rsu.config.model import RoadUserType
 from rsu.detectors.riders import RIDER_WHEEL_DROP, RiderMemory, merge_riders
+from rsu_contracts.config.model import RoadUserType
 
 BICYCLE, PEDESTRIAN, CAR = RoadUserType.BICYCLE, RoadUserType.PEDESTRIAN, RoadUserType.CAR
 

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from rsu.config import SiteConfig
-from rsu.config.model import PriorityConfig, PriorityKind
-from rsu.messages import PriorityAction
-from rsu.topics import Topics
+from rsu_clients.priority_requester import SignedRequest, signed_request
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.config.model import PriorityConfig, PriorityKind
+from rsu_contracts.messages import PriorityAction
+from rsu_contracts.topics import Topics
 from v2x.priority import PriorityGate, Requester
-from v2x.priority_client import SignedRequest, signed_request
 from v2x.signing import UnitSigner
 
 START_S = 1_700_000_000.0

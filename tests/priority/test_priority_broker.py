@@ -13,9 +13,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rsu.config import load_site_config
-from rsu.config.model import PriorityKind
-from rsu.messages import (
+from rsu.runtime.bus import MqttBus, Received
+from rsu.runtime.stage import RunOptions, StageContext
+from rsu.stages import controller as controller_stage
+from rsu.stages.unit_keys import unit_key_paths
+from rsu_clients.priority_requester import signed_request
+from rsu_contracts.config import load_site_config
+from rsu_contracts.config.model import PriorityKind
+from rsu_contracts.messages import (
     PriorityAction,
     PriorityReason,
     PriorityStatus,
@@ -23,13 +28,8 @@ from rsu.messages import (
     SignalState,
     decode,
 )
-from rsu.runtime.bus import MqttBus, Received
-from rsu.runtime.stage import RunOptions, StageContext
-from rsu.stages import controller as controller_stage
-from rsu.stages.unit_keys import unit_key_paths
-from rsu.topics import Topics
+from rsu_contracts.topics import Topics
 from tests.conftest import REPO_ROOT
-from v2x.priority_client import signed_request
 from v2x.signing import SignatureVerifier, UnitSigner, generate_key_files
 
 pytestmark = pytest.mark.services
@@ -181,7 +181,7 @@ def test_a_signed_request_is_served_and_a_forged_one_rejected(
 def test_the_cli_sends_a_signed_request_and_prints_the_answer(
     site_path: Path, running_controller: Topics, observer: MqttBus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from rsu.cli import main
+    from rsu_cli import main
 
     _wait_for(observer, "signal state", lambda item: item.topic == running_controller.signal_state)
     site = load_site_config(site_path)

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from rsu.config import SiteConfig
-from rsu.config.model import PriorityKind
-from rsu.messages import Indication, LaneObservation, PriorityPhase, PriorityReason, PriorityStatusKind
-from rsu.messages.perception import CrosswalkObservation
+from rsu_clients.priority_requester import SignedRequest
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.config.model import PriorityKind
+from rsu_contracts.messages import Indication, LaneObservation, PriorityPhase, PriorityReason, PriorityStatusKind
+from rsu_contracts.messages.perception import CrosswalkObservation
 from signal_control import ControllerOutput, SignalController
 from signal_control.events import AtspmEvent
 from tests.priority.helpers import (
@@ -40,7 +41,6 @@ from tests.signal_control.harness import (
     pedestrians_waiting,
 )
 from v2x.priority import PriorityGate, PriorityOutcome
-from v2x.priority_client import SignedRequest
 
 EMERGENCY, TRANSIT = PriorityKind.EMERGENCY, PriorityKind.TRANSIT
 STEP_S = 0.1

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rsu.config import ConfigError, SiteConfig, load_site_config
-from rsu.config.model import PriorityKind
-from rsu.messages import (
+from rsu_contracts.config import ConfigError, SiteConfig, load_site_config
+from rsu_contracts.config.model import PriorityKind
+from rsu_contracts.messages import (
     PriorityAction,
     PriorityPhase,
     PriorityReason,
@@ -19,7 +19,7 @@ from rsu.messages import (
     PriorityStatusKind,
     decode,
 )
-from rsu.messages.priority import PriorityRequest
+from rsu_contracts.messages.priority import PriorityRequest
 from tests.priority.helpers import (
     AMBULANCE,
     BUS,

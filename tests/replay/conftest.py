@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rsu.config import SiteConfig, load_site_config
+from rsu_contracts.config import SiteConfig, load_site_config
 from tests.replay import replaying
 
 CompareWithReference = Callable[[str, Sequence[Mapping[str, Any]]], None]

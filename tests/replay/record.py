@@ -37,14 +37,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datasets import SAMPLE_SITE
-from rsu.config import load_site_config
-from rsu.config.model import PriorityKind, SiteConfig
-from rsu.messages import CollisionWarning, DetectorStates, Message, Sequencer, SignalState, TrackList
 from rsu.perception.pipeline import PerceptionPipeline
+from rsu.samples import SAMPLE_SITE
 from rsu.sensors.sim_camera import SimulatedCamera
 from rsu.sim.world import SumoWorld
 from rsu.stages.v2x import V2XOutput
+from rsu_contracts.config import load_site_config
+from rsu_contracts.config.model import PriorityKind, SiteConfig
+from rsu_contracts.messages import CollisionWarning, DetectorStates, Message, Sequencer, SignalState, TrackList
 from signal_control.lookahead import arrivals_by_lane
 from signal_control.priority import PriorityCall
 from tests.replay import replaying

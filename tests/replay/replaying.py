@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rsu.config.model import PriorityKind, SiteConfig
-from rsu.messages.aggregates import Aggregate
-from rsu.messages.perception import CrosswalkObservation, DetectorStates, LaneObservation, TrackList
-from rsu.messages.signal import SignalState
-from rsu.messages.warnings import CollisionWarning, Severity, WarningStatus
 from rsu.uplink.aggregator import AggregateBody, IntervalAggregator
+from rsu_contracts.config.model import PriorityKind, SiteConfig
+from rsu_contracts.messages.aggregates import Aggregate
+from rsu_contracts.messages.perception import CrosswalkObservation, DetectorStates, LaneObservation, TrackList
+from rsu_contracts.messages.signal import SignalState
+from rsu_contracts.messages.warnings import CollisionWarning, Severity, WarningStatus
 from signal_control.controller import ControllerOutput, SignalController
 from signal_control.phasing import with_ring_barrier_stages
 from signal_control.priority import PriorityCall
@@ -149,7 +149,7 @@ class ControllerStep:
 
 def controller_for(site: SiteConfig, strategy: str) -> SignalController:
     """A fresh controller as the unit (actuated, fixed time) or the SIL runs (adaptive) build it."""
-    # The adaptive strategy runs the NEMA dual ring, as rsu.sil.runner gives it.
+    # The adaptive strategy runs the NEMA dual ring, as rsu_tools.sil.runner gives it.
     controller = SignalController(with_ring_barrier_stages(site) if strategy == "adaptive" else site)
     controller.set_strategy(strategy)
     return controller

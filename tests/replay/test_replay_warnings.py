@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rsu.config import SiteConfig
+from rsu_contracts.config import SiteConfig
 from tests.replay import replaying
 from tests.replay.conftest import CompareWithReference
 

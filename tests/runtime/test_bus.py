@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from rsu.config.model import MqttConfig
 from rsu.runtime.bus import BrokerUnavailable, LastWill, MqttBus
 from rsu.runtime.preflight import RedisUnavailable, check_broker, check_redis
+from rsu_contracts.config.model import MqttConfig
 
 pytestmark = pytest.mark.services
 

@@ -25,10 +25,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
-from rsu.centre.ephemeral_broker import EphemeralMosquitto
-from rsu.config.model import MqttConfig
-from rsu.runtime.ephemeral import free_loopback_port
 from rsu.runtime.mqtt import BrokerUnavailable, Inbound, MqttClient, PersistentSession
+from rsu_contracts.config.model import MqttConfig
+from rsu_tools.testing.mosquitto import EphemeralMosquitto
+from rsu_tools.testing.servers import free_loopback_port
 
 pytestmark = pytest.mark.services
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from datasets import SAMPLE_SITE
 from rsu.runtime.stage import RunOptions
 from rsu.runtime.supervisor import StageSpec, Supervisor
+from rsu.samples import SAMPLE_SITE
 
 TARGETS = "tests.runtime.stages_for_tests"
 

@@ -1,4 +1,4 @@
-"""The topic registry (rsu.topics): complete, consistent with the wire layouts and the README, and
+"""The topic registry (rsu_contracts.topics): complete, consistent with the wire layouts and the README, and
 the only source of topic, QoS and retain flag at every publish site in the project."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from rsu.config.model import MqttConfig, SiteConfig
-from rsu.messages import ALL_MESSAGES, Spat, TrackList
 from rsu.runtime.bus import MqttBus
 from rsu.stages.outlet import Outlet, WrongSchema
-from rsu.topics import (
+from rsu_contracts.config.model import MqttConfig, SiteConfig
+from rsu_contracts.messages import ALL_MESSAGES, Spat, TrackList
+from rsu_contracts.topics import (
     AGGREGATES,
     BY_NAME,
     CAMERA_PREVIEW,
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_every_topic_has_a_schema_or_is_declared_text_or_binary(spec: TopicSpec) -> None:
     if spec.payload is PayloadKind.JSON:
         assert spec.schema_name is not None
-        # Resolvable to a pydantic model: one of rsu.messages, or (MAP) a model of the layer above.
+        # Resolvable to a pydantic model: one of rsu_contracts.messages, or (MAP) a model of the layer above.
         model = JSON_SCHEMAS.get(spec.schema_name)
         assert model is not None, f"{spec.name}: no model for schema {spec.schema_name}"
         if spec.schema is not None:
@@ -186,9 +186,9 @@ RAW_PUBLISH_ALLOWED = {
     # WirePublisher: a vehicle-facing WireMessage (china or rsu layout); QoS/retain from DELIVERY.
     "v2x/wire.py": 1,
     # The latency bench's step-by-step copy of WirePublisher.publish.
-    "rsu/bench/latency/playback.py": 1,
+    "rsu_tools/bench/latency/playback.py": 1,
     # A raw paho client standing in for many units (AGGREGATES.format, AGGREGATES.qos).
-    "rsu/bench/uplink.py": 1,
+    "rsu_tools/bench/uplink.py": 1,
 }
 PUBLISH_METHODS = {"publish", "publish_and_wait", "publish_to", "publish_to_and_wait", "send", "send_and_wait"}
 
@@ -289,5 +289,5 @@ def test_the_readme_topic_table_lists_every_registered_topic_as_registered() -> 
 
 
 def test_every_message_type_has_a_topic() -> None:
-    # A schema in rsu.messages that no topic carries is either dead or published unregistered.
+    # A schema in rsu_contracts.messages that no topic carries is either dead or published unregistered.
     assert set(ALL_MESSAGES) == {spec.schema for spec in REGISTRY if spec.schema is not None}

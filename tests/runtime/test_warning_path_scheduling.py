@@ -14,10 +14,10 @@ from typing import TypeVar
 
 import pytest
 
-from rsu.config import SiteConfig
-from rsu.config.model import MqttConfig
 from rsu.runtime.bus import MqttBus
 from rsu.runtime.latency import RealtimeSection, set_thread_realtime_priority
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.config.model import MqttConfig
 
 T = TypeVar("T")
 
@@ -108,8 +108,8 @@ def test_without_the_capability_it_says_why_and_carries_on() -> None:
 
 
 def test_the_setting_is_bounded_and_named_in_errors(sample_site: SiteConfig) -> None:
-    from rsu.config import ConfigError
-    from rsu.config.load import parse_site_config
+    from rsu_contracts.config import ConfigError
+    from rsu_contracts.config.load import parse_site_config
 
     raw = sample_site.model_dump(mode="json")
     raw["v2x"]["realtime_priority"] = 120

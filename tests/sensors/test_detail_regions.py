@@ -7,7 +7,6 @@ import numpy.typing as npt
 import pytest
 from pydantic import ValidationError
 
-from rsu.config.model import CalibrationPoint, DetailRegionConfig, DetectorConfig, RoadUserType
 from rsu.detectors.detail import (
     CropWindow,
     DetailSchedule,
@@ -18,6 +17,7 @@ from rsu.detectors.detail import (
 )
 from rsu.detectors.exported_yolo import ExportedYoloDetector
 from rsu.perception.homography import Homography
+from rsu_contracts.config.model import CalibrationPoint, DetailRegionConfig, DetectorConfig, RoadUserType
 
 CAR, TRUCK, PEDESTRIAN = RoadUserType.CAR, RoadUserType.TRUCK, RoadUserType.PEDESTRIAN
 NAMES = {0: "person", 1: "bicycle", 2: "car"}

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rsu.config.model import CalibrationPoint, CameraConfig, RoadUserType
 from rsu.detectors import ultralytics_backend as yolo
 from rsu.detectors.base import DetectorError
 from rsu.detectors.classes import COCO_NAME_TO_ROAD_USER
@@ -15,6 +14,7 @@ from rsu.detectors.factory import build_detector
 from rsu.detectors.ground import place_on_ground
 from rsu.detectors.ultralytics_backend import resolve_weights
 from rsu.perception.homography import Homography
+from rsu_contracts.config.model import CalibrationPoint, CameraConfig, RoadUserType
 
 # Pixels are centimetres on the ground, y flipped: ground (x, y) m = (u / 100, (600 - v) / 100).
 FLAT = Homography.from_points(

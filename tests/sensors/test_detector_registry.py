@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rsu.config.model import CalibrationPoint, CameraConfig, CameraSource, DetectorConfig, MotionGateConfig
 from rsu.detectors import registry
 from rsu.detectors.base import DetectorError, ImageArray
 from rsu.detectors.factory import build_detector
 from rsu.perception.detections import Detections
 from rsu.perception.homography import Homography
 from rsu.perception.motion import MotionGatedDetector
+from rsu_contracts.config.model import CalibrationPoint, CameraConfig, CameraSource, DetectorConfig, MotionGateConfig
 
 
 def video_camera(detector: DetectorConfig) -> CameraConfig:

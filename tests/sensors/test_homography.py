@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rsu.config.model import CalibrationPoint
 from rsu.perception.homography import Homography, HomographyError
+from rsu_contracts.config.model import CalibrationPoint
 
 # A camera looking north over a flat road: ground (x east, y north) -> pixels of an 800x600 frame.
 # Row v = (5 y + 662.5) / (0.05 y + 1): 550 at 5 m, 325 at 30 m, the horizon (y -> infinity) at 100.

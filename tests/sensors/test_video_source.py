@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from rsu.config.model import CalibrationPoint, CameraConfig, CameraSource
 from rsu.sensors.video import Frame, VideoSource, VideoSourceError, backoff_delays
+from rsu_contracts.config.model import CalibrationPoint, CameraConfig, CameraSource
 
 FPS = 10.0
 FRAMES = 20

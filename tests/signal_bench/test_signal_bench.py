@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from datasets import SAMPLE_SITE
-from rsu.bench.signal import _cached, _run_in_worker, _store
-from rsu.cli import main
-from rsu.config import SiteConfig
-from rsu.config.load import resolve_relative
-from rsu.sil.programs import BUILTIN_PROGRAMS, REFERENCE_PROGRAMS, signal_heads_for_network, write_program
-from rsu.sil.runner import ALL_PROGRAMS, RunResult, RunSpec
-from rsu.sil.safety import ShownStateChecker
-from rsu.sil.scenarios import SCENARIOS, write_scenario_demand
+from rsu.samples import SAMPLE_SITE
+from rsu_cli import main
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.config.load import resolve_relative
+from rsu_tools.bench.signal import _cached, _run_in_worker, _store
+from rsu_tools.sil.programs import BUILTIN_PROGRAMS, REFERENCE_PROGRAMS, signal_heads_for_network, write_program
+from rsu_tools.sil.runner import ALL_PROGRAMS, RunResult, RunSpec
+from rsu_tools.sil.safety import ShownStateChecker
+from rsu_tools.sil.scenarios import SCENARIOS, write_scenario_demand
 from signal_control import PhasePlan
 
 STEP_S = 0.2

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from rsu.config import SiteConfig
-from rsu.messages.perception import CrosswalkObservation, LaneObservation
-from rsu.messages.signal import ControllerMode, Indication, SignalEvent
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.messages.perception import CrosswalkObservation, LaneObservation
+from rsu_contracts.messages.signal import ControllerMode, Indication, SignalEvent
 from signal_control import ControllerOutput, SignalController
 
 # 1.0 + 13.9 / (2 * 3.05) = 1.0 + 2.27869 = 3.27869 s

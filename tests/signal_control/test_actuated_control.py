@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from rsu.config import SiteConfig
-from rsu.messages.perception import CrosswalkObservation, LaneObservation
-from rsu.messages.signal import ControllerMode, Indication
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.messages.perception import CrosswalkObservation, LaneObservation
+from rsu_contracts.messages.signal import ControllerMode, Indication
 from signal_control import SignalController
 from signal_control.events import AtspmEvent
 from tests.signal_control.harness import (

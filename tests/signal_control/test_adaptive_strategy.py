@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rsu.config import SiteConfig
-from rsu.messages.perception import LaneObservation
-from rsu.messages.signal import ControllerMode, Indication
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.messages.perception import LaneObservation
+from rsu_contracts.messages.signal import ControllerMode, Indication
 from signal_control import PhasePlan, SignalController
 from signal_control.phasing import with_ring_barrier_stages
 from signal_control.strategies import Action, AdaptiveStrategy, DecisionContext, Termination

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rsu.config import SiteConfig
-from rsu.messages.signal import Indication, SignalGroupState
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.messages.signal import Indication, SignalGroupState
 from signal_control import ConflictMonitor, PhasePlan, conflicting_greens
 
 R, G, Y = Indication.RED, Indication.GREEN, Indication.YELLOW

@@ -10,9 +10,9 @@ import tracemalloc
 
 import pytest
 
-from rsu.config import SiteConfig
-from rsu.messages.perception import LaneObservation
-from rsu.messages.signal import ControllerMode, Indication
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.messages.perception import LaneObservation
+from rsu_contracts.messages.signal import ControllerMode, Indication
 from signal_control import SignalController
 from signal_control.events import AtspmEvent
 from signal_control.strategies import Decision, DecisionContext, FixedTimeStrategy, Termination
@@ -265,9 +265,9 @@ def test_output_names_the_stage_and_time(controller: SignalController) -> None:
 
 
 def test_the_controller_stage_passes_the_cameras_lookahead_per_lane() -> None:
-    from rsu.messages import DetectorStates
-    from rsu.messages.perception import LaneObservation
     from rsu.stages.controller import lookahead_of
+    from rsu_contracts.messages import DetectorStates
+    from rsu_contracts.messages.perception import LaneObservation
 
     def lane(lane_id: str, arrivals: list[float]) -> LaneObservation:
         return LaneObservation(

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rsu.config import SiteConfig
-from rsu.config.model import PriorityConfig, PriorityKind
-from rsu.messages.perception import CrosswalkObservation, LaneObservation
-from rsu.messages.signal import ControllerMode, Indication
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.config.model import PriorityConfig, PriorityKind
+from rsu_contracts.messages.perception import CrosswalkObservation, LaneObservation
+from rsu_contracts.messages.signal import ControllerMode, Indication
 from signal_control import SignalController
 from signal_control.priority import PriorityCall
 from tests.signal_control.harness import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rsu.config import SiteConfig
+from rsu_contracts.config import SiteConfig
 from signal_control import ControllerOutput, SignalController
 from signal_control.events import AtspmEvent
 from tests.signal_control.harness import SafetyChecker, events_of, lanes_for

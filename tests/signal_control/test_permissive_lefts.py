@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from datasets import SAMPLE_SITE
-from rsu.config import SiteConfig
-from rsu.config.load import resolve_relative
-from rsu.messages.perception import LaneObservation
-from rsu.messages.signal import Indication
-from rsu.sil.programs import signal_heads_for_network, write_program
+from rsu.samples import SAMPLE_SITE
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.config.load import resolve_relative
+from rsu_contracts.messages.perception import LaneObservation
+from rsu_contracts.messages.signal import Indication
+from rsu_tools.sil.programs import signal_heads_for_network, write_program
 from signal_control import PhasePlan, SignalController
 from signal_control.events import AtspmEvent
 from signal_control.strategies import Action, AdaptiveStrategy, DecisionContext

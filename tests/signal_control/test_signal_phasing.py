@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rsu.config import SiteConfig
+from rsu_contracts.config import SiteConfig
 from signal_control import PhasePlan, SignalController
 from signal_control.events import AtspmEvent
 from signal_control.phasing import ring_barrier_stages, transition_stages, with_ring_barrier_stages

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rsu.config import SiteConfig
-from rsu.messages.perception import LaneObservation
-from rsu.messages.signal import ControllerMode, SignalGroupState
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.messages.perception import LaneObservation
+from rsu_contracts.messages.signal import ControllerMode, SignalGroupState
 from signal_control import ControllerOutput, SignalController
 from signal_control.events import AtspmEvent
 from tests.signal_control.harness import (

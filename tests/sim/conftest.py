@@ -8,9 +8,9 @@ from typing import Protocol
 
 import pytest
 
-from datasets import SAMPLE_SITE
-from rsu.config import SiteConfig
+from rsu.samples import SAMPLE_SITE
 from rsu.sim.world import SumoWorld
+from rsu_contracts.config import SiteConfig
 
 
 class WorldFactory(Protocol):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 
-from rsu.config import SiteConfig
-from rsu.messages.signal import Indication, SignalGroupState
 from rsu.sim.world import SumoWorld
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.messages.signal import Indication, SignalGroupState
 
 YELLOW_S = 3.0
 ALL_RED_S = 2.0

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from rsu.config.model import CameraConfig, RoadUserType, SimulatedCameraConfig
 from rsu.perception.detections import Detections
 from rsu.sensors.sim_camera import SimulatedCamera
 from rsu.sim.truth import TruthObject
+from rsu_contracts.config.model import CameraConfig, RoadUserType, SimulatedCameraConfig
 
 pytestmark = pytest.mark.sumo
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from datasets import SAMPLE_SITE
-from rsu.config import SiteConfig
-from rsu.config.model import CountingLineRole, Point
+from rsu.samples import SAMPLE_SITE
 from rsu.sim import network
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.config.model import CountingLineRole, Point
 from signal_control.backends.sumo import read_link_facts
 
 pytestmark = pytest.mark.sumo

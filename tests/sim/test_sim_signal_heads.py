@@ -6,9 +6,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from datasets import SAMPLE_SITE
-from rsu.config import SiteConfig
-from rsu.messages.signal import Indication, SignalGroupState
+from rsu.samples import SAMPLE_SITE
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.messages.signal import Indication, SignalGroupState
 from signal_control.backends import ConflictingGreensError, SignalHeads
 from signal_control.backends.sumo import SumoLinkFacts, SumoSignalHeads, read_link_facts
 from tests.sim.conftest import WorldFactory

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from datasets import SAMPLE_SITE
-from rsu.config import SiteConfig
-from rsu.config.model import RoadUserType
+from rsu.samples import SAMPLE_SITE
 from rsu.sim.world import SumoWorld
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.config.model import RoadUserType
 from tests.sim.conftest import WorldFactory
 from tests.sim.sim_helpers import FixedTimeDriver, group_states
 

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from rsu.config.model import RoadUserType, SiteConfig
-from rsu.messages import (
+from rsu.uplink import aggregator as aggregator_module
+from rsu.uplink.aggregator import AggregateBody, IntervalAggregator
+from rsu_contracts.config.model import RoadUserType, SiteConfig
+from rsu_contracts.messages import (
     Aggregate,
     CollisionWarning,
     ControllerMode,
@@ -26,8 +28,6 @@ from rsu.messages import (
     WarningKind,
     WarningStatus,
 )
-from rsu.uplink import aggregator as aggregator_module
-from rsu.uplink.aggregator import AggregateBody, IntervalAggregator
 
 T0 = 1_700_000_040.0  # a multiple of 60 s: the start of an interval
 LANE, OTHER_LANE, LINE = "north_through_right", "north_left", "north_in"

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from rsu.config.model import Movement, RoadUserType, SiteConfig
-from rsu.messages import (
+from rsu.uplink.aggregator import AggregateBody, IntervalAggregator
+from rsu_contracts.config.model import Movement, RoadUserType, SiteConfig
+from rsu_contracts.messages import (
     ControllerMode,
     DetectorStates,
     Indication,
@@ -21,9 +22,8 @@ from rsu.messages import (
     SignalGroupState,
     SignalState,
 )
-from rsu.messages.aggregates import PhaseAggregate, TurningMovementCount
-from rsu.messages.perception import TurningMovement
-from rsu.uplink.aggregator import AggregateBody, IntervalAggregator
+from rsu_contracts.messages.aggregates import PhaseAggregate, TurningMovementCount
+from rsu_contracts.messages.perception import TurningMovement
 
 T0 = 1_700_000_040.0
 GROUP, LANE, ENTRY_LINE = "2", "north_through_right", "north_in"

@@ -11,7 +11,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from rsu.uplink.outbox import BufferedOutbox, Outbox, OutboxUnavailable, redact_url
-from tests.faults.services import ByteCountingProxy
+from rsu_tools.testing.tcp_proxy import ByteCountingProxy
 
 pytestmark = pytest.mark.services
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from rsu.centre.store import AggregateStore
-from rsu.config.model import SiteConfig, UplinkConfig
-from rsu.messages.aggregates import Aggregate, LaneAggregate, PhaseAggregate, TurningMovementCount
 from rsu.stages.uplink import seal_all
 from rsu.uplink.aggregator import IntervalAggregator
+from rsu_contracts.config.model import SiteConfig, UplinkConfig
+from rsu_contracts.messages.aggregates import Aggregate, LaneAggregate, PhaseAggregate, TurningMovementCount
 
 T0 = 1_700_000_100.0  # a multiple of 900 s: a 15-minute boundary
 

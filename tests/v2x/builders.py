@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from rsu.config.model import RoadUserType
-from rsu.messages.perception import TrackedObject
-from rsu.messages.signal import ControllerMode, Indication, SignalGroupState, SignalState
+from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.messages.perception import TrackedObject
+from rsu_contracts.messages.signal import ControllerMode, Indication, SignalGroupState, SignalState
 
 NOW_S = 1_700_000_000.0
 

@@ -18,10 +18,10 @@ from typing import Protocol
 import numpy as np
 import pytest
 
-from rsu.config.model import RoadUserType, SiteConfig, WarningConfig
-from rsu.messages.perception import TrackedObject
-from rsu.messages.signal import Indication, SignalState
-from rsu.messages.warnings import Severity, WarningKind
+from rsu_contracts.config.model import RoadUserType, SiteConfig, WarningConfig
+from rsu_contracts.messages.perception import TrackedObject
+from rsu_contracts.messages.signal import Indication, SignalState
+from rsu_contracts.messages.warnings import Severity, WarningKind
 from tests.v2x.builders import EAST, NORTH, NOW_S, SOUTH, WEST, signal_state, track
 from v2x.conflicts import Conflict, find_conflicts
 from v2x.prediction import MotionModel

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rsu.config.model import GeoReference, SiteConfig
+from rsu_contracts.config.model import GeoReference, SiteConfig
 from v2x.geo import ECCENTRICITY_SQUARED, SEMI_MAJOR_AXIS_M, LocalFrame
 
 MUNICH = LocalFrame(48.137154, 11.576124, 520.0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import yaml
 
-from datasets import SAMPLE_SITE
-from rsu.config.model import SiteConfig
+from rsu.samples import SAMPLE_SITE
+from rsu_contracts.config.model import SiteConfig
 from v2x.junction import JunctionGeometry, points_in_polygon
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rsu.messages.signal import Indication, SpatMovement
+from rsu_contracts.messages.signal import Indication, SpatMovement
 from tests.v2x.builders import NOW_S, signal_state
 from v2x.spat import EVENT_STATE_BY_INDICATION, spat_movements
 

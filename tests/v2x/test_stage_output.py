@@ -14,11 +14,18 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from rsu.config.model import SiteConfig, V2XConfig, V2XEncodings
-from rsu.messages import CollisionWarning, ControllerMode, Indication, SignalGroupState, SignalState, TrackList
-from rsu.messages.warnings import Severity, WarningKind, WarningStatus
 from rsu.stages.unit_keys import state_dir, unit_key_paths, unit_signer
 from rsu.stages.v2x import RateLimit, V2XOutput, wire_publisher
+from rsu_contracts.config.model import SiteConfig, V2XConfig, V2XEncodings
+from rsu_contracts.messages import (
+    CollisionWarning,
+    ControllerMode,
+    Indication,
+    SignalGroupState,
+    SignalState,
+    TrackList,
+)
+from rsu_contracts.messages.warnings import Severity, WarningKind, WarningStatus
 from tests.v2x.builders import NORTH, SOUTH, track
 from v2x.signing import SignatureVerifier, UnitSigner
 from v2x.wire import DecodedPayload, MessageClass, TopicLayout, decode_payload
@@ -202,7 +209,7 @@ def test_configured_key_is_used(sample_site: SiteConfig, tmp_path: Path, monkeyp
 
 
 def test_unit_topic_table_matches_the_wire_layout() -> None:
-    from rsu.topics import Topics
+    from rsu_contracts.topics import Topics
 
     topics, layout = Topics("rsu-test"), TopicLayout(prefix="rsu")
     for name, message_class in (

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from rsu.config.model import RoadUserType, SiteConfig, WarningConfig
-from rsu.messages.perception import TrackedObject
-from rsu.messages.signal import Indication, SignalState
-from rsu.messages.warnings import Severity, WarningKind, WarningStatus
+from rsu_contracts.config.model import RoadUserType, SiteConfig, WarningConfig
+from rsu_contracts.messages.perception import TrackedObject
+from rsu_contracts.messages.signal import Indication, SignalState
+from rsu_contracts.messages.warnings import Severity, WarningKind, WarningStatus
 from tests.v2x.builders import EAST, NORTH, NOW_S, SOUTH, signal_state, track
 from v2x.conflicts import Conflict, ConflictDetector, MotionHint, find_conflicts
 from v2x.warnings import WarningTracker

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rsu.config.model import GeoReference, SiteConfig, WarningConfig
-from rsu.messages import CollisionWarning, Sequencer
-from rsu.messages.warnings import Severity, WarningKind, WarningStatus
+from rsu_contracts.config.model import GeoReference, SiteConfig, WarningConfig
+from rsu_contracts.messages import CollisionWarning, Sequencer
+from rsu_contracts.messages.warnings import Severity, WarningKind, WarningStatus
 from tests.v2x.builders import EAST, NORTH, NOW_S, track
 from v2x.conflicts import Conflict, find_conflicts
 from v2x.geo import LocalFrame

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rsu.config.model import RoadUserType
-from rsu.messages import CollisionWarning, Participant, Severity, Spat, SpatMovement, WarningKind, WarningStatus
+from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.messages import (
+    CollisionWarning,
+    Participant,
+    Severity,
+    Spat,
+    SpatMovement,
+    WarningKind,
+    WarningStatus,
+)
 from v2x.geo import LocalFrame
 from v2x.signing import UnitSigner, generate_key_files
 

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from rsu.config import SiteConfig
-from rsu.config.model import Movement
-from rsu.messages import decode
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.config.model import Movement
+from rsu_contracts.messages import decode
 from tests.v2x_wire.builders import NOW_S
 from v2x.geo import LocalFrame
 from v2x.mapdata import MapData, NumberingError, build_map, signal_group_numeric_ids

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rsu.messages import CollisionWarning, WarningStatus
+from rsu_clients.vehicle import VehicleClient
+from rsu_contracts.messages import CollisionWarning, WarningStatus
 from tests.v2x_wire.builders import SITE_FRAME, FakeClock, signer, spat, warning
-from v2x.sdk import VehicleClient
 from v2x.signing import UnitSigner
 from v2x.uper import ItsIdentity
 from v2x.wire import Encoding, MessageClass, TopicLayout, WireMessage, encode_for_topic

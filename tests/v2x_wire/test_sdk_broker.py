@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from rsu.config import SiteConfig
-from rsu.config.model import MqttConfig
 from rsu.runtime.bus import MqttBus
+from rsu_clients.vehicle import VehicleClient, main
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.config.model import MqttConfig
 from tests.v2x_wire.builders import SITE_FRAME, key_pair, warning
 from v2x.mapdata import build_map
-from v2x.sdk import VehicleClient, main
 from v2x.signing import UnitSigner
 from v2x.uper import ItsIdentity
 from v2x.wire import Encoding, MessageClass, TopicLayout, WirePublisher, encode_for_topic

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rsu.config import SiteConfig
-from rsu.messages import WarningKind, WarningStatus
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.messages import WarningKind, WarningStatus
 from tests.v2x_wire.builders import NOW_S, spat, warning
 from v2x.mapdata import build_map, signal_group_numeric_ids
 from v2x.uper import (

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from rsu.config import SiteConfig
-from rsu.messages import CollisionWarning, Spat, TrackList
+from rsu_contracts.config import SiteConfig
+from rsu_contracts.messages import CollisionWarning, Spat, TrackList
 from tests.v2x_wire.builders import NOW_S, FakeClock, signer, spat, warning
 from v2x.mapdata import MapData, build_map
 from v2x.signing import SignatureVerifier

@@ -19,9 +19,10 @@ import cv2
 import numpy as np
 import yaml
 
-from rsu.config import SiteConfig, load_site_config
-from rsu.config.model import RoadUserType
-from rsu.messages import (
+from rsu.runtime.bus import MqttBus
+from rsu_contracts.config import SiteConfig, load_site_config
+from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.messages import (
     CollisionWarning,
     DetectorStates,
     LaneObservation,
@@ -41,9 +42,8 @@ from rsu.messages import (
     WarningKind,
     WarningStatus,
 )
-from rsu.messages.signal import ControllerMode, Indication
-from rsu.runtime.bus import MqttBus
-from rsu.topics import CAMERA_PREVIEW, DETECTORS, HEALTH, SIGNAL_STATE, SPAT, TRACKS, WARNINGS, Topics
+from rsu_contracts.messages.signal import ControllerMode, Indication
+from rsu_contracts.topics import CAMERA_PREVIEW, DETECTORS, HEALTH, SIGNAL_STATE, SPAT, TRACKS, WARNINGS, Topics
 
 CYCLE_S = 12.0
 

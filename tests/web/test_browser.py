@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from datasets import DATASETS_DIR, SAMPLE_SITE
-from rsu.config import load_site_config
 from rsu.runtime.stage import RunOptions
 from rsu.runtime.supervisor import StageSpec, Supervisor
+from rsu.samples import DATASETS_DIR, SAMPLE_SITE
 from rsu.web.app import create_app
 from rsu.web.hub import LiveHub
 from rsu.web.server import WebServer
+from rsu_contracts.config import load_site_config
 from tests.conftest import REPO_ROOT
 from tests.web.scripted_unit import ScriptedUnit, site_copy, write_clip
 

@@ -11,13 +11,13 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from datasets import DATASETS_DIR, SAMPLE_SITE
-from rsu.config import load_site_config
-from rsu.config.model import CalibrationPoint
 from rsu.perception.homography import Homography
+from rsu.samples import DATASETS_DIR, SAMPLE_SITE
 from rsu.web.app import create_app
 from rsu.web.calibration import MAX_BACKUPS, CalibrationSave, backups_of, save_calibration
 from rsu.web.hub import LiveHub
+from rsu_contracts.config import load_site_config
+from rsu_contracts.config.model import CalibrationPoint
 from tests.web.scripted_unit import write_clip
 
 OTC_SITE = DATASETS_DIR / "opentrafficcam" / "site.yaml"

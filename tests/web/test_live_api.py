@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from datasets import DATASETS_DIR, SAMPLE_SITE
-from rsu.config import load_site_config
 from rsu.metrics import parse_exposition
+from rsu.samples import DATASETS_DIR, SAMPLE_SITE
 from rsu.web.app import create_app
 from rsu.web.feed import MqttFeed, OutboxWatch
 from rsu.web.hub import LiveHub
+from rsu_contracts.config import load_site_config
 from tests.web.scripted_unit import ScriptedUnit, site_copy
 
 pytestmark = pytest.mark.services

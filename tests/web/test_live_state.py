@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from datasets import SAMPLE_SITE
-from rsu.config import load_site_config
+from rsu.samples import SAMPLE_SITE
 from rsu.web.hub import LiveHub, finite
 from rsu.web.state import WARNING_EXPIRY_S
+from rsu_contracts.config import load_site_config
 from tests.web.scripted_unit import ScriptedUnit, make_jpeg
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from datasets import SAMPLE_SITE
-from rsu.config import load_site_config
 from rsu.metrics import MetricsRegistry, UnitMetrics, parse_exposition
+from rsu.samples import SAMPLE_SITE
+from rsu_contracts.config import load_site_config
 from tests.web.scripted_unit import ScriptedUnit
 
 SAMPLE_LINE = re.compile(

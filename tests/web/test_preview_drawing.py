@@ -9,16 +9,16 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets import DATASETS_DIR, SAMPLE_SITE
-from rsu.config import SiteConfig, load_site_config
-from rsu.config.model import RoadUserType
-from rsu.messages.perception import LaneObservation, TrackedObject
 from rsu.perception.detections import Detections
 from rsu.perception.homography import Homography
 from rsu.perception.pipeline import PerceptionOutput
+from rsu.samples import DATASETS_DIR, SAMPLE_SITE
 from rsu.web.annotate import TrailBook
 from rsu.web.geometry import GroundProjector, site_layout, stop_bar_m, stop_bar_zone_m, view_bounds_m
 from rsu.web.preview import CameraPreview
+from rsu_contracts.config import SiteConfig, load_site_config
+from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.messages.perception import LaneObservation, TrackedObject
 
 OTC_SITE = DATASETS_DIR / "opentrafficcam" / "site.yaml"
 

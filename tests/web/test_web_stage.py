@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from datasets import SAMPLE_SITE
-from rsu.config import load_site_config
 from rsu.runtime.stage import RunOptions
 from rsu.runtime.supervisor import StageSpec, Supervisor
+from rsu.samples import SAMPLE_SITE
 from rsu.web.app import create_app
 from rsu.web.hub import LiveHub
 from rsu.web.server import WebServer, WebServerError
+from rsu_contracts.config import load_site_config
 from tests.web.scripted_unit import site_copy
 
 pytestmark = pytest.mark.services

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rsu.config.model import WarningConfig
-from rsu.messages.perception import TrackedObject
+from rsu_contracts.config.model import WarningConfig
+from rsu_contracts.messages.perception import TrackedObject
 from v2x.conflicts.shared import PATH_EXTENSION_M
 from v2x.conflicts.types import PairIndices
 from v2x.prediction import FloatArray

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rsu.config.model import Movement, RoadUserType, SiteConfig, WarningConfig
-from rsu.messages.perception import TrackedObject
-from rsu.messages.signal import Indication, SignalGroupState, SignalState
-from rsu.messages.warnings import Severity, WarningKind
+from rsu_contracts.config.model import Movement, RoadUserType, SiteConfig, WarningConfig
+from rsu_contracts.messages.perception import TrackedObject
+from rsu_contracts.messages.signal import Indication, SignalGroupState, SignalState
+from rsu_contracts.messages.warnings import Severity, WarningKind
 from v2x.conflicts.shared import RED_INDICATIONS, is_vehicle
 from v2x.conflicts.snapshot import find_conflicts
 from v2x.conflicts.types import Conflict, HeadingSample, MotionHint, PredictedTurn

@@ -18,7 +18,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from rsu.messages.warnings import WarningKind
+from rsu_contracts.messages.warnings import WarningKind
 from v2x.conflicts.scene import Scene
 from v2x.conflicts.severity import severity_for_ttc_and_deceleration
 from v2x.conflicts.shared import (

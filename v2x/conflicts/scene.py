@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from rsu.config.model import RoadUserType, SiteConfig, WarningConfig
-from rsu.messages.perception import TrackedObject
+from rsu_contracts.config.model import RoadUserType, SiteConfig, WarningConfig
+from rsu_contracts.messages.perception import TrackedObject
 from v2x.conflicts.types import NO_HINT, Conflict, MotionHint, SignalContext
 from v2x.junction import JunctionGeometry
 from v2x.prediction import (

@@ -6,8 +6,8 @@ warning; a later meeting is no conflict.
 
 from __future__ import annotations
 
-from rsu.config.model import WarningConfig
-from rsu.messages.warnings import Severity
+from rsu_contracts.config.model import WarningConfig
+from rsu_contracts.messages.warnings import Severity
 
 
 def severity_for_ttc(ttc_s: float, config: WarningConfig) -> Severity | None:

@@ -3,9 +3,9 @@ has one definition."""
 
 from __future__ import annotations
 
-from rsu.config.model import VEHICLE_TYPES, RoadUserType
-from rsu.messages.perception import TrackedObject
-from rsu.messages.signal import Indication
+from rsu_contracts.config.model import VEHICLE_TYPES, RoadUserType
+from rsu_contracts.messages.perception import TrackedObject
+from rsu_contracts.messages.signal import Indication
 
 # Pairs heading the same way within this angle are checked for rear-end, not crossing, conflicts:
 # at shallow angles one is behind the other (a vehicle following a turning one) rather than

@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from rsu.config.model import RoadUserType, WarningConfig
-from rsu.messages.perception import TrackedObject
-from rsu.messages.signal import Indication, SignalGroupState
-from rsu.messages.warnings import Severity, WarningKind
+from rsu_contracts.config.model import RoadUserType, WarningConfig
+from rsu_contracts.messages.perception import TrackedObject
+from rsu_contracts.messages.signal import Indication, SignalGroupState
+from rsu_contracts.messages.warnings import Severity, WarningKind
 from v2x.conflicts.severity import severity_for_ttc
 from v2x.conflicts.shared import RED_INDICATIONS, is_vehicle
 from v2x.conflicts.types import (

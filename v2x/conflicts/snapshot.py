@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from rsu.config.model import SiteConfig, WarningConfig
-from rsu.messages.perception import TrackedObject
-from rsu.messages.signal import SignalState
+from rsu_contracts.config.model import SiteConfig, WarningConfig
+from rsu_contracts.messages.perception import TrackedObject
+from rsu_contracts.messages.signal import SignalState
 from v2x.conflicts.candidates import candidate_pairs
 from v2x.conflicts.crossing import closing_and_overlapping, crossing_conflict, may_cross
 from v2x.conflicts.rear_end import may_close, rear_end_conflict

@@ -14,8 +14,8 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from rsu.messages.perception import TrackedObject
-from rsu.messages.warnings import Severity, WarningKind
+from rsu_contracts.messages.perception import TrackedObject
+from rsu_contracts.messages.warnings import Severity, WarningKind
 from v2x.prediction import FloatArray
 
 

@@ -1,1 +1,0 @@
-"""The OpenTrafficCam junction: a real-footage site (geometry rebuilt by `python -m datasets.opentrafficcam.build`)."""

@@ -1,1 +1,0 @@
-"""throwaway servers and builders for tests and benches; not part of the unit"""

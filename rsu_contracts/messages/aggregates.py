@@ -1,0 +1,81 @@
+"""Interval aggregates for the traffic centre.
+
+Privacy by construction: these schemas have no field that can hold a track id, a position, an
+image or a time finer than the interval, and extra fields are forbidden.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rsu_contracts.messages.envelope import Message
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LaneAggregate(_Part):
+    lane_id: str
+    counts_by_class: dict[str, int]
+    mean_speed_mps: float | None = Field(default=None, ge=0)
+    speed_p85_mps: float | None = Field(default=None, ge=0)
+    occupancy_ratio: float = Field(ge=0, le=1, description="share of the interval the stop bar was occupied")
+    mean_queue_m: float = Field(ge=0)
+    max_queue_m: float = Field(ge=0)
+    mean_queue_vehicles: float = Field(ge=0)
+    mean_headway_s: float | None = Field(
+        default=None, ge=0, description="mean gap between successive vehicles crossing the entry line in one green"
+    )
+
+
+class MovementCount(_Part):
+    line_id: str
+    counts_by_class: dict[str, int]
+
+
+class TurningMovementCount(_Part):
+    """Road users that entered across entry_line_id and left across exit_line_id, by class."""
+
+    entry_line_id: str
+    exit_line_id: str
+    movement: str = Field(description="left / through / right / uturn")
+    counts_by_class: dict[str, int]
+
+
+class PhaseAggregate(_Part):
+    signal_group: str
+    green_time_s: float = Field(ge=0, description="green time used in the interval")
+    green_starts: int = Field(ge=0)
+    gap_outs: int = Field(ge=0)
+    max_outs: int = Field(ge=0)
+    force_offs: int = Field(default=0, ge=0)
+    arrivals: int = Field(default=0, ge=0, description="vehicles crossing the entry line on the group's lanes")
+    arrivals_on_green: int = Field(default=0, ge=0)
+    split_failures: int = Field(default=0, ge=0, description="cycles with green and red occupancy ratios > 0.8")
+
+    @property
+    def arrivals_on_green_ratio(self) -> float | None:
+        """Share of arrivals on green; derived, so it is not sent (the upstream budget is 5 kB/min)."""
+        return round(self.arrivals_on_green / self.arrivals, 4) if self.arrivals else None
+
+
+class Aggregate(Message):
+    """One interval. capture_time_s is the interval end; publish_time_s when it was sealed."""
+
+    SCHEMA: ClassVar[str] = "rsu.aggregate"
+    interval_start_s: float
+    interval_s: float = Field(gt=0)
+    lanes: list[LaneAggregate]
+    lines: list[MovementCount] = Field(default_factory=list)
+    phases: list[PhaseAggregate] = Field(default_factory=list)
+    movements: list[TurningMovementCount] = Field(default_factory=list, description="non-zero movements only")
+    warnings_by_kind: dict[str, int] = Field(default_factory=dict)
+    detector_valid_ratio: float = Field(ge=0, le=1, default=1.0)
+
+    def to_json(self) -> bytes:
+        """Compact JSON: fields at their default (zero counts, None ratios, empty lists) are left out
+        and decode back to the same values, so the schema stays whole and the upstream small."""
+        return self.model_dump_json(exclude_defaults=True).encode()
