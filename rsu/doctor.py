@@ -27,7 +27,8 @@ from rsu.perception.homography import Homography, HomographyError
 from rsu.runtime.bus import BrokerUnavailable
 from rsu.runtime.preflight import RedisUnavailable, check_broker, check_redis
 from rsu_contracts.config import ConfigError, SiteConfig, load_site_config, resolve_relative
-from rsu_contracts.config.model import CameraConfig, CameraSource, MqttConfig
+from rsu_contracts.config.model import CameraConfig, MqttConfig
+from rsu_contracts.enums import CameraSource
 
 # A calibration worse than this (RMS over its points) misplaces road users by a lane.
 MAX_REPROJECTION_ERROR_M = 1.0

@@ -23,7 +23,8 @@ from typing import Any
 
 from rsu.runtime.mqtt import Inbound, MqttClient
 from rsu_contracts.config import load_site_config
-from rsu_contracts.config.model import PriorityKind, SiteConfig
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.enums import PriorityKind
 from rsu_contracts.messages import (
     MessageError,
     PriorityAction,

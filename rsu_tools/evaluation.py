@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
-from rsu_contracts.config.model import VEHICLE_TYPES, RoadUserType
+from rsu_contracts.enums import VEHICLE_TYPES, RoadUserType
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from rsu_contracts.config.model import Approach, SignalGroup, SignalGroupKind, SiteConfig, Stage
+from rsu_contracts.config.model import Approach, SignalGroup, SiteConfig, Stage
+from rsu_contracts.enums import SignalGroupKind
 from signal_control import timing
 
 

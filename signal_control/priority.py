@@ -28,7 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rsu_contracts.config.model import PriorityConfig, PriorityKind
+from rsu_contracts.config.model import PriorityConfig
+from rsu_contracts.enums import PriorityKind
 from rsu_contracts.messages.priority import PriorityPhase
 
 # Calls beyond this many (emergency first, then by arrival) are ignored: bounded state.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from rsu_contracts.config.model import PriorityKind
+from rsu_contracts.enums import PriorityKind
 from rsu_contracts.messages.priority import PriorityPhase, PriorityService
 from rsu_contracts.messages.signal import Indication, SignalEvent
 from signal_control.calls import stage_calls

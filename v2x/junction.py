@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from rsu_contracts.config.model import Movement, SiteConfig
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.enums import Movement
 
 FloatArray = npt.NDArray[np.float64]
 

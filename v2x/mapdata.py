@@ -33,7 +33,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rsu_contracts.config.model import Approach, GeoReference, Lane, Movement, Point, SignalGroupKind, SiteConfig
+from rsu_contracts.config.model import Approach, GeoReference, Lane, Point, SiteConfig
+from rsu_contracts.enums import Movement, SignalGroupKind
 from rsu_contracts.messages.envelope import Message
 from v2x.geo import LocalFrame
 

@@ -28,7 +28,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from rsu_contracts.config.load import ConfigError, resolve_relative
-from rsu_contracts.config.model import Movement, PriorityKind, SignalGroupKind, SiteConfig
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.enums import Movement, PriorityKind, SignalGroupKind
 from rsu_contracts.messages import MessageError, decode
 from rsu_contracts.messages.priority import (
     PriorityAction,

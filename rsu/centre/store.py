@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.enums import RoadUserType
 from rsu_contracts.messages.aggregates import Aggregate
 
 # Counts by class become columns; a class outside this list is added to `other`.

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rsu.perception.detections import Detections
-from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.enums import RoadUserType
 
 ImageArray = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float64]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.enums import RoadUserType
 
 # Class names as COCO (and Ultralytics' COCO weights) spell them; a custom model with the same
 # names maps the same way.

@@ -33,7 +33,8 @@ import numpy.typing as npt
 
 from rsu.detectors.base import FloatArray, ImageArray, PassDetections, PassDetector
 from rsu.perception.tracker import ASSOCIATION_GROUP
-from rsu_contracts.config.model import DetailRegionConfig, RoadUserType
+from rsu_contracts.config.model import DetailRegionConfig
+from rsu_contracts.enums import RoadUserType
 
 # Road-user classes a detector confuses for one object (boxes of one group from two passes are one
 # road user): the same groups the tracker lets continue one track.

@@ -35,7 +35,8 @@ from rsu.detectors.detail import CONFUSABLE_GROUP
 from rsu.detectors.frame_detector import FrameDetector
 from rsu.perception.homography import Homography
 from rsu.sensors.video import expand_uri
-from rsu_contracts.config.model import DetailRegionConfig, DetectorConfig, RoadUserType
+from rsu_contracts.config.model import DetailRegionConfig, DetectorConfig
+from rsu_contracts.enums import RoadUserType
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ from rsu.detectors.base import Detector, DetectorError
 from rsu.detectors.registry import builder_for
 from rsu.perception.homography import Homography
 from rsu.perception.motion import MotionGatedDetector
-from rsu_contracts.config.model import CameraConfig, CameraSource
+from rsu_contracts.config.model import CameraConfig
+from rsu_contracts.enums import CameraSource
 
 
 def build_detector(

@@ -9,7 +9,7 @@ import numpy as np
 from rsu.detectors.base import FloatArray
 from rsu.perception.detections import Detections
 from rsu.perception.homography import Homography
-from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.enums import RoadUserType
 
 
 def place_on_ground(

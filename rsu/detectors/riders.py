@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rsu.detectors.base import FloatArray
-from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.enums import RoadUserType
 
 # A person box overlapping a bicycle or motorcycle box by this share of the smaller box is its rider.
 RIDER_OVERLAP = 0.4

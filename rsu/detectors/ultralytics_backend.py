@@ -23,7 +23,8 @@ from rsu.detectors.frame_detector import FrameDetector
 from rsu.detectors.registry import register
 from rsu.perception.homography import Homography
 from rsu.sensors.video import expand_uri
-from rsu_contracts.config.model import DetectorConfig, RoadUserType
+from rsu_contracts.config.model import DetectorConfig
+from rsu_contracts.enums import RoadUserType
 
 # torch and Ultralytics are imported only when an Ultralytics detector is built: importing this
 # module (the registry does, for every backend) must not pay torch's memory and start-up time.

@@ -46,7 +46,8 @@ from dataclasses import dataclass
 
 from rsu.perception.lanes import LANE_USERS, LaneMap
 from rsu.perception.tracker import Track, association_group
-from rsu_contracts.config.model import CountingLineRole, Movement, SiteConfig
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.enums import CountingLineRole, Movement
 from rsu_contracts.messages.perception import LineCrossing, TurningMovement
 
 # Half-width of the band around a line in which a track has no side yet (above position jitter).

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.enums import RoadUserType
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from rsu_contracts.config.model import VEHICLE_TYPES, Lane, Point, RoadUserType, SiteConfig
+from rsu_contracts.config.model import Lane, Point, SiteConfig
+from rsu_contracts.enums import VEHICLE_TYPES, RoadUserType
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -27,7 +27,8 @@ from rsu.perception.kalman import (
     ConstantVelocityKalman,
     MotionNoise,
 )
-from rsu_contracts.config.model import RoadUserType, TrackingConfig
+from rsu_contracts.config.model import TrackingConfig
+from rsu_contracts.enums import RoadUserType
 
 # Detections at or above this confidence may start tracks (ByteTrack's first stage).
 HIGH_CONFIDENCE = 0.5

@@ -15,7 +15,8 @@ import numpy as np
 
 from rsu.perception.lanes import LANE_USERS, LaneGeometry, LaneMap, LanePosition
 from rsu.perception.tracker import NOMINAL_SIZE_M, Track
-from rsu_contracts.config.model import RoadUserType, SiteConfig
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.enums import RoadUserType
 from rsu_contracts.messages.perception import CrosswalkObservation, LaneObservation
 
 # Road users counted on a crosswalk.

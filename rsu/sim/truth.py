@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.enums import RoadUserType
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from rsu.sim.demand import CROSSING_ON_RED_TYPE, JAYWALKER_TYPE
 from rsu.sim.network import sumo_tool
 from rsu.sim.truth import TruthObject
 from rsu_contracts.config.load import resolve_relative
-from rsu_contracts.config.model import RoadUserType, SiteConfig
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.enums import RoadUserType
 from rsu_contracts.messages.signal import SignalGroupState
 from signal_control.backends.sumo import SumoSignalHeads
 

@@ -24,7 +24,8 @@ from rsu.runtime.latency import (
 from rsu.runtime.stage import StageContext
 from rsu.stages.outlet import Outlet
 from rsu.web.preview import CameraPreview
-from rsu_contracts.config.model import CameraConfig, CameraSource
+from rsu_contracts.config.model import CameraConfig
+from rsu_contracts.enums import CameraSource
 from rsu_contracts.messages import CameraDetections, DetectorStates, TrackList, decode
 from rsu_contracts.topics import CAMERA_PREVIEW, DETECTORS, SIM_CAMERA, TRACKS, Topics
 

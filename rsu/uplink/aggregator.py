@@ -77,7 +77,8 @@ from typing import Any
 
 import numpy as np
 
-from rsu_contracts.config.model import VEHICLE_TYPES, CountingLineRole, RoadUserType, SiteConfig
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.enums import VEHICLE_TYPES, CountingLineRole, RoadUserType
 from rsu_contracts.messages.aggregates import LaneAggregate, MovementCount, PhaseAggregate, TurningMovementCount
 from rsu_contracts.messages.perception import DetectorStates
 from rsu_contracts.messages.signal import Indication, SignalState

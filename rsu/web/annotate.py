@@ -15,7 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from rsu.web.geometry import GroundProjector, stop_bar_m, stop_bar_zone_m
-from rsu_contracts.config.model import RoadUserType, SiteConfig
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.enums import RoadUserType
 from rsu_contracts.messages.perception import LaneObservation, TrackedObject
 
 ImageArray = npt.NDArray[np.uint8]

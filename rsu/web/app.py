@@ -34,7 +34,8 @@ from rsu.web.calibration import CalibrationError, CalibrationSave, fit_calibrati
 from rsu.web.geometry import site_layout
 from rsu.web.hub import LiveHub
 from rsu_contracts.config import ConfigError, SiteConfig, load_site_config
-from rsu_contracts.config.model import CalibrationPoint, CameraConfig, CameraSource
+from rsu_contracts.config.model import CalibrationPoint, CameraConfig
+from rsu_contracts.enums import CameraSource
 
 log = logging.getLogger(__name__)
 

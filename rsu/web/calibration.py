@@ -26,7 +26,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from rsu.perception.homography import Homography, HomographyError
 from rsu_contracts.config import ConfigError, SiteConfig, parse_site_config
-from rsu_contracts.config.model import CalibrationPoint, CameraSource, Point
+from rsu_contracts.config.model import CalibrationPoint, Point
+from rsu_contracts.enums import CameraSource
 
 # Backups kept per site file; older ones are removed so a busy calibration day cannot fill the disk.
 MAX_BACKUPS = 20

@@ -17,7 +17,8 @@ import numpy.typing as npt
 
 from rsu.perception.homography import Homography, HomographyError
 from rsu.perception.lanes import LaneMap
-from rsu_contracts.config.model import CameraSource, Lane, Point, SiteConfig
+from rsu_contracts.config.model import Lane, Point, SiteConfig
+from rsu_contracts.enums import CameraSource
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -7,12 +7,19 @@ start with the name of the field instead of being silently ignored.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rsu_contracts.config.paths import CameraUri, ModelWeights, SitePath
+from rsu_contracts.enums import (
+    CameraSource,
+    ControllerStrategy,
+    CountingLineRole,
+    Movement,
+    PriorityKind,
+    SignalGroupKind,
+)
 
 Point = tuple[float, float]
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9_.-]+$"
@@ -35,25 +42,6 @@ class FieldError(ValueError):
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RoadUserType(StrEnum):
-    CAR = "car"
-    TRUCK = "truck"
-    BUS = "bus"
-    MOTORCYCLE = "motorcycle"
-    BICYCLE = "bicycle"
-    PEDESTRIAN = "pedestrian"
-
-
-VEHICLE_TYPES = frozenset({RoadUserType.CAR, RoadUserType.TRUCK, RoadUserType.BUS, RoadUserType.MOTORCYCLE})
-
-
-class Movement(StrEnum):
-    LEFT = "left"
-    THROUGH = "through"
-    RIGHT = "right"
-    UTURN = "uturn"
 
 
 class GeoReference(Strict):
@@ -119,11 +107,6 @@ class Crosswalk(Strict):
     length_m: float = Field(gt=0, le=60, description="Crossing length kerb to kerb, metres.")
 
 
-class CountingLineRole(StrEnum):
-    ENTRY = "entry"  # traffic enters the junction across it (just upstream of the stop line)
-    EXIT = "exit"  # traffic leaves the junction across it (on an outbound leg)
-
-
 class CountingLine(Strict):
     """A virtual line that counts the road users crossing it (per class, per interval)."""
 
@@ -139,11 +122,6 @@ class CountingLine(Strict):
         description="entry: traffic enters the junction across it; exit: traffic leaves across it. A confirmed "
         "track crossing an entry line and later an exit line makes one turning movement.",
     )
-
-
-class SignalGroupKind(StrEnum):
-    VEHICLE = "vehicle"
-    PEDESTRIAN = "pedestrian"
 
 
 class SignalGroup(Strict):
@@ -222,12 +200,6 @@ class Stage(Strict):
     )
 
 
-class ControllerStrategy(StrEnum):
-    FIXED_TIME = "fixed_time"
-    ACTUATED = "actuated"
-    ADAPTIVE = "adaptive"
-
-
 class ControllerConfig(Strict):
     """The signal controller: strategy, stage sequence and fallbacks."""
 
@@ -248,11 +220,6 @@ class ControllerConfig(Strict):
     fixed_green_s: float = Field(
         default=20.0, ge=5.0, le=120.0, description="Green per stage in recall or fixed-time mode, seconds."
     )
-
-
-class CameraSource(StrEnum):
-    SIMULATION = "simulation"
-    VIDEO = "video"
 
 
 class CalibrationPoint(Strict):
@@ -771,11 +738,6 @@ class SimulationConfig(Strict):
     traffic_light_id: str = Field(default="C", description="Id of the junction's traffic light in the SUMO network.")
     seed: int = Field(default=42, description="SUMO's random seed (same seed, same traffic).")
     demand_scale: float = Field(default=1.0, gt=0, le=5, description="Scales the demand in the route file.")
-
-
-class PriorityKind(StrEnum):
-    EMERGENCY = "emergency"  # preemption: conflicting greens end, the requested approach gets green
-    TRANSIT = "transit"  # transit signal priority: bounded early green or green extension
 
 
 class PriorityRequester(Strict):

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rsu_contracts.config.model import Movement, RoadUserType
+from rsu_contracts.enums import Movement, RoadUserType
 from rsu_contracts.messages.envelope import Message
 
 

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rsu_contracts.config.model import PriorityKind
+from rsu_contracts.enums import PriorityKind
 from rsu_contracts.messages.envelope import Message
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9_.-]+$"

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.enums import RoadUserType
 from rsu_contracts.messages.envelope import Message
 
 

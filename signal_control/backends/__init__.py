@@ -27,7 +27,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from rsu_contracts.config.model import SignalGroupKind, SiteConfig
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.enums import SignalGroupKind
 from rsu_contracts.messages.signal import SignalGroupState
 
 # Only these stop everybody (the monitor's definition, shared): any other indication may let road

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from rsu_contracts.config.model import SignalGroupKind, SiteConfig
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.enums import SignalGroupKind
 from rsu_contracts.messages.signal import Indication, SignalGroupState
 from signal_control.backends import ConflictingGreensError, conflicting_pairs
 

@@ -14,7 +14,8 @@ from rsu.detectors.export import ExportResult
 from rsu.samples import JAMCAM_SITE as JAMCAM_SITE
 from rsu.samples import OPENTRAFFICCAM_SITE as OTC_SITE
 from rsu_contracts.config import load_site_config
-from rsu_contracts.config.model import DetectorConfig, RoadUserType
+from rsu_contracts.config.model import DetectorConfig
+from rsu_contracts.enums import RoadUserType
 from rsu_tools.bench.perception import (
     BenchError,
     BenchPlan,

@@ -20,7 +20,8 @@ from rsu.detectors.openvino_backend import build_openvino_detector
 from rsu.perception.homography import Homography
 from rsu.samples import OPENTRAFFICCAM_SITE as SITE_FILE
 from rsu_contracts.config import load_site_config
-from rsu_contracts.config.model import DetectorConfig, RoadUserType
+from rsu_contracts.config.model import DetectorConfig
+from rsu_contracts.enums import RoadUserType
 from rsu_tools.evaluation import iou_matrix
 
 FRAME_INDICES = (40, 100, 160)

@@ -23,7 +23,8 @@ from rsu.perception.detections import Detections
 from rsu.samples import OPENTRAFFICCAM_SITE as SITE_FILE
 from rsu.sensors.video import Frame, VideoSource
 from rsu_contracts.config import SiteConfig, load_site_config
-from rsu_contracts.config.model import DetailRegionConfig, RoadUserType
+from rsu_contracts.config.model import DetailRegionConfig
+from rsu_contracts.enums import RoadUserType
 
 from .test_opentrafficcam_site import inside, junction_polygon
 

@@ -13,7 +13,7 @@ from rsu.detectors.ultralytics_backend import resolve_weights
 from rsu.perception.homography import Homography
 from rsu.sensors.video import expand_uri
 from rsu_contracts.config import SiteConfig, load_site_config
-from rsu_contracts.config.model import CameraSource
+from rsu_contracts.enums import CameraSource
 from rsu_tools.site_builders import opentrafficcam as build
 from rsu_tools.site_builders.geodesy import geodetic_to_local, geodetic_to_utm, utm_to_geodetic
 

@@ -8,7 +8,8 @@ import numpy as np
 
 from rsu.perception.detections import Detections
 from rsu.perception.tracker import Track
-from rsu_contracts.config.model import RoadUserType, SiteConfig
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.enums import RoadUserType
 
 CAR = RoadUserType.CAR
 PEDESTRIAN = RoadUserType.PEDESTRIAN

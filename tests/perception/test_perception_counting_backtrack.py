@@ -6,7 +6,8 @@ import pytest
 
 from rsu.perception.counting import LineCounter
 from rsu.perception.tracker import Track
-from rsu_contracts.config.model import RoadUserType, SiteConfig
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.enums import RoadUserType
 from rsu_contracts.messages.perception import LineCrossing
 from tests.perception.test_perception_counting import LANE, LINE, in_lane, line_distance_to_stop
 

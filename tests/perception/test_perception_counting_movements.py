@@ -6,7 +6,8 @@ import pytest
 
 from rsu.perception.counting import LineCounter, classify_turn
 from rsu.perception.tracker import Track
-from rsu_contracts.config.model import Movement, RoadUserType, SiteConfig
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.enums import Movement, RoadUserType
 from tests.perception.perception_helpers import make_track
 
 

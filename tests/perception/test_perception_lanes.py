@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from rsu.perception.lanes import LaneMap, _lane_geometry
-from rsu_contracts.config.model import Lane, Movement, SiteConfig
+from rsu_contracts.config.model import Lane, SiteConfig
+from rsu_contracts.enums import Movement
 from tests.perception.perception_helpers import lane_heading_deg, lane_point
 
 

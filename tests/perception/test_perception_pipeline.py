@@ -7,7 +7,8 @@ import pytest
 
 from rsu.perception.detections import Detections
 from rsu.perception.pipeline import PerceptionOutput, PerceptionPipeline
-from rsu_contracts.config.model import RoadUserType, SiteConfig
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.enums import RoadUserType
 from rsu_contracts.messages.perception import DetectorStates, LineCrossing, TrackedObject
 from tests.perception.perception_helpers import CAR, FRAME_S, PEDESTRIAN, detections, lane_point, lane_velocity
 

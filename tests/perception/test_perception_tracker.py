@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from rsu.perception.detections import Detections
 from rsu.perception.tracker import CLASS_HISTORY_LENGTH, GroundTracker, Track
-from rsu_contracts.config.model import RoadUserType, TrackingConfig
+from rsu_contracts.config.model import TrackingConfig
+from rsu_contracts.enums import RoadUserType
 from tests.perception.perception_helpers import CAR, FRAME_S, PEDESTRIAN, detections
 
 

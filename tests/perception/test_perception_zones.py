@@ -6,7 +6,8 @@ import pytest
 
 from rsu.perception.tracker import Track
 from rsu.perception.zones import ZoneMonitor
-from rsu_contracts.config.model import RoadUserType, SiteConfig
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.enums import RoadUserType
 from rsu_contracts.messages.perception import LaneObservation
 from tests.perception.perception_helpers import PEDESTRIAN, lane_heading_deg, lane_point, make_track
 

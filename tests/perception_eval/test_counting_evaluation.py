@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.enums import RoadUserType
 from rsu_tools.evaluation import (
     TRUNCATED_TRACK,
     UNLABELLED_CLASS,

@@ -7,7 +7,8 @@ import pytest
 
 from rsu.perception.detections import Detections
 from rsu.perception.motion import MotionDetector, MotionGate, MotionGatedDetector
-from rsu_contracts.config.model import MotionGateConfig, RoadUserType
+from rsu_contracts.config.model import MotionGateConfig
+from rsu_contracts.enums import RoadUserType
 
 FRAME_S = 0.05
 HEIGHT, WIDTH = 240, 320

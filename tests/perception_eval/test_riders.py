@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rsu.detectors.riders import RIDER_WHEEL_DROP, RiderMemory, merge_riders
-from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.enums import RoadUserType
 
 BICYCLE, PEDESTRIAN, CAR = RoadUserType.BICYCLE, RoadUserType.PEDESTRIAN, RoadUserType.CAR
 

@@ -8,7 +8,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from rsu_clients.priority_requester import SignedRequest, signed_request
 from rsu_contracts.config import SiteConfig
-from rsu_contracts.config.model import PriorityConfig, PriorityKind
+from rsu_contracts.config.model import PriorityConfig
+from rsu_contracts.enums import PriorityKind
 from rsu_contracts.messages import PriorityAction
 from rsu_contracts.topics import Topics
 from v2x.priority import PriorityGate, Requester

@@ -19,7 +19,7 @@ from rsu.stages import controller as controller_stage
 from rsu.stages.unit_keys import unit_key_paths
 from rsu_clients.priority_requester import signed_request
 from rsu_contracts.config import load_site_config
-from rsu_contracts.config.model import PriorityKind
+from rsu_contracts.enums import PriorityKind
 from rsu_contracts.messages import (
     PriorityAction,
     PriorityReason,

@@ -10,7 +10,7 @@ import pytest
 
 from rsu_clients.priority_requester import SignedRequest
 from rsu_contracts.config import SiteConfig
-from rsu_contracts.config.model import PriorityKind
+from rsu_contracts.enums import PriorityKind
 from rsu_contracts.messages import Indication, LaneObservation, PriorityPhase, PriorityReason, PriorityStatusKind
 from rsu_contracts.messages.perception import CrosswalkObservation
 from signal_control import ControllerOutput, SignalController

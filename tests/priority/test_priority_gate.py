@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from rsu_contracts.config import ConfigError, SiteConfig, load_site_config
-from rsu_contracts.config.model import PriorityKind
+from rsu_contracts.enums import PriorityKind
 from rsu_contracts.messages import (
     PriorityAction,
     PriorityPhase,

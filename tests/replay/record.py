@@ -43,7 +43,8 @@ from rsu.sensors.sim_camera import SimulatedCamera
 from rsu.sim.world import SumoWorld
 from rsu.stages.v2x import V2XOutput
 from rsu_contracts.config import load_site_config
-from rsu_contracts.config.model import PriorityKind, SiteConfig
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.enums import PriorityKind
 from rsu_contracts.messages import CollisionWarning, DetectorStates, Message, Sequencer, SignalState, TrackList
 from signal_control.lookahead import arrivals_by_lane
 from signal_control.priority import PriorityCall

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from rsu.uplink.aggregator import AggregateBody, IntervalAggregator
-from rsu_contracts.config.model import PriorityKind, SiteConfig
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.enums import PriorityKind
 from rsu_contracts.messages.aggregates import Aggregate
 from rsu_contracts.messages.perception import CrosswalkObservation, DetectorStates, LaneObservation, TrackList
 from rsu_contracts.messages.signal import SignalState

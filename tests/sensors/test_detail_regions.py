@@ -17,7 +17,8 @@ from rsu.detectors.detail import (
 )
 from rsu.detectors.exported_yolo import ExportedYoloDetector
 from rsu.perception.homography import Homography
-from rsu_contracts.config.model import CalibrationPoint, DetailRegionConfig, DetectorConfig, RoadUserType
+from rsu_contracts.config.model import CalibrationPoint, DetailRegionConfig, DetectorConfig
+from rsu_contracts.enums import RoadUserType
 
 CAR, TRUCK, PEDESTRIAN = RoadUserType.CAR, RoadUserType.TRUCK, RoadUserType.PEDESTRIAN
 NAMES = {0: "person", 1: "bicycle", 2: "car"}

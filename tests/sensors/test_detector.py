@@ -14,7 +14,8 @@ from rsu.detectors.factory import build_detector
 from rsu.detectors.ground import place_on_ground
 from rsu.detectors.ultralytics_backend import resolve_weights
 from rsu.perception.homography import Homography
-from rsu_contracts.config.model import CalibrationPoint, CameraConfig, RoadUserType
+from rsu_contracts.config.model import CalibrationPoint, CameraConfig
+from rsu_contracts.enums import RoadUserType
 
 # Pixels are centimetres on the ground, y flipped: ground (x, y) m = (u / 100, (600 - v) / 100).
 FLAT = Homography.from_points(

@@ -13,7 +13,8 @@ from rsu.detectors.factory import build_detector
 from rsu.perception.detections import Detections
 from rsu.perception.homography import Homography
 from rsu.perception.motion import MotionGatedDetector
-from rsu_contracts.config.model import CalibrationPoint, CameraConfig, CameraSource, DetectorConfig, MotionGateConfig
+from rsu_contracts.config.model import CalibrationPoint, CameraConfig, DetectorConfig, MotionGateConfig
+from rsu_contracts.enums import CameraSource
 
 
 def video_camera(detector: DetectorConfig) -> CameraConfig:

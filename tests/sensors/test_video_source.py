@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from rsu.sensors.video import Frame, VideoSource, VideoSourceError, backoff_delays
-from rsu_contracts.config.model import CalibrationPoint, CameraConfig, CameraSource
+from rsu_contracts.config.model import CalibrationPoint, CameraConfig
+from rsu_contracts.enums import CameraSource
 
 FPS = 10.0
 FRAMES = 20

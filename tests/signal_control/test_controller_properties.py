@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rsu_contracts.config import SiteConfig
-from rsu_contracts.config.model import PriorityConfig, PriorityKind
+from rsu_contracts.config.model import PriorityConfig
+from rsu_contracts.enums import PriorityKind
 from rsu_contracts.messages.perception import CrosswalkObservation, LaneObservation
 from rsu_contracts.messages.signal import ControllerMode, Indication
 from signal_control import SignalController

@@ -10,7 +10,8 @@ import pytest
 from rsu.perception.detections import Detections
 from rsu.sensors.sim_camera import SimulatedCamera
 from rsu.sim.truth import TruthObject
-from rsu_contracts.config.model import CameraConfig, RoadUserType, SimulatedCameraConfig
+from rsu_contracts.config.model import CameraConfig, SimulatedCameraConfig
+from rsu_contracts.enums import RoadUserType
 
 pytestmark = pytest.mark.sumo
 

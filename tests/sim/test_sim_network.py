@@ -13,7 +13,8 @@ import pytest
 from rsu.samples import SAMPLE_SITE
 from rsu.sim import network
 from rsu_contracts.config import SiteConfig
-from rsu_contracts.config.model import CountingLineRole, Point
+from rsu_contracts.config.model import Point
+from rsu_contracts.enums import CountingLineRole
 from signal_control.backends.sumo import read_link_facts
 
 pytestmark = pytest.mark.sumo

@@ -7,7 +7,7 @@ import pytest
 from rsu.samples import SAMPLE_SITE
 from rsu.sim.world import SumoWorld
 from rsu_contracts.config import SiteConfig
-from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.enums import RoadUserType
 from tests.sim.conftest import WorldFactory
 from tests.sim.sim_helpers import FixedTimeDriver, group_states
 

@@ -10,7 +10,8 @@ import pytest
 
 from rsu.uplink import aggregator as aggregator_module
 from rsu.uplink.aggregator import AggregateBody, IntervalAggregator
-from rsu_contracts.config.model import RoadUserType, SiteConfig
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.enums import RoadUserType
 from rsu_contracts.messages import (
     Aggregate,
     CollisionWarning,

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 import pytest
 
 from rsu.uplink.aggregator import AggregateBody, IntervalAggregator
-from rsu_contracts.config.model import Movement, RoadUserType, SiteConfig
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.enums import Movement, RoadUserType
 from rsu_contracts.messages import (
     ControllerMode,
     DetectorStates,

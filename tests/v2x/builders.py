@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.enums import RoadUserType
 from rsu_contracts.messages.perception import TrackedObject
 from rsu_contracts.messages.signal import ControllerMode, Indication, SignalGroupState, SignalState
 

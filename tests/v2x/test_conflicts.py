@@ -18,7 +18,8 @@ from typing import Protocol
 import numpy as np
 import pytest
 
-from rsu_contracts.config.model import RoadUserType, SiteConfig, WarningConfig
+from rsu_contracts.config.model import SiteConfig, WarningConfig
+from rsu_contracts.enums import RoadUserType
 from rsu_contracts.messages.perception import TrackedObject
 from rsu_contracts.messages.signal import Indication, SignalState
 from rsu_contracts.messages.warnings import Severity, WarningKind

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from rsu_contracts.config import SiteConfig
-from rsu_contracts.config.model import Movement
+from rsu_contracts.enums import Movement
 from rsu_contracts.messages import decode
 from tests.v2x_wire.builders import NOW_S
 from v2x.geo import LocalFrame

@@ -21,7 +21,7 @@ import yaml
 
 from rsu.runtime.bus import MqttBus
 from rsu_contracts.config import SiteConfig, load_site_config
-from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.enums import RoadUserType
 from rsu_contracts.messages import (
     CollisionWarning,
     DetectorStates,

@@ -17,7 +17,7 @@ from rsu.web.annotate import TrailBook
 from rsu.web.geometry import GroundProjector, site_layout, stop_bar_m, stop_bar_zone_m, view_bounds_m
 from rsu.web.preview import CameraPreview
 from rsu_contracts.config import SiteConfig, load_site_config
-from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.enums import RoadUserType
 from rsu_contracts.messages.perception import LaneObservation, TrackedObject
 
 OTC_SITE = DATASETS_DIR / "opentrafficcam" / "site.yaml"

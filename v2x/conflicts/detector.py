@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rsu_contracts.config.model import Movement, RoadUserType, SiteConfig, WarningConfig
+from rsu_contracts.config.model import SiteConfig, WarningConfig
+from rsu_contracts.enums import Movement, RoadUserType
 from rsu_contracts.messages.perception import TrackedObject
 from rsu_contracts.messages.signal import Indication, SignalGroupState, SignalState
 from rsu_contracts.messages.warnings import Severity, WarningKind

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from rsu_contracts.config.model import RoadUserType, SiteConfig, WarningConfig
+from rsu_contracts.config.model import SiteConfig, WarningConfig
+from rsu_contracts.enums import RoadUserType
 from rsu_contracts.messages.perception import TrackedObject
 from v2x.conflicts.types import NO_HINT, Conflict, MotionHint, SignalContext
 from v2x.junction import JunctionGeometry

@@ -3,7 +3,7 @@ has one definition."""
 
 from __future__ import annotations
 
-from rsu_contracts.config.model import VEHICLE_TYPES, RoadUserType
+from rsu_contracts.enums import VEHICLE_TYPES, RoadUserType
 from rsu_contracts.messages.perception import TrackedObject
 from rsu_contracts.messages.signal import Indication
 

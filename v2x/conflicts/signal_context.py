@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from rsu_contracts.config.model import RoadUserType, WarningConfig
+from rsu_contracts.config.model import WarningConfig
+from rsu_contracts.enums import RoadUserType
 from rsu_contracts.messages.perception import TrackedObject
 from rsu_contracts.messages.signal import Indication, SignalGroupState
 from rsu_contracts.messages.warnings import Severity, WarningKind

@@ -25,7 +25,8 @@ from rsu.runtime.bus import MqttBus
 from rsu.samples import SAMPLE_SITE
 from rsu.stages.v2x import wire_publisher
 from rsu_contracts.config import SiteConfig, load_site_config
-from rsu_contracts.config.model import MqttConfig, RoadUserType
+from rsu_contracts.config.model import MqttConfig
+from rsu_contracts.enums import RoadUserType
 from rsu_contracts.messages import (
     CollisionWarning,
     Participant,

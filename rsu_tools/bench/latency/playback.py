@@ -25,7 +25,8 @@ from rsu.runtime.latency import (
 )
 from rsu.stages.v2x import V2XOutput, configure_stage_process, wire_publisher
 from rsu_contracts.config import SiteConfig, load_site_config
-from rsu_contracts.config.model import CameraConfig, CameraSource, MqttConfig, RoadUserType
+from rsu_contracts.config.model import CameraConfig, MqttConfig
+from rsu_contracts.enums import CameraSource, RoadUserType
 from rsu_contracts.messages import (
     CollisionWarning,
     ControllerMode,

@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from rsu.detectors.classes import COCO_NAME_TO_ROAD_USER
 from rsu_contracts.config import SiteConfig, load_site_config
-from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.enums import RoadUserType
 from rsu_tools.bench.perception.plan import BenchError, BenchPlan, FloatArray, VariantSpec
 from rsu_tools.bench.perception.playback import ClipPlayer, PlayedFrame, _loop, _scale_back, _scaled_camera
 from rsu_tools.bench.perception.statistics import TRUNCATION_WINDOW_S, Collected, StageTimes, _count_table

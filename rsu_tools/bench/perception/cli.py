@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rsu_contracts.config import load_site_config
-from rsu_contracts.config.model import RoadUserType
+from rsu_contracts.enums import RoadUserType
 from rsu_tools.bench.perception.plan import BenchError, BenchPlan, VariantSpec
 from rsu_tools.bench.perception.report import render_table, write_report
 from rsu_tools.bench.perception.runner import run_bench

@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from rsu_contracts.config.model import DetectorConfig, RoadUserType
+from rsu_contracts.config.model import DetectorConfig
+from rsu_contracts.enums import RoadUserType
 
 FloatArray = npt.NDArray[np.float64]
 ImageArray = npt.NDArray[np.uint8]
