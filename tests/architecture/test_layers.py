@@ -86,3 +86,35 @@ def test_the_library_imports_without_the_unit_or_heavy_dependencies() -> None:
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_the_readme_library_example_runs_with_only_the_minimal_install(tmp_path: Path) -> None:
+    """`pip install .` without extras, in a fresh venv, is enough for the README's library example."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Using the signal controller as a library") :]
+    example = section[section.index("```python\n") + len("```python\n") :]
+    example = example[: example.index("```")]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    installed = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    packages = subprocess.run(
+        [str(python), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True, check=True
+    ).stdout.lower()
+    for heavy in ("torch", "opencv", "ultralytics", "openvino", "eclipse-sumo", "libsumo", "paho-mqtt", "redis"):
+        assert f"\n{heavy}==" not in f"\n{packages}", f"the minimal install pulled in {heavy}"
+    # Run from a folder holding only the example and the sample data, so nothing is imported from the checkout.
+    shutil.copytree(REPO / "datasets", tmp_path / "datasets")
+    script = tmp_path / "example.py"
+    script.write_text(example)
+    ran = subprocess.run([str(python), str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert len(ran.stdout.splitlines()) >= 4  # one line per signal group

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -17,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from rsu_tools.testing.mosquitto import EphemeralMosquitto
 from tests.conftest import REPO_ROOT
 
 ACL = REPO_ROOT / "deploy" / "mosquitto" / "rsu-v2x.acl"
@@ -29,12 +28,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def broker_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     folder = tmp_path_factory.mktemp("mosquitto")
@@ -42,33 +35,10 @@ def broker_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     for index, user in enumerate((UNIT, VEHICLE, REQUESTER)):
         create = ["-c"] if index == 0 else []
         subprocess.run(["mosquitto_passwd", *create, "-b", str(passwords), user, PASSWORD], check=True)
-    port = _free_port()
-    lines = [
-        f"listener {port} 127.0.0.1",
-        "allow_anonymous false",
-        f"password_file {passwords}",
-        f"acl_file {ACL}",
-        "persistence false",
-    ]
-    if os.geteuid() == 0:
-        lines.append("user root")  # otherwise Mosquitto drops to 'mosquitto', who cannot read the temp folder
-    config = folder / "mosquitto.conf"
-    config.write_text("\n".join(lines) + "\n")
-    process = subprocess.Popen(["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"mosquitto exited: {process.stderr.read().decode() if process.stderr else ''}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=5)
+    # The later allow_anonymous overrides the throwaway broker's default.
+    access = f"allow_anonymous false\npassword_file {passwords}\nacl_file {ACL}\n"
+    with EphemeralMosquitto(access, name="acl") as broker:
+        yield broker.port
 
 
 class Client:
