@@ -194,7 +194,8 @@ PUBLISH_METHODS = {"publish", "publish_and_wait", "publish_to", "publish_to_and_
 
 
 def _project_sources() -> list[Path]:
-    files = [*sorted((ROOT / "rsu").rglob("*.py")), *sorted((ROOT / "v2x").rglob("*.py"))]
+    packages = ("rsu", "rsu_tools", "rsu_clients", "rsu_cli", "v2x", "signal_control")
+    files = [path for package in packages for path in sorted((ROOT / package).rglob("*.py"))]
     # The MQTT wrapper and the bus themselves turn a route into topic, QoS and retain.
     low_level = {ROOT / "rsu" / "runtime" / "bus.py", ROOT / "rsu" / "runtime" / "mqtt.py"}
     return [path for path in files if path not in low_level]
