@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rsu.key_files import generate_key_files, signer_from_key_file, verifier_from_key_files
 from rsu.runtime.mqtt import Inbound, MqttClient
 from rsu_contracts.config import load_site_config
 from rsu_contracts.config.model import SiteConfig
@@ -34,7 +35,7 @@ from rsu_contracts.messages import (
     decode,
 )
 from rsu_contracts.topics import PRIORITY_REQUEST, PRIORITY_STATUS, Topics
-from v2x.signing import SignatureError, SignatureVerifier, UnitSigner, generate_key_files
+from v2x.signing import SignatureError, SignatureVerifier, UnitSigner
 
 DEFAULT_WAIT_S = 5.0
 
@@ -133,12 +134,12 @@ def _request(args: argparse.Namespace) -> int:
         return 2
     site = load_site_config(Path(args.site))
     try:
-        signer = UnitSigner.from_key_file(args.key, args.requester_id)
+        signer = signer_from_key_file(args.key, args.requester_id)
     except (OSError, ValueError) as exc:
         print(f"rsu priority request: cannot use key {args.key}: {exc}", file=sys.stderr)
         return 2
     try:
-        verifier = SignatureVerifier.from_key_files([args.unit_key]) if args.unit_key else None
+        verifier = verifier_from_key_files([args.unit_key]) if args.unit_key else None
     except (OSError, ValueError) as exc:
         print(f"rsu priority request: cannot use the unit key {args.unit_key}: {exc}", file=sys.stderr)
         return 2

@@ -35,12 +35,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rsu.key_files import load_public_key
 from rsu.runtime.mqtt import Inbound, MqttClient
 from rsu_contracts.config.model import MqttConfig
 from rsu_contracts.messages import CollisionWarning, Spat, TrackList, WarningStatus
 from v2x.geo import LocalFrame
 from v2x.mapdata import MapData
-from v2x.signing import SignatureError, SignatureVerifier, VerifiedMessage, load_public_key
+from v2x.signing import SignatureError, SignatureVerifier, VerifiedMessage
 from v2x.wire import (
     DELIVERY,
     DecodedPayload,

@@ -22,12 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from rsu_contracts.config.load import ConfigError, resolve_relative
 from rsu_contracts.config.model import SiteConfig
 from rsu_contracts.enums import Movement, PriorityKind, SignalGroupKind
 from rsu_contracts.messages import MessageError, decode
@@ -54,7 +52,6 @@ from v2x.signing import (
     UnsignedMessage,
     UserProperties,
     key_id,
-    load_public_key,
 )
 
 # Status answers to traffic that could not be authenticated: at most this many per second (burst
@@ -194,25 +191,6 @@ class PriorityGate:
             for group_id in stage.signal_groups:
                 self._stage_of_group.setdefault(group_id, stage.id)
         self.rejected = 0
-
-    @classmethod
-    def from_site(cls, site: SiteConfig, site_path: str | Path, topic: str) -> PriorityGate:
-        """The gate for a site, reading each requester's public key file (relative to the site file)."""
-        requesters = []
-        for index, entry in enumerate(site.priority.requesters):
-            path = resolve_relative(site_path, entry.public_key)
-            where = f"{site_path}: priority.requesters.{index} ({entry.id}).public_key"
-            try:
-                public_key = load_public_key(path)
-            except FileNotFoundError:
-                raise ConfigError(f"{where}: {path} not found") from None
-            except (ValueError, OSError) as exc:
-                raise ConfigError(f"{where}: {path} is not a usable Ed25519 public key: {exc}") from None
-            requesters.append(Requester(entry.id, public_key, frozenset(entry.kinds)))
-        try:
-            return cls(site, requesters, topic)
-        except ValueError as exc:
-            raise ConfigError(f"{site_path}: {exc}") from None
 
     # -- requests ---------------------------------------------------------------------------------
 

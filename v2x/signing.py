@@ -25,13 +25,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -114,23 +112,33 @@ def canonical_bytes(properties: Mapping[str, str]) -> bytes:
     return b"".join(parts)
 
 
-def load_public_key(path: str | Path) -> Ed25519PublicKey:
-    key = serialization.load_pem_public_key(Path(path).read_bytes())
+def public_key_from_pem(data: bytes, source: str = "public key") -> Ed25519PublicKey:
+    """An Ed25519 public key from PEM bytes; source names where they came from in the error."""
+    key = serialization.load_pem_public_key(data)
     if not isinstance(key, Ed25519PublicKey):
-        raise ValueError(f"{path}: not an Ed25519 public key ({type(key).__name__})")
+        raise ValueError(f"{source}: not an Ed25519 public key ({type(key).__name__})")
     return key
 
 
-def generate_key_files(private_path: str | Path, public_path: str | Path) -> str:
-    """Write a new Ed25519 key pair as PEM (private key PKCS#8, mode 0600); return its key id.
+def private_key_from_pem(data: bytes, source: str = "private key") -> Ed25519PrivateKey:
+    """An Ed25519 private key from unencrypted PEM (PKCS#8) bytes."""
+    key = serialization.load_pem_private_key(data, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{source}: not an Ed25519 private key ({type(key).__name__})")
+    return key
 
-    Refuses to overwrite an existing file: replacing a unit's key silently would lock out every
-    vehicle that trusts the old one.
-    """
-    private_path, public_path = Path(private_path), Path(public_path)
-    for path in (private_path, public_path):
-        if path.exists():
-            raise FileExistsError(f"{path} already exists; remove it first to replace the key")
+
+@dataclass(frozen=True)
+class KeyPairPem:
+    """A new key pair as PEM bytes (private key PKCS#8 unencrypted), and its key id."""
+
+    private_pem: bytes
+    public_pem: bytes
+    key_id: str
+
+
+def new_key_pair() -> KeyPairPem:
+    """A fresh Ed25519 key pair; writing it to files is the caller's (rsu.key_files)."""
     private_key = Ed25519PrivateKey.generate()
     private_pem = private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -138,11 +146,7 @@ def generate_key_files(private_path: str | Path, public_path: str | Path) -> str
     public_pem = private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(private_pem)
-    public_path.write_bytes(public_pem)
-    return key_id(private_key.public_key())
+    return KeyPairPem(private_pem, public_pem, key_id(private_key.public_key()))
 
 
 class UnitSigner:
@@ -162,13 +166,6 @@ class UnitSigner:
         self._clock = clock
         self._last_seq: dict[str, int] = {}
         self._lock = threading.Lock()  # stages may sign from several threads
-
-    @classmethod
-    def from_key_file(cls, path: str | Path, unit_id: str, clock: Clock = time.time) -> UnitSigner:
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(f"{path}: not an Ed25519 private key ({type(key).__name__})")
-        return cls(key, unit_id, clock)
 
     @property
     def public_key(self) -> Ed25519PublicKey:
@@ -256,16 +253,6 @@ class SignatureVerifier:
         self.retained_max_age_s = max(retained_max_age_s, window_s)
         self.max_streams = max_streams
         self._streams: OrderedDict[tuple[str, str, str], _Stream] = OrderedDict()
-
-    @classmethod
-    def from_key_files(
-        cls,
-        paths: Iterable[str | Path],
-        window_s: float = DEFAULT_WINDOW_S,
-        retained_max_age_s: float = DEFAULT_RETAINED_MAX_AGE_S,
-        max_streams: int = DEFAULT_MAX_STREAMS,
-    ) -> SignatureVerifier:
-        return cls([load_public_key(path) for path in paths], window_s, retained_max_age_s, max_streams)
 
     @property
     def trusted_key_ids(self) -> list[str]:

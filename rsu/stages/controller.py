@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from rsu.key_files import priority_gate_from_site
 from rsu.runtime.bus import MqttBus, Received
 from rsu.runtime.stage import Ratekeeper, StageContext
 from rsu.stages.outlet import Outlet
@@ -79,7 +80,7 @@ class PriorityDesk:
 def run(ctx: StageContext) -> None:
     site = ctx.site
     topics = Topics.for_site(site)
-    gate = PriorityGate.from_site(site, ctx.site_path, topics.priority_request)
+    gate = priority_gate_from_site(site, ctx.site_path, topics.priority_request)
     bus = MqttBus(site.mqtt, ctx.client_id())
     bus.subscribe(topics.detectors, qos=DETECTORS.qos)
     bus.subscribe(topics.priority_request, qos=PRIORITY_REQUEST.qos)

@@ -10,9 +10,10 @@ import logging
 import os
 from pathlib import Path
 
+from rsu.key_files import generate_key_files, signer_from_key_file
 from rsu_contracts.config.load import resolve_relative
 from rsu_contracts.config.model import SiteConfig
-from v2x.signing import UnitSigner, generate_key_files
+from v2x.signing import UnitSigner
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def unit_signer(site: SiteConfig, site_path: str | Path) -> UnitSigner:
                 private.parent,
                 public,
             )
-    signer = UnitSigner.from_key_file(private, site.unit_id)
+    signer = signer_from_key_file(private, site.unit_id)
     if not public.exists():
         log.warning("no public key file beside %s: vehicles need the key with id %s", private, signer.key_id)
     log.info("signing V2X messages with key %s (public key %s)", signer.key_id, public)

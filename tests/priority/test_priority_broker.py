@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rsu.key_files import generate_key_files, signer_from_key_file, verifier_from_key_files
 from rsu.runtime.bus import MqttBus, Received
 from rsu.runtime.stage import RunOptions, StageContext
 from rsu.stages import controller as controller_stage
@@ -30,7 +31,6 @@ from rsu_contracts.messages import (
 )
 from rsu_contracts.topics import Topics
 from tests.conftest import REPO_ROOT
-from v2x.signing import SignatureVerifier, UnitSigner, generate_key_files
 
 pytestmark = pytest.mark.services
 
@@ -120,10 +120,10 @@ def test_a_signed_request_is_served_and_a_forged_one_rejected(
     # The controller publishes its state, so it is subscribed and running.
     _wait_for(observer, "signal state", lambda item: item.topic == topics.signal_state)
     unit_public_key = unit_key_paths(site, site_path)[1]
-    unit_verifier = SignatureVerifier.from_key_files([unit_public_key], window_s=10.0)
+    unit_verifier = verifier_from_key_files([unit_public_key], window_s=10.0)
 
     # A forgery: the ambulance's id, signed with a key that is not on the allow-list.
-    thief = UnitSigner.from_key_file(tmp_path / "thief.pem", "ambulance-7")
+    thief = signer_from_key_file(tmp_path / "thief.pem", "ambulance-7")
     forged = signed_request(
         thief, site.unit_id, topics.priority_request, PriorityKind.EMERGENCY, "forged-1", time.time(), approach="east"
     )
@@ -135,7 +135,7 @@ def test_a_signed_request_is_served_and_a_forged_one_rejected(
     unit_verifier.verify(rejected.topic, rejected.payload, rejected.user_properties, time.time())
 
     # The genuine ambulance: accepted, then the east approach (group 4) is green in preemption dwell.
-    ambulance = UnitSigner.from_key_file(tmp_path / "ambulance.pem", "ambulance-7")
+    ambulance = signer_from_key_file(tmp_path / "ambulance.pem", "ambulance-7")
     sent = signed_request(
         ambulance,
         site.unit_id,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rsu.key_files import generate_key_files, priority_gate_from_site
 from rsu_contracts.config import ConfigError, SiteConfig, load_site_config
 from rsu_contracts.enums import PriorityKind
 from rsu_contracts.messages import (
@@ -34,7 +35,6 @@ from tests.priority.helpers import (
     topics_of,
 )
 from v2x.priority import PriorityGate, TokenBucket
-from v2x.signing import generate_key_files
 
 EMERGENCY, TRANSIT = PriorityKind.EMERGENCY, PriorityKind.TRANSIT
 
@@ -333,7 +333,7 @@ def test_the_gate_reads_requester_keys_relative_to_the_site_file(tmp_path: Path)
     generate_key_files(tmp_path / "keys" / "amb.pem", tmp_path / "keys" / "amb.pub.pem")
     path = _site_file(tmp_path, [{"id": "amb", "public_key": "keys/amb.pub.pem", "kinds": ["emergency"]}])
     site = load_site_config(path)
-    gate = PriorityGate.from_site(site, path, topics_of(site).priority_request)
+    gate = priority_gate_from_site(site, path, topics_of(site).priority_request)
     assert gate.active_count == 0
 
 
@@ -343,7 +343,7 @@ def test_a_missing_requester_key_names_the_field_and_the_file(tmp_path: Path) ->
     with pytest.raises(
         ConfigError, match=r"priority\.requesters\.0 \(amb\)\.public_key: .*missing\.pub\.pem not found"
     ):
-        PriorityGate.from_site(site, path, topics_of(site).priority_request)
+        priority_gate_from_site(site, path, topics_of(site).priority_request)
 
 
 def test_two_requesters_with_one_key_are_refused(tmp_path: Path) -> None:
@@ -355,7 +355,7 @@ def test_two_requesters_with_one_key_are_refused(tmp_path: Path) -> None:
     path = _site_file(tmp_path, entries)
     site = load_site_config(path)
     with pytest.raises(ConfigError, match="share the public key"):
-        PriorityGate.from_site(site, path, topics_of(site).priority_request)
+        priority_gate_from_site(site, path, topics_of(site).priority_request)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rsu.key_files import generate_key_files, signer_from_key_file
 from rsu_contracts.enums import RoadUserType
 from rsu_contracts.messages import (
     CollisionWarning,
@@ -15,7 +16,7 @@ from rsu_contracts.messages import (
     WarningStatus,
 )
 from v2x.geo import LocalFrame
-from v2x.signing import UnitSigner, generate_key_files
+from v2x.signing import UnitSigner
 
 NOW_S = 1_700_000_123.45
 SITE_FRAME = LocalFrame(48.137154, 11.576124)
@@ -37,7 +38,7 @@ def key_pair(folder: Path, name: str = "unit") -> tuple[Path, Path]:
 
 def signer(folder: Path, unit_id: str = "rsu-test", clock: FakeClock | None = None) -> tuple[UnitSigner, Path]:
     private_path, public_path = key_pair(folder)
-    return UnitSigner.from_key_file(private_path, unit_id, clock or FakeClock()), public_path
+    return signer_from_key_file(private_path, unit_id, clock or FakeClock()), public_path
 
 
 def spat(unit_id: str = "rsu-test", now_s: float = NOW_S, seq: int = 7) -> Spat:

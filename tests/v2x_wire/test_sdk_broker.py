@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from rsu.key_files import signer_from_key_file
 from rsu.runtime.bus import MqttBus
 from rsu_clients.vehicle import VehicleClient, main
 from rsu_contracts.config import SiteConfig
@@ -73,7 +74,7 @@ def publish_warning(bus: MqttBus, unit_id: str, signer: UnitSigner | None, **fie
 def test_signed_warning_is_received_and_verified(
     mqtt_broker: tuple[str, int], bus: MqttBus, unit_id: str, keys: tuple[Path, Path]
 ) -> None:
-    signer = UnitSigner.from_key_file(keys[0], unit_id)
+    signer = signer_from_key_file(keys[0], unit_id)
     client = vehicle(mqtt_broker, unit_id, keys[1])
     try:
         publish_warning(bus, unit_id, signer, warning_id="near-1")
@@ -90,7 +91,7 @@ def test_signed_warning_is_received_and_verified(
 def test_tampered_and_unsigned_warnings_are_rejected(
     mqtt_broker: tuple[str, int], bus: MqttBus, unit_id: str, keys: tuple[Path, Path]
 ) -> None:
-    signer = UnitSigner.from_key_file(keys[0], unit_id)
+    signer = signer_from_key_file(keys[0], unit_id)
     client = vehicle(mqtt_broker, unit_id, keys[1])
     try:
         wire = encode_for_topic(warning(unit_id, now_s=time.time(), warning_id="forged"), Encoding.JSON)
@@ -108,7 +109,7 @@ def test_tampered_and_unsigned_warnings_are_rejected(
 def test_a_warning_two_km_away_is_not_delivered(
     mqtt_broker: tuple[str, int], bus: MqttBus, unit_id: str, keys: tuple[Path, Path]
 ) -> None:
-    signer = UnitSigner.from_key_file(keys[0], unit_id)
+    signer = signer_from_key_file(keys[0], unit_id)
     client = vehicle(mqtt_broker, unit_id, keys[1])
     try:
         publish_warning(bus, unit_id, signer, x_m=0.0, y_m=1920.0, warning_id="far", participants=[(0.0, 1950.0)])
@@ -128,7 +129,7 @@ def test_uper_and_retained_map_through_the_wire_publisher(
     keys: tuple[Path, Path],
     sample_site: SiteConfig,
 ) -> None:
-    signer = UnitSigner.from_key_file(keys[0], unit_id)
+    signer = signer_from_key_file(keys[0], unit_id)
     layout = TopicLayout.china()
     publisher = WirePublisher(bus, signer, layout, Encoding.UPER, ItsIdentity.for_site(sample_site))
     now = time.time()
@@ -157,7 +158,7 @@ def test_vehicle_listen_cli_prints_one_line_per_verified_message(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     host, port = mqtt_broker
-    signer = UnitSigner.from_key_file(keys[0], unit_id)
+    signer = signer_from_key_file(keys[0], unit_id)
     latitude, longitude = SITE_FRAME.to_geodetic(0.0, -80.0)
     argv = ["vehicle", "listen", "--unit", unit_id, "--key", str(keys[1]), "--host", host, "--port", str(port)]
     argv += ["--lat", str(latitude), "--lon", str(longitude), "--heading", "0", "--count", "2", "--timeout-s", "8"]

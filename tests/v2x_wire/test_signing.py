@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from rsu.key_files import generate_key_files, load_public_key, signer_from_key_file, verifier_from_key_files
 from tests.v2x_wire.builders import NOW_S, FakeClock, key_pair, signer
 from v2x.signing import (
     KEY_ID,
@@ -22,9 +23,7 @@ from v2x.signing import (
     UnitSigner,
     UnknownKey,
     UnsignedMessage,
-    generate_key_files,
     key_id,
-    load_public_key,
 )
 
 TOPIC = "rsu/rsu-test/v2x/warnings"
@@ -35,7 +34,7 @@ PAYLOAD = b'{"schema_name": "rsu.v2x.warning"}'
 def unit(tmp_path: Path) -> tuple[UnitSigner, SignatureVerifier, FakeClock]:
     clock = FakeClock()
     unit_signer, public_path = signer(tmp_path, clock=clock)
-    return unit_signer, SignatureVerifier.from_key_files([public_path]), clock
+    return unit_signer, verifier_from_key_files([public_path]), clock
 
 
 def test_round_trip_returns_the_signed_fields(unit: tuple[UnitSigner, SignatureVerifier, FakeClock]) -> None:
@@ -65,11 +64,11 @@ def test_key_id_is_first_16_hex_of_sha256_of_raw_public_key(tmp_path: Path) -> N
 def test_sequence_numbers_increase_per_topic_and_survive_a_restart(tmp_path: Path) -> None:
     clock = FakeClock()
     private_path, _ = key_pair(tmp_path)
-    first = UnitSigner.from_key_file(private_path, "rsu-test", clock)
+    first = signer_from_key_file(private_path, "rsu-test", clock)
     seqs = [int(dict(first.sign(TOPIC, PAYLOAD))["rsu-seq"]) for _ in range(3)]
     assert seqs == sorted(set(seqs))
     clock.now_s += 1.0
-    restarted = UnitSigner.from_key_file(private_path, "rsu-test", clock)
+    restarted = signer_from_key_file(private_path, "rsu-test", clock)
     assert int(dict(restarted.sign(TOPIC, PAYLOAD))["rsu-seq"]) > seqs[-1]
 
 

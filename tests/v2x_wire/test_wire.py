@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from rsu.key_files import verifier_from_key_files
 from rsu_contracts.config import SiteConfig
 from rsu_contracts.messages import CollisionWarning, Spat, TrackList
 from tests.v2x_wire.builders import NOW_S, FakeClock, signer, spat, warning
 from v2x.mapdata import MapData, build_map
-from v2x.signing import SignatureVerifier
 from v2x.uper import ItsIdentity
 from v2x.wire import (
     DELIVERY,
@@ -144,7 +144,7 @@ def test_wire_publisher_signs_with_per_class_encodings(
     for message in messages:
         publisher.publish(message)
 
-    verifier = SignatureVerifier.from_key_files([public_path])
+    verifier = verifier_from_key_files([public_path])
     topics = [item["topic"] for item in bus.published]
     assert topics == ["V2X/RSU/rsu-test/SPAT/UP", "V2X/RSU/rsu-test/MAP/UP", "V2X/RSU/rsu-test/RSI/UP"]
     for item in bus.published:

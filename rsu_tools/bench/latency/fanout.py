@@ -21,6 +21,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from rsu.key_files import generate_key_files, signer_from_key_file
 from rsu.runtime.bus import MqttBus
 from rsu.samples import SAMPLE_SITE
 from rsu.stages.v2x import wire_publisher
@@ -46,7 +47,6 @@ from rsu_tools.testing.mqtt_packets import (
     split_packet,
     subscribe_packet,
 )
-from v2x.signing import UnitSigner, generate_key_files
 from v2x.wire import MessageClass, TopicLayout
 
 
@@ -239,7 +239,7 @@ def run_fanout(options: LatencyOptions, mqtt_config: MqttConfig, notes: list[str
                         f"{options.clients} clients did not all subscribe within {READY_TIMEOUT_S:.0f} s"
                     )
             bus.connect()
-            wire = wire_publisher(site, bus, UnitSigner.from_key_file(private_key, unit_id))
+            wire = wire_publisher(site, bus, signer_from_key_file(private_key, unit_id))
             period_s = 1.0 / options.fanout_rate_hz
             start_s = time.monotonic()
             for seq in range(options.fanout_messages):

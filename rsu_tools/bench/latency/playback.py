@@ -15,6 +15,7 @@ from multiprocessing.queues import Queue as MpQueue
 from pathlib import Path
 from typing import Any
 
+from rsu.key_files import generate_key_files, signer_from_key_file
 from rsu.runtime.bus import MqttBus
 from rsu.runtime.latency import (
     PUBLISH_WAIT_S,
@@ -42,7 +43,6 @@ from rsu_contracts.messages import (
 from rsu_contracts.topics import TRACKS, Topics
 from rsu_tools.bench.latency.plan import READY_TIMEOUT_S, LatencyOptions, _bench_site
 from rsu_tools.bench.latency.statistics import PathResult, Record, _FrameTimes, _path_result
-from v2x.signing import UnitSigner, generate_key_files
 from v2x.wire import WirePublisher, encode_for_topic, message_class_of
 
 # Synthetic conflicting pair: track ids above anything a tracker hands out in a short run, placed
@@ -138,7 +138,7 @@ def _v2x_worker(
     bus = MqttBus(site.mqtt, f"{unit_id}-v2x-{os.getpid()}")
     bus.subscribe(topics.tracks, qos=TRACKS.qos)
     bus.connect()
-    wire = _TimedWire(wire_publisher(site, bus, UnitSigner.from_key_file(key_path, unit_id)), records)
+    wire = _TimedWire(wire_publisher(site, bus, signer_from_key_file(key_path, unit_id)), records)
     output = V2XOutput(site, wire)
     freeze_startup_objects()
     ready.set()
