@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from rsu.runtime.bus import LastWill, MqttBus
+from rsu.runtime.bus import BirthMessage, LastWill, MqttBus
+from rsu.runtime.mqtt import RECONNECT_MAX_DELAY_S
 from rsu.runtime.preflight import check_broker, check_redis, redis_is_up
 from rsu.runtime.stage import RunOptions
 from rsu.runtime.supervisor import StageSpec, Supervisor
@@ -19,6 +20,10 @@ from rsu_contracts.topics import HEALTH, STATUS, Topics
 log = logging.getLogger(__name__)
 
 HEALTH_PERIOD_S = 1.0
+# The broker publishes the "offline" will only when the supervisor has not reconnected for this
+# long: a broker restart or a client-id takeover, after which it reconnects within the backoff
+# (at most RECONNECT_MAX_DELAY_S), must not tell vehicles the unit is gone.
+STATUS_WILL_DELAY_S = 2 * RECONNECT_MAX_DELAY_S
 
 WORLD = StageSpec("world", "rsu.stages.world:run", heartbeat_timeout_s=30.0, runs_to_completion=True)
 PERCEPTION = StageSpec("perception", "rsu.stages.perception:run", heartbeat_timeout_s=15.0, startup_grace_s=120.0)
@@ -44,6 +49,20 @@ def stage_specs(site: SiteConfig) -> list[StageSpec]:
     return [perception, CONTROLLER, V2X, UPLINK, WEB]
 
 
+def supervisor_bus(site: SiteConfig, topics: Topics) -> MqttBus:
+    """The supervisor's connection: it owns the unit's retained status.
+
+    "online" is its birth message, published on every (re)connect (after a broker restart the
+    retained topic holds the will or nothing; after a takeover, whatever the intruder left). The
+    last will says "offline" exactly as stop() does (same topic, QoS and retain flag), delayed so
+    it fires only when the unit is really gone.
+    """
+    status = topics.route(STATUS)
+    will = LastWill(status.topic, b"offline", retain=status.retain, qos=status.qos, delay_s=STATUS_WILL_DELAY_S)
+    birth = BirthMessage(status.topic, b"online", retain=status.retain, qos=status.qos)
+    return MqttBus(site.mqtt, f"{site.unit_id}-supervisor", last_will=will, birth=birth)
+
+
 class Unit:
     def __init__(self, site_path: Path, options: RunOptions) -> None:
         self.site_path = site_path
@@ -61,12 +80,8 @@ class Unit:
         check_redis(self.site.redis.url)
 
     def start(self) -> None:
-        status = self.topics.route(STATUS)
-        # The last will says "offline" exactly as stop() does: same topic, QoS and retain flag.
-        will = LastWill(status.topic, b"offline", retain=status.retain, qos=status.qos)
-        self._bus = MqttBus(self.site.mqtt, f"{self.site.unit_id}-supervisor", last_will=will)
-        self._bus.connect()
-        self._bus.publish_to(status, b"online")
+        self._bus = supervisor_bus(self.site, self.topics)
+        self._bus.connect()  # publishes "online" (the birth message) on connecting
         self.supervisor.start()
 
     def tick(self) -> None:

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 
-from rsu.runtime.mqtt import BrokerUnavailable, Inbound, LastWill, MqttClient
+from rsu.runtime.mqtt import BirthMessage, BrokerUnavailable, Inbound, LastWill, MqttClient
 from rsu_contracts.config.model import MqttConfig
 from rsu_contracts.topics import Route
 
-__all__ = ["BrokerUnavailable", "LastWill", "MqttBus", "Received"]
+__all__ = ["BirthMessage", "BrokerUnavailable", "LastWill", "MqttBus", "Received"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class MqttBus(MqttClient):
         client_id: str,
         last_will: LastWill | None = None,
         inbox_size: int = 10_000,
+        birth: BirthMessage | None = None,
     ) -> None:
         self.inbox: queue.Queue[Received] = queue.Queue(maxsize=inbox_size)
         self.dropped_inbound = 0
@@ -49,6 +50,7 @@ class MqttBus(MqttClient):
             client_id,
             self._enqueue,
             last_will=last_will,
+            birth=birth,
             # Keep publishing (QoS 0) while a reconnect is under way instead of raising.
             max_queued_messages=10_000,
             tcp_nodelay=True,

@@ -12,7 +12,13 @@ rsu_contracts.topics), so vehicle-side code can use it without the rest of the u
 - an optional persistent session (clean_start False, session expiry, receive maximum) with manual
   acknowledgement: a message is PUBACKed only when its user calls ack(), so an unacknowledged one
   is sent again after a reconnect;
-- a last will, and a clean close (DISCONNECT, which also keeps a persistent session).
+- a last will, and a clean close (DISCONNECT, which also keeps a persistent session); the will
+  can be delayed (MQTT v5 Will Delay Interval), so a broker restart or a client-id takeover that
+  the client survives by reconnecting never publishes it: only a client that is really gone;
+- a birth message (e.g. the retained "online" status next to the "offline" will), published on
+  every (re)connect, so a broker restart or a takeover never leaves the will's word standing;
+- a clear warning when another client connecting with the same client id takes over the
+  connection (the client then reconnects, taking it back, and publishes its birth message again).
 
 Messages are handed to on_message on paho's network thread; keep that callback short.
 """
@@ -23,6 +29,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -41,6 +48,8 @@ log = logging.getLogger(__name__)
 # Reconnect backoff: paho doubles the delay after each failed attempt, from the first to the last.
 RECONNECT_MIN_DELAY_S = 1
 RECONNECT_MAX_DELAY_S = 5
+# MQTT v5 DISCONNECT reason: another client connected with this client id.
+SESSION_TAKEN_OVER = 0x8E
 
 
 class BrokerUnavailable(ConnectionError):
@@ -50,6 +59,24 @@ class BrokerUnavailable(ConnectionError):
 @dataclass(frozen=True)
 class LastWill:
     """What the broker publishes for a client that vanishes without a DISCONNECT."""
+
+    topic: str
+    payload: bytes
+    retain: bool = True
+    qos: int = 1
+    # Will Delay Interval: the broker waits this long after the connection is lost and drops the
+    # will if the client reconnects in time. The session is kept at least as long (MQTT v5 sends
+    # the will at once when the session ends). 0: the will goes out as soon as the loss is seen.
+    delay_s: int = 0
+
+    def __post_init__(self) -> None:
+        if self.delay_s < 0:
+            raise ValueError(f"last will delay must not be negative, not {self.delay_s}")
+
+
+@dataclass(frozen=True)
+class BirthMessage:
+    """What the client publishes after every (re)connect, e.g. the retained "online" status."""
 
     topic: str
     payload: bytes
@@ -98,6 +125,7 @@ class MqttClient:
         on_message: MessageHandler,
         *,
         last_will: LastWill | None = None,
+        birth: BirthMessage | None = None,
         session: PersistentSession | None = None,
         manual_ack: bool = False,
         max_queued_messages: int = 0,
@@ -115,6 +143,12 @@ class MqttClient:
         self._unreachable_hint = unreachable_hint
         self._on_message_handler = on_message
         self._session = session
+        self._last_will = last_will
+        self._birth = birth
+        # How often another client took over our client id (see _on_disconnect, _on_connect).
+        self.takeovers = 0
+        # When the latest connection was lost without a DISCONNECT from us (None: it was not).
+        self._lost_at_monotonic_s: float | None = None
         self._tcp_nodelay = tcp_nodelay
         self._lock = threading.Lock()
         self._subscriptions: dict[str, int] = {}
@@ -143,7 +177,17 @@ class MqttClient:
                     f"{exc.strerror or exc}"
                 ) from None
         if last_will is not None:
-            client.will_set(last_will.topic, last_will.payload, qos=last_will.qos, retain=last_will.retain)
+            will_properties = None
+            if last_will.delay_s:
+                will_properties = Properties(PacketTypes.WILLMESSAGE)
+                will_properties.WillDelayInterval = last_will.delay_s
+            client.will_set(
+                last_will.topic,
+                last_will.payload,
+                qos=last_will.qos,
+                retain=last_will.retain,
+                properties=will_properties,
+            )
         client.reconnect_delay_set(min_delay=RECONNECT_MIN_DELAY_S, max_delay=RECONNECT_MAX_DELAY_S)
         client.max_queued_messages_set(max_queued_messages)
         client.on_connect = self._on_connect
@@ -234,11 +278,14 @@ class MqttClient:
         return False if self._session is not None else mqtt.MQTT_CLEAN_START_FIRST_ONLY
 
     def _connect_properties(self) -> Properties | None:
-        if self._session is None:
+        session_expiry_s = self._session_expiry_s()
+        if not session_expiry_s:
             return None
         properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = self._session.expiry_s
-        if self._session.receive_maximum is not None:
+        # A delayed will needs the session to outlive the connection by the delay: the broker
+        # publishes the will as soon as the session ends, whatever the delay says.
+        properties.SessionExpiryInterval = session_expiry_s
+        if self._session is not None and self._session.receive_maximum is not None:
             properties.ReceiveMaximum = self._session.receive_maximum
         return properties
 
@@ -334,6 +381,11 @@ class MqttClient:
             return
         self._last_refusal = None
         self._set_tcp_nodelay()  # a reconnect opens a new socket
+        if self._session_lost_to_a_takeover(flags.session_present):
+            self._warn_takeover(
+                "our session vanished before its expiry while the broker kept running, or the broker restarted "
+                "without persistence"
+            )
         log.info(
             "%s: connected to %s at %s (session %s)",
             self.client_id,
@@ -350,6 +402,11 @@ class MqttClient:
                 self._send_subscribe(list(self._subscriptions.items()))
             else:
                 self._ready.set()
+        if self._birth is not None:
+            # Every (re)connect: after a broker restart or a takeover the retained topic may hold
+            # the will (or nothing); the birth message puts this client's word back.
+            birth = self._birth
+            client.publish(birth.topic, birth.payload, qos=birth.qos, retain=birth.retain)
 
     def _on_subscribe(
         self,
@@ -386,10 +443,41 @@ class MqttClient:
     ) -> None:
         self._ready.clear()
         self._connected.clear()
-        if reason_code.is_failure:
+        if reason_code.value == SESSION_TAKEN_OVER:
+            self._warn_takeover("the broker said so (DISCONNECT: session taken over)")
+        elif reason_code.is_failure:
+            self._lost_at_monotonic_s = time.monotonic()
             log.warning(
                 "%s: lost %s at %s (%s); reconnecting", self.client_id, self.broker_label, self.address, reason_code
             )
+
+    def _warn_takeover(self, evidence: str) -> None:
+        self.takeovers += 1
+        log.warning(
+            "%s: client id %r was taken over: another client connected to %s at %s with the same client id (%s). "
+            "A second copy of this process, or a client using our id: the broker should tie client ids to logins "
+            "(deploy/mosquitto). Reconnecting to take it back (takeover %d)",
+            self.client_id,
+            self.client_id,
+            self.broker_label,
+            self.address,
+            evidence,
+            self.takeovers,
+        )
+
+    def _session_lost_to_a_takeover(self, session_present: bool) -> bool:
+        """After a connection loss without DISCONNECT, whether our session vanished before it could
+        have expired. Brokers that close a taken-over connection without saying why (Mosquitto 2.0)
+        leave this trace: the other client's clean start discarded the session we kept."""
+        lost_at_s, self._lost_at_monotonic_s = self._lost_at_monotonic_s, None
+        expiry_s = self._session_expiry_s()
+        if lost_at_s is None or session_present or not expiry_s:
+            return False
+        return time.monotonic() - lost_at_s < expiry_s
+
+    def _session_expiry_s(self) -> int:
+        will_delay_s = self._last_will.delay_s if self._last_will is not None else 0
+        return max(self._session.expiry_s if self._session is not None else 0, will_delay_s)
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         inbound = Inbound(
