@@ -13,6 +13,12 @@ its participants is within participant_radius_m (the camera may be tracking this
 The end of a warning that was delivered is always delivered, so the vehicle can clear it.
 Without a position every warning is delivered.
 
+Replay window: every message must be signed within window_s of now, however the broker flags it.
+Only a message the unit signed as retained (v2x.signing rsu-retained), on a class the topic
+registry declares retained (MAP), is accepted older when the broker hands it out on subscribe, up
+to the age the unit vouched for (two MAP periods and the window) and at most retained_max_age_s.
+A genuine SPaT or warning someone re-published as retained is therefore rejected as stale.
+
 Status (retained "online"/"offline", also the broker's last will) cannot be signed when the broker
 sends it on the unit's behalf, so it is exposed unverified as ``unit_status`` and never delivered.
 """
@@ -41,9 +47,10 @@ from rsu_contracts.config.model import MqttConfig
 from rsu_contracts.messages import CollisionWarning, Spat, TrackList, WarningStatus
 from v2x.geo import LocalFrame
 from v2x.mapdata import MapData
-from v2x.signing import SignatureError, SignatureVerifier, VerifiedMessage
+from v2x.signing import DEFAULT_RETAINED_MAX_AGE_S, SignatureError, SignatureVerifier, VerifiedMessage
 from v2x.wire import (
     DELIVERY,
+    REGISTERED,
     DecodedPayload,
     Encoding,
     LayoutStyle,
@@ -225,6 +232,7 @@ class VehicleClient:
         participant_radius_m: float = DEFAULT_PARTICIPANT_RADIUS_M,
         ahead_half_angle_deg: float = DEFAULT_AHEAD_HALF_ANGLE_DEG,
         window_s: float = 2.0,
+        retained_max_age_s: float = DEFAULT_RETAINED_MAX_AGE_S,
         username: str | None = None,
         password: str | None = None,
         tls: bool = False,
@@ -240,7 +248,12 @@ class VehicleClient:
         self.participant_radius_m = participant_radius_m
         self.ahead_half_angle_deg = ahead_half_angle_deg
         self.pose = None if position is None else VehiclePose(position[0], position[1], heading_deg)
-        self.verifier = SignatureVerifier([load_public_key(public_key_path)], window_s=window_s)
+        self.verifier = SignatureVerifier(
+            [load_public_key(public_key_path)],
+            window_s=window_s,
+            retained_max_age_s=retained_max_age_s,
+            retainable=self._is_retained_topic,
+        )
         self.on_message = on_message
         self.on_rejected = on_rejected
         self.unit_status: str | None = None
@@ -289,6 +302,11 @@ class VehicleClient:
         self.handle(message.topic, message.payload, list(message.user_properties), retained=message.retain)
 
     # ---------------------------------------------------------------- processing
+
+    def _is_retained_topic(self, topic: str) -> bool:
+        """Whether the unit publishes this topic retained (the registry's retain flag of its class)."""
+        parsed = self.layout.parse(topic)
+        return parsed is not None and REGISTERED[parsed[1]].retain
 
     def update_pose(self, latitude_deg: float, longitude_deg: float, heading_deg: float) -> None:
         self.pose = VehiclePose(latitude_deg, longitude_deg, heading_deg)

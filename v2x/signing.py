@@ -11,6 +11,16 @@ JSON and UPER consumers that ignore properties still read it. A signed message c
     rsu-ts      signing time, seconds since the Unix epoch, 3 decimals
     rsu-sig     Ed25519 signature, base64, over the canonical bytes below
 
+and, only on a message the unit publishes retained:
+
+    rsu-retained  the age in seconds up to which the unit vouches for it as a retained message
+                  (e.g. two MAP periods), so a subscriber may accept it that old on subscribe
+
+The retain flag itself is set by whoever publishes and is not signed: anyone on the broker can
+re-publish a genuine live SPaT or warning as retained. A message flagged retained by the broker
+therefore gets the retained bound only if the unit signed it as retained (rsu-retained), on a
+topic the verifier lets be retained; everything else is held to the live window.
+
 Canonical bytes: the ASCII tag ``rsu-v2x-signature/1`` followed by every ``rsu-`` property except
 ``rsu-sig``, sorted by name, each name and value as a 4-byte big-endian length and UTF-8 bytes.
 Every ``rsu-`` property is therefore bound (including extra ones such as the encoding); other user
@@ -25,6 +35,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -43,12 +54,15 @@ DIGEST = "rsu-digest"
 SEQ = "rsu-seq"
 TIMESTAMP = "rsu-ts"
 SIGNATURE = "rsu-sig"
+RETAINED = "rsu-retained"
 REQUIRED_PROPERTIES = (UNIT, KEY_ID, TOPIC, DIGEST, SEQ, TIMESTAMP, SIGNATURE)
 CANONICAL_TAG = b"rsu-v2x-signature/1"
 
 DEFAULT_WINDOW_S = 2.0
-# Retained messages (MAP) are delivered on subscribe long after signing; they get their own bound.
-DEFAULT_RETAINED_MAX_AGE_S = 300.0
+# Retained messages (MAP) are delivered on subscribe long after signing; each gets the bound its
+# signer put in rsu-retained (its re-send period based), never more than this verifier-side cap.
+# The cap covers the longest MAP period a site may configure (240 s) twice over.
+DEFAULT_RETAINED_MAX_AGE_S = 600.0
 DEFAULT_MAX_STREAMS = 10_000
 
 UserProperties = Sequence[tuple[str, str]]
@@ -171,11 +185,19 @@ class UnitSigner:
     def public_key(self) -> Ed25519PublicKey:
         return self._private_key.public_key()
 
-    def sign(self, topic: str, payload: bytes, properties: UserProperties = ()) -> list[tuple[str, str]]:
+    def sign(
+        self,
+        topic: str,
+        payload: bytes,
+        properties: UserProperties = (),
+        retained_max_age_s: float | None = None,
+    ) -> list[tuple[str, str]]:
         """User properties to publish with the payload: `properties` (bound too) plus the signature.
 
         Extra properties must use the ``rsu-`` prefix (they are all signed) and must not reuse a
-        signature property name.
+        signature property name. retained_max_age_s: the message is published retained, and a
+        subscriber may accept it on subscribe up to that age (signed as rsu-retained); None for a
+        live message, which any subscriber holds to its live window however the broker flags it.
         """
         extra = dict(properties)
         if len(extra) != len(properties):
@@ -183,9 +205,14 @@ class UnitSigner:
         unbound = [name for name in extra if not name.startswith(PROPERTY_PREFIX)]
         if unbound:
             raise ValueError(f"extra properties {unbound} lack the {PROPERTY_PREFIX!r} prefix and would go unsigned")
-        clash = set(extra) & set(REQUIRED_PROPERTIES)
+        # rsu-retained is set through retained_max_age_s only, so its value is always well formed.
+        clash = set(extra) & {*REQUIRED_PROPERTIES, RETAINED}
         if clash:
             raise ValueError(f"extra properties reuse signature property names {sorted(clash)}")
+        if retained_max_age_s is not None:
+            if not math.isfinite(retained_max_age_s) or retained_max_age_s <= 0:
+                raise ValueError(f"retained_max_age_s must be a positive number of seconds, not {retained_max_age_s}")
+            extra[RETAINED] = _format_age(retained_max_age_s)
         with self._lock:
             now_s = self._clock()
             # The number of topics a unit publishes is fixed and small, so this dict stays bounded.
@@ -202,6 +229,8 @@ class UnitSigner:
         }
         signature = base64.b64encode(self._private_key.sign(canonical_bytes(signed))).decode()
         own = [(name, signed[name]) for name in REQUIRED_PROPERTIES if name != SIGNATURE]
+        if retained_max_age_s is not None:
+            own.append((RETAINED, signed[RETAINED]))
         return [*properties, *own, (SIGNATURE, signature)]
 
 
@@ -241,7 +270,12 @@ class SignatureVerifier:
         window_s: float = DEFAULT_WINDOW_S,
         retained_max_age_s: float = DEFAULT_RETAINED_MAX_AGE_S,
         max_streams: int = DEFAULT_MAX_STREAMS,
+        retainable: Callable[[str], bool] | None = None,
     ) -> None:
+        """retained_max_age_s caps the age a message signed as retained may have on subscribe;
+        retainable(topic) says whether a topic may be accepted as retained at all (the vehicle SDK
+        allows the topics the registry declares retained); None allows every topic, the signature
+        binding the topic the unit signed it as retained for."""
         if window_s <= 0:
             raise ValueError("window_s must be positive")
         if max_streams < 1:
@@ -252,6 +286,7 @@ class SignatureVerifier:
         self.window_s = window_s
         self.retained_max_age_s = max(retained_max_age_s, window_s)
         self.max_streams = max_streams
+        self._retainable = retainable
         self._streams: OrderedDict[tuple[str, str, str], _Stream] = OrderedDict()
 
     @property
@@ -272,8 +307,11 @@ class SignatureVerifier:
     ) -> VerifiedMessage:
         """Return the verified message or raise a SignatureError subclass saying why not.
 
-        retained: the broker delivered a retained message on subscribe; its signing time may lie
-        up to retained_max_age_s in the past (never further in the future than window_s).
+        retained: the broker flagged the message retained (delivered on subscribe). Its signing time
+        may then lie as far in the past as the unit vouched for in rsu-retained (at most
+        retained_max_age_s), if the unit signed it as retained and the topic is retainable;
+        otherwise, like every live message, at most window_s. Never further in the future than
+        window_s.
         """
         properties = _signature_properties(user_properties)
         signer_key_id = properties[KEY_ID]
@@ -297,9 +335,8 @@ class SignatureVerifier:
             raise TamperedPayload(f"payload on {topic!r} differs from the signed one (SHA-256 mismatch)")
         seq, timestamp_s = _parse_numbers(properties)
         age_s = now_s - timestamp_s
-        oldest_s = self.retained_max_age_s if retained else self.window_s
+        oldest_s, kind = self._oldest_age_s(topic, properties, retained)
         if age_s > oldest_s or age_s < -self.window_s:
-            kind = "retained message" if retained else "message"
             raise StaleMessage(
                 f"{kind} signed at {timestamp_s:.3f} is {age_s:+.3f} s from now ({now_s:.3f}); accepted "
                 f"-{self.window_s:g} s .. +{oldest_s:g} s (check both clocks)"
@@ -321,6 +358,18 @@ class SignatureVerifier:
             timestamp_s=timestamp_s,
             properties={name: value for name, value in properties.items() if name != SIGNATURE},
         )
+
+    def _oldest_age_s(self, topic: str, properties: Mapping[str, str], retained: bool) -> tuple[float, str]:
+        """The oldest age accepted for this message, and what kind of message that bound is for."""
+        if not retained:
+            return self.window_s, "message"
+        if RETAINED not in properties:
+            # A live message someone re-published as retained: the replay the flag alone would allow.
+            return self.window_s, "message flagged retained by the broker but not signed as retained"
+        if self._retainable is not None and not self._retainable(topic):
+            return self.window_s, f"message flagged retained on {topic!r}, which is not a retained topic"
+        vouched_s = _parse_age(properties[RETAINED])
+        return max(self.window_s, min(vouched_s, self.retained_max_age_s)), "retained message"
 
     def _remember(self, stream_key: tuple[str, str, str], seq: int, timestamp_s: float, now_s: float) -> None:
         self._streams[stream_key] = _Stream(seq, timestamp_s)
@@ -348,6 +397,20 @@ def _signature_properties(user_properties: UserProperties) -> dict[str, str]:
     if missing:
         raise MalformedSignature(f"signed message lacks user properties {missing}")
     return properties
+
+
+def _format_age(age_s: float) -> str:
+    return f"{age_s:.3f}".rstrip("0").rstrip(".")
+
+
+def _parse_age(text: str) -> float:
+    try:
+        age_s = float(text)
+    except ValueError:
+        raise MalformedSignature(f"unparsable {RETAINED}={text!r}") from None
+    if not math.isfinite(age_s) or age_s <= 0:
+        raise MalformedSignature(f"invalid {RETAINED}={text!r} (a positive number of seconds)")
+    return age_s
 
 
 def _parse_numbers(properties: Mapping[str, str]) -> tuple[int, float]:

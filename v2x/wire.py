@@ -20,6 +20,12 @@ layout) and holds in every layout: SPaT QoS 0 (10 Hz, the next one supersedes a 
 QoS 1 retained (a vehicle arriving later gets it at once), warnings QoS 1 not retained (a stale
 warning must never greet a new subscriber), objects QoS 0, status QoS 1 retained.
 
+A message class the registry declares retained (MAP) is signed as retained: the signature carries
+``rsu-retained``, the age up to which a subscriber may accept it when the broker hands it out on
+subscribe (``retained_bound_s``: two re-send periods, one missed re-send, plus the live window).
+Everything else is signed live, so a genuine SPaT or warning someone re-publishes as retained is
+held to the live window by every verifier (v2x.signing).
+
 Encodings per class: JSON (the rsu.* schemas) or UPER (SPATEM, MAPEM, DENM). Objects have no
 UPER encoding here (pycrate 0.8.1 ships no CPM module), status is plain text. Every payload
 carries the signed user properties ``rsu-enc`` (json | uper) and ``rsu-type`` (the JSON schema
@@ -37,7 +43,7 @@ from typing import Any, Protocol
 from rsu_contracts.messages import ALL_MESSAGES, CollisionWarning, Message, MessageError, Spat, TrackList, decode
 from rsu_contracts.topics import MAP, OBJECTS, SPAT, STATUS, WARNINGS, TopicSpec
 from v2x.mapdata import MapData
-from v2x.signing import UnitSigner
+from v2x.signing import DEFAULT_WINDOW_S, UnitSigner
 from v2x.uper import (
     ItsIdentity,
     UperError,
@@ -99,6 +105,25 @@ UPER_TYPE_BY_CLASS: Mapping[MessageClass, str] = {
 
 _JSON_MESSAGE_TYPES: tuple[type[Message], ...] = (*ALL_MESSAGES, MapData)
 JSON_SCHEMAS: Mapping[str, type[Message]] = {message_type.SCHEMA: message_type for message_type in _JSON_MESSAGE_TYPES}
+
+
+# A retained message is replaced every re-send period; one missed re-send is tolerated.
+RETAINED_PERIODS = 2
+
+
+def retained_bound_s(period_s: float) -> float:
+    """How old a retained message re-sent every period_s may be when a subscriber gets it: two
+    periods, plus the live window for clock offset and delivery."""
+    return RETAINED_PERIODS * period_s + DEFAULT_WINDOW_S
+
+
+def registry_periods_s() -> dict[MessageClass, float]:
+    """The re-send period of each retained class at the default configuration (the registry's rate)."""
+    return {
+        message_class: 1.0 / spec.rate_hz
+        for message_class, spec in REGISTERED.items()
+        if spec.retain and spec.rate_hz is not None and message_class in V2X_CLASSES
+    }
 
 
 class WireError(ValueError):
@@ -338,12 +363,17 @@ class WirePublisher:
         layout: TopicLayout | None = None,
         encodings: Mapping[MessageClass, Encoding] | Encoding = Encoding.JSON,
         identity: ItsIdentity | None = None,
+        retained_periods_s: Mapping[MessageClass, float] | None = None,
     ) -> None:
+        """retained_periods_s: how often the unit re-sends each retained class (MAP:
+        v2x.map_period_s); it sets the age the retained signature vouches for. Default: the
+        registry's rate."""
         self.bus = bus
         self.signer = signer
         self.layout = layout or TopicLayout()
         self.encodings = encodings
         self.identity = identity
+        self.retained_periods_s = {**registry_periods_s(), **(retained_periods_s or {})}
         if identity is None and self._uses_uper():
             raise WireError("UPER encodings need an ItsIdentity (ItsIdentity.for_site(site))")
 
@@ -363,6 +393,17 @@ class WirePublisher:
     def publish(self, message: Message) -> WireMessage:
         encoding = self.encoding_for(message_class_of(message))
         wire = encode_for_topic(message, encoding, self.layout, self.identity)
-        user_properties = self.signer.sign(wire.topic, wire.payload, wire.properties)
+        user_properties = self.signer.sign(
+            wire.topic, wire.payload, wire.properties, retained_max_age_s=self.retained_max_age_s(wire)
+        )
         self.bus.publish(wire.topic, wire.payload, qos=wire.qos, retain=wire.retain, user_properties=user_properties)
         return wire
+
+    def retained_max_age_s(self, wire: WireMessage) -> float | None:
+        """The age a retained message's signature vouches for; None for a live message."""
+        if not wire.retain:
+            return None
+        period_s = self.retained_periods_s.get(wire.message_class)
+        if period_s is None:  # the registry's retained classes all have a period; a new one must add it
+            raise WireError(f"{wire.message_class.value} is published retained but has no re-send period")
+        return retained_bound_s(period_s)

@@ -77,7 +77,15 @@ def encodings(site: SiteConfig) -> Mapping[MessageClass, Encoding]:
 
 
 def wire_publisher(site: SiteConfig, bus: Publisher, signer: UnitSigner) -> WirePublisher:
-    return WirePublisher(bus, signer, topic_layout(site), encodings(site), its_identity(site))
+    return WirePublisher(
+        bus,
+        signer,
+        topic_layout(site),
+        encodings(site),
+        its_identity(site),
+        # The retained MAP's signature vouches for two of the site's MAP periods.
+        retained_periods_s={MessageClass.MAP: site.v2x.map_period_s},
+    )
 
 
 class Wire(Protocol):

@@ -165,25 +165,79 @@ def test_stale_or_future_timestamp_is_rejected(
         verifier.verify(TOPIC, PAYLOAD, properties, now_s=NOW_S + offset_s)
 
 
-def test_window_is_configurable_and_retained_messages_get_their_own_bound(tmp_path: Path) -> None:
+MAP_TOPIC = "rsu/rsu-test/v2x/map"
+
+
+def test_window_is_configurable_and_retained_messages_get_the_bound_they_were_signed_with(tmp_path: Path) -> None:
     unit_signer, public_path = signer(tmp_path)
     verifier = SignatureVerifier([load_public_key(public_path)], window_s=5.0, retained_max_age_s=600.0)
     verifier.verify(TOPIC, PAYLOAD, unit_signer.sign(TOPIC, PAYLOAD), now_s=NOW_S + 4.0)
-    verifier.verify(
-        "rsu/rsu-test/v2x/map",
-        PAYLOAD,
-        unit_signer.sign("rsu/rsu-test/v2x/map", PAYLOAD),
-        now_s=NOW_S + 500.0,
-        retained=True,
-    )
-    with pytest.raises(StaleMessage, match="retained message"):
+    signed_retained = unit_signer.sign(MAP_TOPIC, PAYLOAD, retained_max_age_s=550.0)
+    assert ("rsu-retained", "550") in signed_retained
+    verifier.verify(MAP_TOPIC, PAYLOAD, signed_retained, now_s=NOW_S + 500.0, retained=True)
+    with pytest.raises(StaleMessage, match=re.escape("retained message signed at")):
         verifier.verify(
             "rsu/rsu-test/v2x/objects",
             PAYLOAD,
-            unit_signer.sign("rsu/rsu-test/v2x/objects", PAYLOAD),
-            now_s=NOW_S + 700.0,
+            unit_signer.sign("rsu/rsu-test/v2x/objects", PAYLOAD, retained_max_age_s=550.0),
+            now_s=NOW_S + 560.0,
             retained=True,
         )
+
+
+def test_the_verifier_caps_the_age_a_signer_vouches_for(tmp_path: Path) -> None:
+    unit_signer, public_path = signer(tmp_path)
+    verifier = SignatureVerifier([load_public_key(public_path)], retained_max_age_s=60.0)
+    with pytest.raises(StaleMessage, match=re.escape("accepted -2 s .. +60 s")):
+        verifier.verify(
+            MAP_TOPIC, PAYLOAD, unit_signer.sign(MAP_TOPIC, PAYLOAD, retained_max_age_s=500.0), NOW_S + 61.0, True
+        )
+
+
+def test_a_live_message_flagged_retained_gets_the_live_window(tmp_path: Path) -> None:
+    """The retain flag is not signed: a genuine live message re-published as retained is a replay."""
+    unit_signer, public_path = signer(tmp_path)
+    verifier = SignatureVerifier([load_public_key(public_path)])
+    live = unit_signer.sign(TOPIC, PAYLOAD)
+    with pytest.raises(StaleMessage, match="flagged retained by the broker but not signed as retained") as raised:
+        verifier.verify(TOPIC, PAYLOAD, live, now_s=NOW_S + 33.0, retained=True)
+    assert "accepted -2 s .. +2 s" in str(raised.value)
+    # Within the live window the same message passes either way: a genuine fresh delivery.
+    verifier.verify(TOPIC, PAYLOAD, live, now_s=NOW_S + 1.0, retained=True)
+
+
+def test_signed_as_retained_on_a_topic_that_is_not_retainable_gets_the_live_window(tmp_path: Path) -> None:
+    unit_signer, public_path = signer(tmp_path)
+    verifier = SignatureVerifier([load_public_key(public_path)], retainable=lambda topic: topic == MAP_TOPIC)
+    properties = unit_signer.sign(TOPIC, PAYLOAD, retained_max_age_s=25.0)
+    with pytest.raises(StaleMessage, match="which is not a retained topic"):
+        verifier.verify(TOPIC, PAYLOAD, properties, now_s=NOW_S + 10.0, retained=True)
+    verifier.verify(
+        MAP_TOPIC, PAYLOAD, unit_signer.sign(MAP_TOPIC, PAYLOAD, retained_max_age_s=25.0), NOW_S + 10.0, True
+    )
+
+
+def test_the_retained_mark_is_covered_by_the_signature(tmp_path: Path) -> None:
+    unit_signer, public_path = signer(tmp_path)
+    verifier = SignatureVerifier([load_public_key(public_path)])
+    # Added to a live message, or raised on a retained one: the signature no longer verifies.
+    added = [*unit_signer.sign(MAP_TOPIC, PAYLOAD), ("rsu-retained", "600")]
+    raised = [
+        (name, "600" if name == "rsu-retained" else value)
+        for name, value in unit_signer.sign(MAP_TOPIC, PAYLOAD, retained_max_age_s=22.0)
+    ]
+    for properties in (added, raised):
+        with pytest.raises(BadSignature):
+            verifier.verify(MAP_TOPIC, PAYLOAD, properties, now_s=NOW_S + 100.0, retained=True)
+
+
+@pytest.mark.parametrize("age_s", [0.0, -1.0, float("inf"), float("nan")])
+def test_signer_refuses_a_meaningless_retained_bound(tmp_path: Path, age_s: float) -> None:
+    unit_signer, _ = signer(tmp_path)
+    with pytest.raises(ValueError, match="retained_max_age_s"):
+        unit_signer.sign(MAP_TOPIC, PAYLOAD, retained_max_age_s=age_s)
+    with pytest.raises(ValueError, match="reuse signature property names"):
+        unit_signer.sign(MAP_TOPIC, PAYLOAD, [("rsu-retained", "600")])
 
 
 def test_replay_state_is_bounded(tmp_path: Path) -> None:

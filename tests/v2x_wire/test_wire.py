@@ -155,3 +155,23 @@ def test_wire_publisher_signs_with_per_class_encodings(
         assert (item["qos"], item["retain"]) == (DELIVERY[message_class].qos, DELIVERY[message_class].retain)
         expected = Encoding.UPER if message_class is MessageClass.SPAT else Encoding.JSON
         assert verified.properties["rsu-enc"] == expected.value
+
+
+def test_only_what_is_published_retained_is_signed_as_retained(tmp_path: Path, map_data: MapData) -> None:
+    """MAP (retained in the registry) vouches for two of its re-send periods; SPaT and warnings
+    are signed live, so a verifier holds them to the live window whatever the retain flag says."""
+    clock = FakeClock()
+    unit_signer, public_path = signer(tmp_path, clock=clock)
+    bus = RecordingBus()
+    publisher = WirePublisher(bus, unit_signer, retained_periods_s={MessageClass.MAP: 30.0})
+    for message in (spat(), map_data, warning()):
+        publisher.publish(message)
+    marks = {item["topic"]: dict(item["properties"]).get("rsu-retained") for item in bus.published}
+    assert marks == {"rsu/rsu-test/v2x/spat": None, "rsu/rsu-test/v2x/map": "62", "rsu/rsu-test/v2x/warnings": None}
+    assert [item["retain"] for item in bus.published] == [False, True, False]
+    verifier = verifier_from_key_files([public_path])
+    retained_map = bus.published[1]
+    verifier.verify(retained_map["topic"], retained_map["payload"], retained_map["properties"], NOW_S + 61.0, True)
+    # The default period is the registry's (MAP at 0.1 Hz): 2 x 10 s + the 2 s window.
+    default_publisher = WirePublisher(RecordingBus(), unit_signer)
+    assert default_publisher.retained_periods_s == {MessageClass.MAP: 10.0}
