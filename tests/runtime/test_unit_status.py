@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 from rsu.runtime.bus import LastWill, MqttBus
 from rsu.runtime.mqtt import Inbound, MqttClient
@@ -195,3 +197,17 @@ def test_a_delayed_will_still_fires_when_the_client_is_really_gone(broker: Ephem
         assert retained_status(broker, topic) == b"offline"
     finally:
         watcher.close()
+
+
+def test_a_broker_that_says_session_taken_over_gets_the_takeover_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Brokers that follow MQTT v5 to the letter send DISCONNECT 0x8E to the client that was taken
+    over (Mosquitto 2.0 just closes the socket, which the broker tests above cover)."""
+    client = MqttClient(MqttConfig(host="127.0.0.1", port=1), "rsu-test-supervisor", lambda message: None)
+    caplog.set_level(logging.WARNING, logger="rsu.runtime.mqtt")
+    taken_over = ReasonCode(PacketTypes.DISCONNECT, identifier=0x8E)
+    client._on_disconnect(client._client, None, mqtt.DisconnectFlags(True), taken_over, None)
+    assert client.takeovers == 1
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("client id 'rsu-test-supervisor' was taken over" in message for message in messages), messages
