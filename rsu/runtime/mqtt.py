@@ -145,7 +145,8 @@ class MqttClient:
         self._session = session
         self._last_will = last_will
         self._birth = birth
-        # How often another client took over our client id (see _on_disconnect, _on_connect).
+        # How often another client took over our client id, as the broker said (DISCONNECT 0x8E) or
+        # as the lost session shows (see _session_lost_to_a_takeover).
         self.takeovers = 0
         # When the latest connection was lost without a DISCONNECT from us (None: it was not).
         self._lost_at_monotonic_s: float | None = None
@@ -383,8 +384,9 @@ class MqttClient:
         self._set_tcp_nodelay()  # a reconnect opens a new socket
         if self._session_lost_to_a_takeover(flags.session_present):
             self._warn_takeover(
-                "our session vanished before its expiry while the broker kept running, or the broker restarted "
-                "without persistence"
+                "was probably taken over",
+                "the broker closed our connection and dropped our session before its expiry; the other cause "
+                "would be a restart of a broker without persistence",
             )
         log.info(
             "%s: connected to %s at %s (session %s)",
@@ -444,21 +446,22 @@ class MqttClient:
         self._ready.clear()
         self._connected.clear()
         if reason_code.value == SESSION_TAKEN_OVER:
-            self._warn_takeover("the broker said so (DISCONNECT: session taken over)")
+            self._warn_takeover("was taken over", "the broker said so: DISCONNECT, session taken over")
         elif reason_code.is_failure:
             self._lost_at_monotonic_s = time.monotonic()
             log.warning(
                 "%s: lost %s at %s (%s); reconnecting", self.client_id, self.broker_label, self.address, reason_code
             )
 
-    def _warn_takeover(self, evidence: str) -> None:
+    def _warn_takeover(self, verdict: str, evidence: str) -> None:
         self.takeovers += 1
         log.warning(
-            "%s: client id %r was taken over: another client connected to %s at %s with the same client id (%s). "
+            "%s: client id %r %s: another client connected to %s at %s with the same client id (%s). "
             "A second copy of this process, or a client using our id: the broker should tie client ids to logins "
-            "(deploy/mosquitto). Reconnecting to take it back (takeover %d)",
+            "(deploy/mosquitto). This client takes it back by reconnecting (takeover %d)",
             self.client_id,
             self.client_id,
+            verdict,
             self.broker_label,
             self.address,
             evidence,

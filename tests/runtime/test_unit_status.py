@@ -142,7 +142,7 @@ def test_status_returns_to_online_after_a_client_id_takeover(
         for _ in range(20):
             intruder.loop(timeout=0.05)
         assert wait_until(lambda: bus.takeovers >= 1, 5.0), "the unit's client was not kicked"
-        assert any("was taken over" in record.getMessage() for record in caplog.records)
+        assert any("was probably taken over" in record.getMessage() for record in caplog.records)
 
         assert wait_until(lambda: bus.ready, 10.0), "the unit did not reconnect after the takeover"
         assert wait_until(lambda: watcher.latest() == b"online", 5.0), f"status seen: {watcher.collect()}"
