@@ -103,7 +103,9 @@ class _TimedWire:
         wire = self.wire
         logic_done = time.time()
         encoded = encode_for_topic(message, wire.encoding_for(message_class_of(message)), wire.layout, wire.identity)
-        properties = wire.signer.sign(encoded.topic, encoded.payload, encoded.properties)
+        properties = wire.signer.sign(
+            encoded.topic, encoded.payload, encoded.properties, retained_max_age_s=wire.retained_max_age_s(encoded)
+        )
         signed = time.time()
         result = wire.bus.publish(
             encoded.topic, encoded.payload, qos=encoded.qos, retain=encoded.retain, user_properties=properties
