@@ -334,18 +334,18 @@ class MqttClient:
         text = reason.lower()
         trust = f"a CA in {config.ca_file}" if config.ca_file else "a CA of the system store (or set ca_file)"
         has_client_certificate = config.cert_file is not None
+        certificate_refused = (
+            f"the broker did not accept the client certificate {config.cert_file}: it must be signed by a CA the "
+            "broker trusts (its cafile) and be valid"
+        )
+        certificate_required = (
+            "the broker requires a client certificate (mosquitto require_certificate): set cert_file and key_file "
+            "(--cert-file, --key-file)"
+        )
         # Under TLS 1.3 the broker checks the client certificate only after our side of the
-        # handshake is done; Mosquitto then just closes the connection, without an alert.
+        # handshake is done; Mosquitto then sends an alert or just closes the connection.
         if after_handshake and any(marker in text for marker in _CLOSED_WITHOUT_ALERT):
-            if has_client_certificate:
-                return (
-                    f"it did not accept the client certificate {config.cert_file}: it must be signed by a CA the "
-                    "broker trusts (its cafile) and be valid"
-                )
-            return (
-                "it requires a client certificate (mosquitto require_certificate): set cert_file and key_file "
-                "(--cert-file, --key-file)"
-            )
+            return certificate_refused if has_client_certificate else certificate_required
         if any(marker in text for marker in _HOSTNAME_MISMATCH):
             return (
                 f"the broker's certificate does not name {config.host}: connect by a name or address its subject "
@@ -360,19 +360,11 @@ class MqttClient:
             return f"the broker's certificate is not signed by a trusted CA: it must be signed by {trust}"
         if any(marker in text for marker in _CLIENT_CERTIFICATE_EXPIRED):
             return f"the broker refused this client's certificate {config.cert_file} as expired: renew it"
-        if any(marker in text for marker in _CLIENT_CERTIFICATE_REQUIRED) or (
+        client_certificate_markers = _CLIENT_CERTIFICATE_REQUIRED + _CLIENT_CERTIFICATE_REFUSED
+        if any(marker in text for marker in client_certificate_markers) or (
             not has_client_certificate and any(marker in text for marker in _HANDSHAKE_FAILURE)
         ):
-            if has_client_certificate:
-                return f"the broker did not accept the client certificate {config.cert_file}"
-            return "the broker requires a client certificate: set cert_file and key_file (--cert-file, --key-file)"
-        if any(marker in text for marker in _CLIENT_CERTIFICATE_REFUSED):
-            if has_client_certificate:
-                return (
-                    f"the broker refused the client certificate {config.cert_file}: it must be signed by a CA the "
-                    "broker trusts (its cafile)"
-                )
-            return "the broker refused the connection without a client certificate: set cert_file and key_file"
+            return certificate_refused if has_client_certificate else certificate_required
         return (
             "check that the broker speaks TLS on this port and that its certificate names this host and is signed "
             f"by {trust}"

@@ -474,7 +474,7 @@ def test_a_missing_client_certificate_is_named_without_waiting_for_the_timeout(
     message = _connect_error(_tls_config(mutual_tls_broker, pki, client_certificate=False), timeout_s=10.0)
     assert time.monotonic() - started < 5.0, "a refused client certificate must not wait out the timeout"
     assert f"MQTT broker at 127.0.0.1:{mutual_tls_broker.port}" in message
-    assert "it requires a client certificate" in message and "set cert_file and key_file" in message
+    assert "the broker requires a client certificate" in message and "set cert_file and key_file" in message
 
 
 def test_a_client_certificate_from_a_ca_the_broker_does_not_trust_is_named(
@@ -488,7 +488,7 @@ def test_a_client_certificate_from_a_ca_the_broker_does_not_trust_is_named(
         key_file=str(stranger.client_key_file),
     )
     message = _connect_error(config)
-    assert f"it did not accept the client certificate {stranger.client_cert_file}" in message
+    assert f"the broker did not accept the client certificate {stranger.client_cert_file}" in message
 
 
 def test_a_client_key_that_does_not_belong_to_the_certificate_names_both_files(tmp_path: Path, pki: TestPki) -> None:
