@@ -18,6 +18,7 @@ from rsu_clients.vehicle import main
 from rsu_contracts.config.model import MqttConfig
 from rsu_tools.testing.mosquitto import EphemeralMosquitto
 from rsu_tools.testing.tls import TestPki, make_test_pki
+from tests.conftest import REPO_ROOT
 from tests.v2x_wire.builders import SITE_FRAME, key_pair
 from tests.v2x_wire.test_sdk_broker import publish_warning
 
@@ -118,3 +119,32 @@ def test_vehicle_listen_wants_a_client_key_with_its_certificate(
     argv = ["vehicle", "listen", "--unit", "rsu-test-x", "--key", str(public_key), "--port", "8883"]
     assert main([*argv, "--cert-file", str(pki.client_cert_file)]) == 2
     assert "--cert-file is set but --key-file is not" in capsys.readouterr().err
+
+
+def _shipped_tls_listener(pki: TestPki) -> str:
+    """The TLS lines of deploy/mosquitto/rsu-v2x.conf's vehicle listener (client certificates
+    switched on as its comments say), with the test CA's files in place of /etc/mosquitto/certs."""
+    shipped = (REPO_ROOT / "deploy" / "mosquitto" / "rsu-v2x.conf").read_text().splitlines()
+    listener = shipped[shipped.index("listener 8883") + 1 :]
+    replacements = {"certfile": pki.server_cert_file, "keyfile": pki.server_key_file, "cafile": pki.ca_file}
+    lines = []
+    for line in listener:
+        option = line.removeprefix("#").split()
+        if not option or option[0] not in {*replacements, "require_certificate"}:
+            continue
+        name = option[0]
+        lines.append(f"{name} {replacements[name]}" if name in replacements else " ".join(option))
+    assert [line.split()[0] for line in lines] == ["certfile", "keyfile", "cafile", "require_certificate"]
+    return "\n".join(lines) + "\n"
+
+
+def test_the_shipped_vehicle_listener_takes_the_clients_tls_options(
+    tmp_path: Path, pki: TestPki, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, public_key = key_pair(tmp_path)
+    with EphemeralMosquitto(_shipped_tls_listener(pki), name="shipped-tls") as server:
+        argv = _listen_argv("rsu-test-x", public_key, server, "--ca-file", str(pki.ca_file), "--timeout-s", "0.5")
+        assert main(argv) == 2  # client certificates required
+        assert "the broker requires a client certificate" in capsys.readouterr().err
+        certificate = ["--cert-file", str(pki.client_cert_file), "--key-file", str(pki.client_key_file)]
+        assert main([*argv, *certificate]) == 0, capsys.readouterr().err
