@@ -111,6 +111,21 @@ class Inbound:
 MessageHandler = Callable[[Inbound], None]
 
 
+class _PahoClient(mqtt.Client):
+    """paho's client, telling its owner why a connection attempt failed: paho's own network loop
+    (connect_in_background, and every reconnect) swallows the error and just tries again."""
+
+    on_attempt_failed: Callable[[OSError], None] | None = None
+
+    def reconnect(self) -> mqtt.MQTTErrorCode:
+        try:
+            return super().reconnect()
+        except OSError as exc:
+            if self.on_attempt_failed is not None:
+                self.on_attempt_failed(exc)
+            raise
+
+
 class MqttClient:
     """A paho-mqtt 2.x client (MQTT v5) set up from an MqttConfig.
 
@@ -155,8 +170,9 @@ class MqttClient:
         # A TLS failure the network thread met after the handshake (TLS 1.3 brokers refuse a client
         # certificate only then): what connect() reports instead of a timeout.
         self._tls_error: str | None = None
+        self._tls_failure_text_now: str | None = None
         self._started = False
-        client = mqtt.Client(
+        client = _PahoClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv5,
@@ -188,6 +204,7 @@ class MqttClient:
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         client.on_log = self._on_log
+        client.on_attempt_failed = self._on_attempt_failed
         self._client = client
 
     # state
@@ -208,6 +225,12 @@ class MqttClient:
 
     def wait_ready(self, timeout_s: float) -> bool:
         return self._ready.wait(timeout_s)
+
+    @property
+    def tls_failure(self) -> str | None:
+        """Why TLS failed on the latest attempt (cause and remedy), until a connection succeeds;
+        for links that connect in the background, where no exception reaches the caller."""
+        return self._tls_failure_text_now
 
     @property
     def refused_subscriptions(self) -> dict[str, ReasonCode]:
@@ -452,6 +475,7 @@ class MqttClient:
             return
         self._last_refusal = None
         self._tls_error = None
+        self._tls_failure_text_now = None
         self._set_tcp_nodelay()  # a reconnect opens a new socket
         log.info(
             "%s: connected to %s at %s (session %s)",
@@ -516,9 +540,20 @@ class MqttClient:
         if level != mqtt.MQTT_LOG_ERR or "ssl" not in text.lower():
             return
         reason = _OPENSSL_SOURCE_LINE.sub("", text.split(": ", 1)[-1])
-        if reason != self._tls_error:  # once per cause, not on every retry
-            log.warning("%s: %s", self.client_id, self._tls_failure_text(reason, after_handshake=True))
         self._tls_error = reason
+        self._note_tls_failure(self._tls_failure_text(reason, after_handshake=True))
+
+    def _on_attempt_failed(self, exc: OSError) -> None:
+        # A handshake that failed in paho's loop (background connect, reconnect): e.g. the
+        # broker's certificate expired while the unit ran. Unreachable brokers are not TLS news.
+        if not self.config.tls or not isinstance(exc, ssl.SSLError | ConnectionResetError | BrokenPipeError):
+            return
+        self._note_tls_failure(self._tls_failure(exc))
+
+    def _note_tls_failure(self, text: str) -> None:
+        if text != self._tls_failure_text_now and self._started:  # once per cause, not on every retry
+            log.warning("%s: %s", self.client_id, text)
+        self._tls_failure_text_now = text
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         inbound = Inbound(

@@ -508,3 +508,24 @@ def test_a_missing_client_certificate_file_is_named(tmp_path: Path, pki: TestPki
     config = MqttConfig(port=8883, tls=True, cert_file=str(missing), key_file=str(pki.client_key_file))
     with pytest.raises(BrokerUnavailable, match=rf"cannot use the client certificate {missing} .*No such file"):
         MqttClient(config, "tls-no-cert-file", Inbox())
+
+
+def test_a_link_connecting_in_the_background_logs_its_tls_failure_once_and_keeps_it(
+    tmp_path: Path, pki: TestPki, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The uplink's centre link connects in the background: no exception reaches its caller, so
+    # the cause must be logged (once, not on every retry) and readable for health.
+    other = make_test_pki(tmp_path / "other", ca_name="other-ca")
+    with EphemeralMosquitto(other.mosquitto_config(), name="background-tls") as server:
+        client = MqttClient(_tls_config(server, pki, client_certificate=False), "tls-background", Inbox())
+        with caplog.at_level("WARNING", logger="rsu.runtime.mqtt"):
+            client.connect_in_background()
+            try:
+                assert wait_until(lambda: client.tls_failure is not None, 5.0), "the TLS failure was not noticed"
+                time.sleep(1.5)  # at least one retry (1 s backoff)
+            finally:
+                client.close()
+    assert not client.connected
+    assert client.tls_failure is not None and "not signed by a trusted CA" in client.tls_failure
+    logged = [record.getMessage() for record in caplog.records if "not signed by a trusted CA" in record.getMessage()]
+    assert len(logged) == 1, logged
