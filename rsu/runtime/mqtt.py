@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -52,10 +52,10 @@ class BrokerUnavailable(ConnectionError):
     """The MQTT broker could not be reached or used; the message names host and port and why."""
 
 
-# What OpenSSL reports (the verify message of a failed certificate check, or the reason of a TLS
-# alert the broker sent) -> what is wrong, in words an operator can act on. Matched in lower case.
 # "(_ssl.c:2427)" at the end of an ssl error says nothing to an operator.
 _OPENSSL_SOURCE_LINE = re.compile(r"\s*\(_ssl\.c:\d+\)")
+# What OpenSSL reports (the verify message of a failed certificate check, or the reason of a TLS
+# alert the broker sent) -> what is wrong, in words an operator can act on. Matched in lower case.
 _SERVER_CERTIFICATE_UNTRUSTED = (
     "self-signed certificate",
     "self signed certificate",
@@ -112,10 +112,18 @@ MessageHandler = Callable[[Inbound], None]
 
 
 class _PahoClient(mqtt.Client):
-    """paho's client, telling its owner why a connection attempt failed: paho's own network loop
-    (connect_in_background, and every reconnect) swallows the error and just tries again."""
+    """paho's client, telling its owner why a connection failed: paho's own network loop
+    (connect_in_background, every reconnect, every read) swallows the error and tries again."""
 
     on_attempt_failed: Callable[[OSError], None] | None = None
+    # Only errors: paho's on_log would also format and hand over a debug line for every packet,
+    # a cost on the warning path for nothing.
+    on_error_logged: Callable[[str], None] | None = None
+
+    def _easy_log(self, level: int, fmt: str, *args: Any) -> None:
+        if level == mqtt.MQTT_LOG_ERR and self.on_error_logged is not None:
+            self.on_error_logged(fmt % args)
+        super()._easy_log(level, fmt, *args)  # type: ignore[arg-type]
 
     def reconnect(self) -> mqtt.MQTTErrorCode:
         try:
@@ -203,7 +211,7 @@ class MqttClient:
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
-        client.on_log = self._on_log
+        client.on_error_logged = self._on_error_logged
         client.on_attempt_failed = self._on_attempt_failed
         self._client = client
 
@@ -534,10 +542,12 @@ class MqttClient:
                 "%s: lost %s at %s (%s); reconnecting", self.client_id, self.broker_label, self.address, reason_code
             )
 
-    def _on_log(self, client: mqtt.Client, userdata: object, level: int, text: str) -> None:
-        # paho reports a failed read only here (then it reconnects): a TLS alert from the broker
-        # after the handshake, e.g. a client certificate missing or refused under TLS 1.3.
-        if level != mqtt.MQTT_LOG_ERR or "ssl" not in text.lower():
+    def _on_error_logged(self, text: str) -> None:
+        # paho reports a failed read only in its log (then it reconnects): a TLS alert or close
+        # from the broker after the handshake, e.g. a client certificate missing or refused (TLS 1.3).
+        # Once the broker has accepted the connection (CONNACK), a TLS read error is a lost link
+        # (e.g. a broker killed mid-session), not a refusal: the usual reconnect handles it.
+        if "ssl" not in text.lower() or self._connected.is_set():
             return
         reason = _OPENSSL_SOURCE_LINE.sub("", text.split(": ", 1)[-1])
         self._tls_error = reason
