@@ -5,6 +5,11 @@
         for message in client.messages(timeout_s=10):
             print(message.summary())
 
+Through a TLS listener (deploy/mosquitto serves vehicles on 8883, TLS only) add
+``tls=True, ca_file="unit-ca.pem"`` and, where the broker requires client certificates,
+``cert_file`` and ``key_file``; `rsu vehicle listen` takes the same as --ca-file, --cert-file,
+--key-file (see the README's TLS section).
+
 Every message must carry a valid signature from the unit's key (v2x.signing); anything else is
 counted in ``rejections`` and never delivered. SPaT, MAP and objects are always delivered.
 A warning is delivered when its conflict point lies within radius_m and ahead of the vehicle

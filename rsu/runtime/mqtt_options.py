@@ -42,7 +42,10 @@ def add_mqtt_connection_options(parser: argparse.ArgumentParser, *, broker: str 
         help=f"read the password from this environment variable (default: {DEFAULT_PASSWORD_VARIABLE}, if set)",
     )
     group.add_argument(
-        "--tls", action="store_true", default=None, help="connect over TLS (the system CA store unless --ca-file)"
+        "--tls",
+        action="store_true",
+        default=None,
+        help="connect over TLS (the system CA store unless --ca-file); implied by the options below",
     )
     group.add_argument("--ca-file", default=None, help="PEM file of the CA(s) that signed the broker's certificate")
     group.add_argument(
