@@ -4,6 +4,10 @@
     rsu priority request --site site.yaml --key ambulance-7.pem --requester-id ambulance-7 \\
         --kind emergency --approach north --arrival-in-s 20
 
+Through a TLS listener (e.g. the vehicle-facing one of deploy/mosquitto) add the broker options:
+`--host unit.example --port 8883 --ca-file ca.pem --username ambulance-7 --password-env RSU_MQTT_PASSWORD`
+(and `--cert-file` / `--key-file` where the broker requires client certificates).
+
 `request` publishes one signed `rsu.priority.request` on the unit's request topic and prints the
 unit's answers on the status topic until the request is answered (or `--wait-s` runs out). With
 `--unit-key` the answers' signatures are checked against the unit's public key.
@@ -23,8 +27,9 @@ from typing import Any
 
 from rsu.key_files import generate_key_files, signer_from_key_file, verifier_from_key_files
 from rsu.runtime.mqtt import Inbound, MqttClient
+from rsu.runtime.mqtt_options import MqttOptionError, add_mqtt_connection_options, mqtt_config_from_options
 from rsu_contracts.config import load_site_config
-from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.config.model import MqttConfig, SiteConfig
 from rsu_contracts.enums import PriorityKind
 from rsu_contracts.messages import (
     MessageError,
@@ -107,6 +112,12 @@ def add_priority_parser(subparsers: Any) -> argparse.ArgumentParser:
     request.add_argument("--valid-for-s", type=float, help="the request lapses this long after sending")
     request.add_argument("--wait-s", type=float, default=DEFAULT_WAIT_S, help="how long to wait for the answer")
     request.add_argument("--unit-key", help="the unit's V2X public key (PEM) to verify its answers")
+    request.add_argument(
+        "--host", help="broker host (default: the site file's mqtt.host); e.g. the unit's vehicle-facing listener"
+    )
+    request.add_argument("--port", type=int, help="broker port (default: the site file's mqtt.port)")
+    # Given options replace the site file's; --username without a password drops the site's password.
+    add_mqtt_connection_options(request)
     request.set_defaults(handler=_request)
     return parser
 
@@ -134,6 +145,11 @@ def _request(args: argparse.Namespace) -> int:
         return 2
     site = load_site_config(Path(args.site))
     try:
+        broker = requester_broker(site, args)
+    except MqttOptionError as exc:
+        print(f"rsu priority request: {exc}", file=sys.stderr)
+        return 2
+    try:
         signer = signer_from_key_file(args.key, args.requester_id)
     except (OSError, ValueError) as exc:
         print(f"rsu priority request: cannot use key {args.key}: {exc}", file=sys.stderr)
@@ -144,7 +160,13 @@ def _request(args: argparse.Namespace) -> int:
         print(f"rsu priority request: cannot use the unit key {args.unit_key}: {exc}", file=sys.stderr)
         return 2
     request_id = args.request_id or uuid.uuid4().hex[:12]
-    return send_request(site, signer, args, PriorityKind(args.kind), action, request_id, verifier)
+    return send_request(site, signer, args, PriorityKind(args.kind), action, request_id, verifier, broker)
+
+
+def requester_broker(site: SiteConfig, args: argparse.Namespace) -> MqttConfig:
+    """The site file's broker with what the command line changes (host, port, login, TLS)."""
+    fields = {name: getattr(args, name) for name in ("host", "port") if getattr(args, name, None) is not None}
+    return mqtt_config_from_options(args, site.mqtt, **fields)
 
 
 def send_request(
@@ -155,10 +177,12 @@ def send_request(
     action: PriorityAction,
     request_id: str,
     verifier: SignatureVerifier | None,
+    broker: MqttConfig | None = None,
 ) -> int:
+    """Send one request through broker (default: the site file's) and print the answers."""
     topics = Topics.for_site(site)
     answers: queue.Queue[Inbound] = queue.Queue()
-    client = MqttClient(site.mqtt, f"{args.requester_id}-priority-{os.getpid()}", answers.put)
+    client = MqttClient(broker or site.mqtt, f"{args.requester_id}-priority-{os.getpid()}", answers.put)
     client.subscribe(topics.priority_status, qos=PRIORITY_STATUS.qos)
     # Returns once the broker acknowledged the subscription: the answer cannot come before that.
     client.connect()

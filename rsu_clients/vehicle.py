@@ -5,6 +5,11 @@
         for message in client.messages(timeout_s=10):
             print(message.summary())
 
+Through a TLS listener (deploy/mosquitto serves vehicles on 8883, TLS only) add
+``tls=True, ca_file="unit-ca.pem"`` and, where the broker requires client certificates,
+``cert_file`` and ``key_file``; `rsu vehicle listen` takes the same as --ca-file, --cert-file,
+--key-file (see the README's TLS section).
+
 Every message must carry a valid signature from the unit's key (v2x.signing); anything else is
 counted in ``rejections`` and never delivered. SPaT, MAP and objects are always delivered.
 A warning is delivered when its conflict point lies within radius_m and ahead of the vehicle
@@ -43,6 +48,7 @@ from typing import Any
 
 from rsu.key_files import load_public_key
 from rsu.runtime.mqtt import Inbound, MqttClient
+from rsu.runtime.mqtt_options import MqttOptionError, add_mqtt_connection_options, mqtt_config_from_options
 from rsu_contracts.config.model import MqttConfig
 from rsu_contracts.messages import CollisionWarning, Spat, TrackList, WarningStatus
 from v2x.geo import LocalFrame
@@ -237,6 +243,9 @@ class VehicleClient:
         password: str | None = None,
         tls: bool = False,
         ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+        check_hostname: bool = True,
         client_id: str | None = None,
         queue_size: int = 1000,
         clock: Callable[[], float] = time.time,
@@ -265,8 +274,21 @@ class VehicleClient:
         self._queue: queue.Queue[VehicleMessage] = queue.Queue(maxsize=queue_size)
         self._delivered_warnings: OrderedDict[WarningKey, None] = OrderedDict()
         self._lock = threading.Lock()
+        # tls with ca_file trusts a private CA; cert_file / key_file are for a broker that requires
+        # client certificates; check_hostname=False is unsafe (see MqttConfig.check_hostname).
+        mqtt_config = MqttConfig(
+            host=host,
+            port=port,
+            username=username,
+            password=password,
+            tls=tls,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
+            check_hostname=check_hostname,
+        )
         self._mqtt = MqttClient(
-            MqttConfig(host=host, port=port, username=username, password=password, tls=tls, ca_file=ca_file),
+            mqtt_config,
             client_id or f"vehicle-{uuid.uuid4().hex[:12]}",
             self._on_message,
         )
@@ -432,10 +454,8 @@ def add_vehicle_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     listen.add_argument("--unit", required=True, help="unit id, e.g. rsu-demo-001")
     listen.add_argument("--key", required=True, help="the unit's Ed25519 public key (PEM)")
-    listen.add_argument("--host", default="127.0.0.1")
-    listen.add_argument("--port", type=int, default=1883)
-    listen.add_argument("--username")
-    listen.add_argument("--password")
+    listen.add_argument("--host", default="127.0.0.1", help="broker host (default 127.0.0.1)")
+    listen.add_argument("--port", type=int, default=1883, help="broker port (default 1883; a TLS listener: 8883)")
     listen.add_argument("--lat", type=float, help="vehicle latitude (deg); without it every warning is shown")
     listen.add_argument("--lon", type=float, help="vehicle longitude (deg)")
     listen.add_argument("--heading", type=float, default=0.0, help="direction of travel, deg clockwise from north")
@@ -445,6 +465,7 @@ def add_vehicle_parser(subparsers: Any) -> argparse.ArgumentParser:
     listen.add_argument("--encoding", choices=["json", "uper", "any"], default="any")
     listen.add_argument("--count", type=int, help="stop after this many messages")
     listen.add_argument("--timeout-s", type=float, help="stop after this many seconds")
+    add_mqtt_connection_options(listen)
     listen.set_defaults(handler=run_listen)
     return vehicle
 
@@ -461,9 +482,14 @@ def run_listen(args: argparse.Namespace) -> int:
         print(f"rejected {topic}: {reason}", file=sys.stderr, flush=True)
 
     try:
+        broker = mqtt_config_from_options(args, host=args.host, port=args.port)
+    except MqttOptionError as exc:
+        print(f"rsu vehicle listen: {exc}", file=sys.stderr)
+        return 2
+    try:
         client = VehicleClient(
-            args.host,
-            args.port,
+            broker.host,
+            broker.port,
             args.unit,
             args.key,
             position=position,
@@ -472,11 +498,16 @@ def run_listen(args: argparse.Namespace) -> int:
             encoding=None if args.encoding == "any" else Encoding(args.encoding),
             layout=layout,
             on_rejected=print_rejection,
-            username=args.username,
-            password=args.password,
+            username=broker.username,
+            password=broker.password,
+            tls=broker.tls,
+            ca_file=broker.ca_file,
+            cert_file=broker.cert_file,
+            key_file=broker.key_file,
+            check_hostname=broker.check_hostname,
         )
         client.connect()
-    except (OSError, ValueError) as exc:  # unreadable key, wrong key type, broker down
+    except (OSError, ValueError) as exc:  # unreadable key, wrong key type, broker down, TLS failure
         print(f"rsu vehicle listen: error: {exc}", file=sys.stderr)
         return 2
     received = 0

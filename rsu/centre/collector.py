@@ -26,6 +26,7 @@ from types import FrameType
 
 from rsu.centre.store import AddResult, AggregateStore
 from rsu.runtime.mqtt import BrokerUnavailable, Inbound, MqttClient, PersistentSession
+from rsu.runtime.mqtt_options import MqttOptionError, add_mqtt_connection_options, mqtt_config_from_options
 from rsu_contracts.config.model import MqttConfig
 from rsu_contracts.messages.aggregates import Aggregate
 from rsu_contracts.messages.envelope import MessageError, decode
@@ -297,9 +298,7 @@ def add_centre_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     parser.add_argument("--port", type=int, default=1883, help="centre MQTT broker port (default 1883)")
     parser.add_argument("--topic", default=DEFAULT_TOPIC_FILTER, help=f"topic filter (default {DEFAULT_TOPIC_FILTER})")
     parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID, help="stable MQTT client id: names the session")
-    parser.add_argument("--username", default=None)
-    parser.add_argument("--password", default=None)
-    parser.add_argument("--tls", action="store_true", help="connect with TLS (system CA store)")
+    add_mqtt_connection_options(parser, broker="centre broker")
     parser.add_argument(
         "--session-expiry-s",
         type=int,
@@ -311,13 +310,11 @@ def add_centre_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 def run_centre_command(args: argparse.Namespace) -> int:
-    config = MqttConfig(
-        host=args.host,
-        port=args.port,
-        username=args.username,
-        password=args.password,
-        tls=args.tls,
-    )
+    try:
+        config = mqtt_config_from_options(args, host=args.host, port=args.port)
+    except MqttOptionError as exc:
+        print(f"rsu centre: {exc}", file=sys.stderr)
+        return 2
     stop_event = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

@@ -4,7 +4,10 @@ vehicle-side clients.
 It imports only paho, the standard library and the contracts (rsu_contracts.config.model,
 rsu_contracts.topics), so vehicle-side code can use it without the rest of the unit. What it does for its users:
 
-- credentials and TLS (the system CA store, or MqttConfig.ca_file);
+- credentials and TLS: the broker's certificate checked against MqttConfig.ca_file (or the system
+  CA store) and, unless check_hostname is off, against the host; a client certificate
+  (cert_file, key_file) for brokers that require one; each TLS failure named with its cause
+  (untrusted CA, wrong host name, expired certificate, client certificate missing or refused);
 - reconnects by itself, 1 s then doubling up to 5 s apart, and renews every subscription on each
   (re)connect;
 - "ready" only once the broker has answered (SUBACK) every subscription: before that a message
@@ -26,13 +29,14 @@ Messages are handed to on_message on paho's network thread; keep that callback s
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -54,6 +58,28 @@ SESSION_TAKEN_OVER = 0x8E
 
 class BrokerUnavailable(ConnectionError):
     """The MQTT broker could not be reached or used; the message names host and port and why."""
+
+
+# "(_ssl.c:2427)" at the end of an ssl error says nothing to an operator.
+_OPENSSL_SOURCE_LINE = re.compile(r"\s*\(_ssl\.c:\d+\)")
+# What OpenSSL reports (the verify message of a failed certificate check, or the reason of a TLS
+# alert the broker sent) -> what is wrong, in words an operator can act on. Matched in lower case.
+_SERVER_CERTIFICATE_UNTRUSTED = (
+    "self-signed certificate",
+    "self signed certificate",
+    "unable to get local issuer certificate",
+    "unable to get issuer certificate",
+    "unable to verify the first certificate",
+)
+_SERVER_CERTIFICATE_EXPIRED = ("certificate has expired",)
+_SERVER_CERTIFICATE_NOT_YET_VALID = ("certificate is not yet valid",)
+_HOSTNAME_MISMATCH = ("hostname mismatch", "ip address mismatch")
+_CLIENT_CERTIFICATE_REQUIRED = ("certificate required", "peer did not return a certificate")
+_CLIENT_CERTIFICATE_EXPIRED = ("alert certificate expired",)
+_CLIENT_CERTIFICATE_REFUSED = ("alert unknown ca", "alert bad certificate", "alert certificate unknown")
+_CLOSED_WITHOUT_ALERT = ("eof occurred", "unexpected eof", "connection reset", "broken pipe")
+# Without a client certificate a TLS 1.2 broker that requires one answers with a bare handshake failure.
+_HANDSHAKE_FAILURE = ("alert handshake failure",)
 
 
 @dataclass(frozen=True)
@@ -111,6 +137,29 @@ class Inbound:
 MessageHandler = Callable[[Inbound], None]
 
 
+class _PahoClient(mqtt.Client):
+    """paho's client, telling its owner why a connection failed: paho's own network loop
+    (connect_in_background, every reconnect, every read) swallows the error and tries again."""
+
+    on_attempt_failed: Callable[[OSError], None] | None = None
+    # Only errors: paho's on_log would also format and hand over a debug line for every packet,
+    # a cost on the warning path for nothing.
+    on_error_logged: Callable[[str], None] | None = None
+
+    def _easy_log(self, level: int, fmt: str, *args: Any) -> None:
+        if level == mqtt.MQTT_LOG_ERR and self.on_error_logged is not None:
+            self.on_error_logged(fmt % args)
+        super()._easy_log(level, fmt, *args)  # type: ignore[arg-type]
+
+    def reconnect(self) -> mqtt.MQTTErrorCode:
+        try:
+            return super().reconnect()
+        except OSError as exc:
+            if self.on_attempt_failed is not None:
+                self.on_attempt_failed(exc)
+            raise
+
+
 class MqttClient:
     """A paho-mqtt 2.x client (MQTT v5) set up from an MqttConfig.
 
@@ -160,8 +209,12 @@ class MqttClient:
         self._ready = threading.Event()
         self._connection = 0
         self._last_refusal: ReasonCode | None = None
+        # A TLS failure the network thread met after the handshake (TLS 1.3 brokers refuse a client
+        # certificate only then): what connect() reports instead of a timeout.
+        self._tls_error: str | None = None
+        self._tls_failure_text_now: str | None = None
         self._started = False
-        client = mqtt.Client(
+        client = _PahoClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv5,
@@ -170,13 +223,20 @@ class MqttClient:
         if config.username:
             client.username_pw_set(config.username, config.password)
         if config.tls:
+            self._check_tls_files()
             try:
-                client.tls_set(ca_certs=config.ca_file, cert_reqs=ssl.CERT_REQUIRED)
-            except (OSError, ssl.SSLError) as exc:  # the CA file is read here, not at connect
+                client.tls_set(
+                    ca_certs=config.ca_file,
+                    certfile=config.cert_file,
+                    keyfile=config.key_file,
+                    cert_reqs=ssl.CERT_REQUIRED,
+                )
+            except (OSError, ssl.SSLError) as exc:  # the files are read here, not at connect
                 raise BrokerUnavailable(
-                    f"cannot use the CA file {config.ca_file} for {broker_label} at {self.address}: "
-                    f"{exc.strerror or exc}"
+                    f"cannot set up TLS for {broker_label} at {self.address}: {_ssl_reason(exc)}"
                 ) from None
+            # Off only by explicit choice (MqttConfig.check_hostname): the chain is still verified.
+            client.tls_insecure_set(not config.check_hostname)
         if last_will is not None:
             will_properties = None
             if last_will.delay_s:
@@ -195,6 +255,8 @@ class MqttClient:
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        client.on_error_logged = self._on_error_logged
+        client.on_attempt_failed = self._on_attempt_failed
         self._client = client
 
     # state
@@ -215,6 +277,12 @@ class MqttClient:
 
     def wait_ready(self, timeout_s: float) -> bool:
         return self._ready.wait(timeout_s)
+
+    @property
+    def tls_failure(self) -> str | None:
+        """Why TLS failed on the latest attempt (cause and remedy), until a connection succeeds;
+        for links that connect in the background, where no exception reaches the caller."""
+        return self._tls_failure_text_now
 
     @property
     def refused_subscriptions(self) -> dict[str, ReasonCode]:
@@ -246,9 +314,12 @@ class MqttClient:
         self._set_tcp_nodelay()
         self._client.loop_start()
         self._started = True
-        if not self._ready.wait(timeout_s):
-            self.close()
-            raise BrokerUnavailable(self._not_ready_reason(timeout_s))
+        deadline = time.monotonic() + timeout_s
+        # A TLS failure after the handshake will not go away by retrying: report it at once.
+        while not self._ready.wait(0.05):
+            if self._tls_error is not None or time.monotonic() >= deadline:
+                self.close()
+                raise BrokerUnavailable(self._not_ready_reason(timeout_s))
 
     def connect_in_background(self) -> None:
         """Start the network thread and return at once; it keeps trying (backoff up to 5 s) until
@@ -294,15 +365,92 @@ class MqttClient:
         hint = f"; {self._unreachable_hint}" if self._unreachable_hint else ""
         return f"{self.broker_label} at {self.address} is unreachable ({exc.strerror or exc}){hint}"
 
+    def _check_tls_files(self) -> None:
+        """Load the CA and client certificate files once on their own, so an error names the file."""
+        config = self.config
+        probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if config.ca_file is not None:
+            try:
+                probe.load_verify_locations(cafile=config.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise BrokerUnavailable(
+                    f"cannot use the CA file {config.ca_file} for {self.broker_label} at {self.address}: "
+                    f"{_ssl_reason(exc)} (it must hold PEM CA certificates)"
+                ) from None
+        if config.cert_file is not None and config.key_file is not None:
+            for label, path in (("client certificate", config.cert_file), ("client key", config.key_file)):
+                try:
+                    with open(path, "rb"):
+                        pass
+                except OSError as exc:
+                    raise BrokerUnavailable(
+                        f"cannot use the {label} {path} for {self.broker_label} at {self.address}: {_ssl_reason(exc)}"
+                    ) from None
+            try:
+                probe.load_cert_chain(config.cert_file, config.key_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise BrokerUnavailable(
+                    f"cannot use the client certificate {config.cert_file} with the key {config.key_file} for "
+                    f"{self.broker_label} at {self.address}: {_ssl_reason(exc)} (both PEM, the key unencrypted and "
+                    "belonging to the certificate)"
+                ) from None
+
     def _tls_failure(self, exc: OSError) -> str:
-        reason = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or exc.strerror or str(exc)
-        trust = f"a CA in {self.config.ca_file}" if self.config.ca_file else "a CA of the system store (or set ca_file)"
+        return self._tls_failure_text(_ssl_reason(exc))
+
+    def _tls_failure_text(self, reason: str, after_handshake: bool = False) -> str:
+        hint = self._tls_hint(reason, after_handshake)
+        if after_handshake:
+            return (
+                f"TLS connection to {self.broker_label} at {self.address} was closed by the broker ({reason}); {hint}"
+            )
+        return f"TLS handshake with {self.broker_label} at {self.address} failed ({reason}); {hint}"
+
+    def _tls_hint(self, reason: str, after_handshake: bool) -> str:
+        """What a TLS failure means for this connection, and what to change."""
+        config = self.config
+        text = reason.lower()
+        trust = f"a CA in {config.ca_file}" if config.ca_file else "a CA of the system store (or set ca_file)"
+        has_client_certificate = config.cert_file is not None
+        certificate_refused = (
+            f"the broker did not accept the client certificate {config.cert_file}: it must be signed by a CA the "
+            "broker trusts (its cafile) and be valid"
+        )
+        certificate_required = (
+            "the broker requires a client certificate (mosquitto require_certificate): set cert_file and key_file "
+            "(--cert-file, --key-file)"
+        )
+        # Under TLS 1.3 the broker checks the client certificate only after our side of the
+        # handshake is done; Mosquitto then sends an alert or just closes the connection.
+        if after_handshake and any(marker in text for marker in _CLOSED_WITHOUT_ALERT):
+            return certificate_refused if has_client_certificate else certificate_required
+        if any(marker in text for marker in _HOSTNAME_MISMATCH):
+            return (
+                f"the broker's certificate does not name {config.host}: connect by a name or address its subject "
+                "alternative names list (or have the certificate reissued); check_hostname: false skips this "
+                "check and is unsafe"
+            )
+        if any(marker in text for marker in _SERVER_CERTIFICATE_EXPIRED):
+            return "the broker's certificate has expired (renew it, or check this machine's clock)"
+        if any(marker in text for marker in _SERVER_CERTIFICATE_NOT_YET_VALID):
+            return "the broker's certificate is not valid yet (check this machine's clock)"
+        if any(marker in text for marker in _SERVER_CERTIFICATE_UNTRUSTED):
+            return f"the broker's certificate is not signed by a trusted CA: it must be signed by {trust}"
+        if any(marker in text for marker in _CLIENT_CERTIFICATE_EXPIRED):
+            return f"the broker refused this client's certificate {config.cert_file} as expired: renew it"
+        client_certificate_markers = _CLIENT_CERTIFICATE_REQUIRED + _CLIENT_CERTIFICATE_REFUSED
+        if any(marker in text for marker in client_certificate_markers) or (
+            not has_client_certificate and any(marker in text for marker in _HANDSHAKE_FAILURE)
+        ):
+            return certificate_refused if has_client_certificate else certificate_required
         return (
-            f"TLS handshake with {self.broker_label} at {self.address} failed ({reason}); check that the broker "
-            f"speaks TLS on this port and that its certificate names this host and is signed by {trust}"
+            "check that the broker speaks TLS on this port and that its certificate names this host and is signed "
+            f"by {trust}"
         )
 
     def _not_ready_reason(self, timeout_s: float) -> str:
+        if self._tls_error is not None:
+            return self._tls_failure_text(self._tls_error, after_handshake=True)
         if self._last_refusal is not None:
             return f"{self.broker_label} at {self.address} refused the connection: {self._last_refusal}"
         if self._connected.is_set():
@@ -381,6 +529,8 @@ class MqttClient:
             )
             return
         self._last_refusal = None
+        self._tls_error = None
+        self._tls_failure_text_now = None
         self._set_tcp_nodelay()  # a reconnect opens a new socket
         if self._session_lost_to_a_takeover(flags.session_present):
             self._warn_takeover(
@@ -482,6 +632,29 @@ class MqttClient:
         will_delay_s = self._last_will.delay_s if self._last_will is not None else 0
         return max(self._session.expiry_s if self._session is not None else 0, will_delay_s)
 
+    def _on_error_logged(self, text: str) -> None:
+        # paho reports a failed read only in its log (then it reconnects): a TLS alert or close
+        # from the broker after the handshake, e.g. a client certificate missing or refused (TLS 1.3).
+        # Once the broker has accepted the connection (CONNACK), a TLS read error is a lost link
+        # (e.g. a broker killed mid-session), not a refusal: the usual reconnect handles it.
+        if "ssl" not in text.lower() or self._connected.is_set():
+            return
+        reason = _OPENSSL_SOURCE_LINE.sub("", text.split(": ", 1)[-1])
+        self._tls_error = reason
+        self._note_tls_failure(self._tls_failure_text(reason, after_handshake=True))
+
+    def _on_attempt_failed(self, exc: OSError) -> None:
+        # A handshake that failed in paho's loop (background connect, reconnect): e.g. the
+        # broker's certificate expired while the unit ran. Unreachable brokers are not TLS news.
+        if not self.config.tls or not isinstance(exc, ssl.SSLError | ConnectionResetError | BrokenPipeError):
+            return
+        self._note_tls_failure(self._tls_failure(exc))
+
+    def _note_tls_failure(self, text: str) -> None:
+        if text != self._tls_failure_text_now and self._started:  # once per cause, not on every retry
+            log.warning("%s: %s", self.client_id, text)
+        self._tls_failure_text_now = text
+
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         inbound = Inbound(
             topic=message.topic,
@@ -496,3 +669,13 @@ class MqttClient:
             self._on_message_handler(inbound)
         except Exception:  # a bug in a handler must not kill paho's network thread
             log.exception("%s: failed to handle a message on %s", self.client_id, message.topic)
+
+
+def _ssl_reason(exc: OSError) -> str:
+    """The most telling part of an ssl or OS error: the certificate check's message, else the reason."""
+    verify_message = getattr(exc, "verify_message", None)
+    if verify_message:
+        return str(verify_message)
+    if isinstance(exc, ssl.SSLError) and len(exc.args) > 1 and isinstance(exc.args[1], str):
+        return _OPENSSL_SOURCE_LINE.sub("", exc.args[1])
+    return exc.strerror or str(exc)

@@ -615,15 +615,55 @@ class MqttConfig(Strict):
     topic_prefix: str = Field(default="rsu", description="First level of every topic the unit publishes.")
     username: str | None = Field(default=None, description="User name; none: anonymous.")
     password: str | None = Field(default=None, description="Password for username.")
-    tls: bool = Field(default=False, description="Connect over TLS.")
+    tls: bool = Field(
+        default=False,
+        description="Connect over TLS: the broker's certificate must be signed by a trusted CA (ca_file or the "
+        "system store) and name host (see check_hostname).",
+    )
     ca_file: SitePath | None = Field(
         default=None,
         description="With tls: a PEM file of the CA certificates to trust instead of the system store (a private "
         "CA for the broker); none: the system store. A path by the site path rule.",
     )
+    cert_file: SitePath | None = Field(
+        default=None,
+        description="With tls: this client's certificate (PEM, may include its chain), for a broker that requires "
+        "client certificates (mosquitto require_certificate); needs key_file. A path by the site path rule.",
+    )
+    key_file: SitePath | None = Field(
+        default=None,
+        description="With tls: the private key of cert_file (PEM, unencrypted; keep it mode 0600); needs "
+        "cert_file. A path by the site path rule.",
+    )
+    check_hostname: bool = Field(
+        default=True,
+        description="With tls: refuse a broker whose certificate does not name host. false is unsafe (any "
+        "certificate from a trusted CA is accepted, so another host holding one can impersonate the broker): "
+        "only for a test broker whose certificate cannot name the address used.",
+    )
     keepalive_s: int = Field(
         default=10, ge=2, le=600, description="MQTT keep-alive, seconds (how soon a dead link is noticed)."
     )
+
+    @model_validator(mode="after")
+    def _tls_options_are_consistent(self) -> MqttConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            given, missing = ("cert_file", "key_file") if self.cert_file is not None else ("key_file", "cert_file")
+            raise FieldError(
+                (missing,),
+                f"{given} is set but {missing} is not: a client certificate needs both cert_file and key_file",
+            )
+        if not self.tls:
+            # Without tls these would be silently ignored and the connection would go in plain text.
+            ignored = [name for name in ("ca_file", "cert_file", "key_file") if getattr(self, name) is not None]
+            if not self.check_hostname:
+                ignored.append("check_hostname")
+            if ignored:
+                verb = "applies" if len(ignored) == 1 else "apply"
+                raise FieldError(
+                    ("tls",), f"{', '.join(ignored)} {verb} only to TLS connections: set tls: true (or remove them)"
+                )
+        return self
 
 
 class RedisConfig(Strict):

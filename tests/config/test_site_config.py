@@ -119,3 +119,46 @@ def test_a_broker_ca_file_is_optional_and_relative_to_the_site_file(tmp_path: Pa
     site = load_site_config(site_path)
     assert site.mqtt.ca_file == str(tmp_path / "site" / "certs" / "broker-ca.pem")
     assert site.uplink.mqtt is not None and site.uplink.mqtt.ca_file == "/etc/ssl/ca.pem"
+
+
+def test_a_client_certificate_and_key_follow_the_site_path_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RSU_TEST_CERTS", str(tmp_path / "pki"))
+    raw = sample_raw()
+    raw["mqtt"] = {**raw.get("mqtt", {}), "tls": True, "cert_file": "certs/unit.pem", "key_file": "certs/unit.key"}
+    raw["uplink"] = {
+        **raw.get("uplink", {}),
+        "mqtt": {
+            "host": "centre.example",
+            "tls": True,
+            "cert_file": "${RSU_TEST_CERTS}/unit.pem",
+            "key_file": "${RSU_TEST_CERTS}/unit.key",
+        },
+    }
+    site_path = tmp_path / "site" / "junction.yaml"
+    site_path.parent.mkdir()
+    site_path.write_text(yaml.safe_dump(raw))
+    site = load_site_config(site_path)
+    assert site.mqtt.cert_file == str(tmp_path / "site" / "certs" / "unit.pem")
+    assert site.mqtt.key_file == str(tmp_path / "site" / "certs" / "unit.key")
+    assert site.mqtt.check_hostname  # on unless switched off explicitly
+    assert site.uplink.mqtt is not None and site.uplink.mqtt.key_file == str(tmp_path / "pki" / "unit.key")
+
+
+@pytest.mark.parametrize(
+    ("mqtt", "message"),
+    [
+        ({"tls": True, "cert_file": "unit.pem"}, r"mqtt\.key_file.*cert_file is set but key_file is not"),
+        ({"tls": True, "key_file": "unit.key"}, r"mqtt\.cert_file.*key_file is set but cert_file is not"),
+        ({"ca_file": "ca.pem"}, r"mqtt\.tls.*ca_file applies only to TLS connections: set tls: true"),
+        ({"check_hostname": False}, r"mqtt\.tls.*check_hostname applies only to TLS connections"),
+    ],
+)
+def test_tls_options_that_do_not_fit_together_are_named(tmp_path: Path, mqtt: dict[str, Any], message: str) -> None:
+    raw = sample_raw()
+    raw["mqtt"] = {**raw.get("mqtt", {}), **mqtt}
+    site_path = tmp_path / "junction.yaml"
+    site_path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=message):
+        load_site_config(site_path)

@@ -19,16 +19,21 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
+from rsu.runtime.bus import MqttBus
 from rsu.runtime.mqtt import BrokerUnavailable, Inbound, MqttClient, PersistentSession
+from rsu.samples import SAMPLE_SITE
+from rsu_contracts.config import load_site_config
 from rsu_contracts.config.model import MqttConfig
 from rsu_tools.testing.mosquitto import EphemeralMosquitto
 from rsu_tools.testing.servers import free_loopback_port
+from rsu_tools.testing.tls import TestPki, make_test_pki
 
 pytestmark = pytest.mark.services
 
@@ -354,3 +359,173 @@ def test_a_missing_ca_file_is_named(tmp_path: Path) -> None:
     config = MqttConfig(host="127.0.0.1", port=8883, tls=True, ca_file=str(missing))
     with pytest.raises(BrokerUnavailable, match=rf"cannot use the CA file {missing} .*127\.0\.0\.1:8883"):
         MqttClient(config, "no-ca", Inbox())
+
+
+# TLS with a private CA (rsu_tools.testing.tls): a CA, a broker certificate for localhost and
+# 127.0.0.1, and a client certificate, made afresh for each test.
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> TestPki:
+    return make_test_pki(tmp_path / "pki")
+
+
+@pytest.fixture
+def mutual_tls_broker(pki: TestPki) -> Iterator[EphemeralMosquitto]:
+    """Clients must present a certificate signed by the test CA (require_certificate true)."""
+    with EphemeralMosquitto(pki.mosquitto_config(require_certificate=True), name="mtls") as server:
+        yield server
+
+
+def _tls_config(
+    server: EphemeralMosquitto, pki: TestPki, *, client_certificate: bool = True, **fields: object
+) -> MqttConfig:
+    values: dict[str, object] = {"host": server.host, "port": server.port, "tls": True, "ca_file": str(pki.ca_file)}
+    if client_certificate:
+        values |= {"cert_file": str(pki.client_cert_file), "key_file": str(pki.client_key_file)}
+    return MqttConfig.model_validate(values | fields)
+
+
+def _connect_error(config: MqttConfig, timeout_s: float = 3.0) -> str:
+    client = MqttClient(config, f"tls-fail-{uuid.uuid4().hex[:8]}", Inbox())
+    with pytest.raises(BrokerUnavailable) as error:
+        client.connect(timeout_s=timeout_s)
+    return str(error.value)
+
+
+def test_the_units_bus_connects_with_the_site_files_ca_and_client_certificate(
+    tmp_path: Path, pki: TestPki, mutual_tls_broker: EphemeralMosquitto
+) -> None:
+    # The site file names the files relative to itself (the site path rule).
+    site_dir = tmp_path / "site"
+    (site_dir / "certs").mkdir(parents=True)
+    for source, name in (
+        (pki.ca_file, "ca.pem"),
+        (pki.client_cert_file, "unit.pem"),
+        (pki.client_key_file, "unit.key"),
+    ):
+        (site_dir / "certs" / name).write_bytes(source.read_bytes())
+    raw = yaml.safe_load(SAMPLE_SITE.read_text())
+    raw["mqtt"] = {
+        **raw.get("mqtt", {}),
+        "host": "localhost",  # the certificate names localhost: checked against it
+        "port": mutual_tls_broker.port,
+        "tls": True,
+        "ca_file": "certs/ca.pem",
+        "cert_file": "certs/unit.pem",
+        "key_file": "certs/unit.key",
+    }
+    site_path = site_dir / "junction.yaml"
+    site_path.write_text(yaml.safe_dump(raw))
+    site = load_site_config(site_path)
+
+    topic = f"rsu-test/{uuid.uuid4().hex}/mtls"
+    bus = MqttBus(site.mqtt, f"unit-{uuid.uuid4().hex[:8]}")
+    bus.subscribe(topic, qos=1)
+    bus.connect(timeout_s=3.0)
+    try:
+        assert bus.publish_and_wait(topic, b"over mutual TLS", timeout_s=3.0, qos=1)
+        received = bus.get(timeout_s=3.0)
+        assert received is not None and received.payload == b"over mutual TLS"
+    finally:
+        bus.close()
+
+
+def test_a_broker_certificate_from_another_ca_is_named(tmp_path: Path, pki: TestPki) -> None:
+    other = make_test_pki(tmp_path / "other", ca_name="other-ca")
+    with EphemeralMosquitto(other.mosquitto_config(), name="other-ca") as server:
+        message = _connect_error(_tls_config(server, pki, client_certificate=False))
+    assert f"TLS handshake with MQTT broker at 127.0.0.1:{server.port} failed" in message
+    assert "unable to get local issuer certificate" in message
+    assert f"not signed by a trusted CA: it must be signed by a CA in {pki.ca_file}" in message
+
+
+def test_a_broker_certificate_for_another_host_is_named_and_check_hostname_false_accepts_it(tmp_path: Path) -> None:
+    pki = make_test_pki(tmp_path / "pki", server_names=("broker.example",))
+    with EphemeralMosquitto(pki.mosquitto_config(), name="wrong-name") as server:
+        message = _connect_error(_tls_config(server, pki, client_certificate=False))
+        assert "IP address mismatch" in message
+        assert "the broker's certificate does not name 127.0.0.1" in message and "unsafe" in message
+
+        # Switched off on purpose: the chain is still checked, only the name is not.
+        client = MqttClient(
+            _tls_config(server, pki, client_certificate=False, check_hostname=False), "tls-no-name-check", Inbox()
+        )
+        client.connect(timeout_s=3.0)
+        client.close()
+        other = make_test_pki(tmp_path / "other", ca_name="other-ca")
+        message = _connect_error(
+            _tls_config(server, other, client_certificate=False, check_hostname=False), timeout_s=3.0
+        )
+        assert "not signed by a trusted CA" in message
+
+
+def test_an_expired_broker_certificate_is_named(tmp_path: Path) -> None:
+    pki = make_test_pki(tmp_path / "pki", server_expired=True)
+    with EphemeralMosquitto(pki.mosquitto_config(), name="expired") as server:
+        message = _connect_error(_tls_config(server, pki, client_certificate=False))
+    assert "certificate has expired" in message and "the broker's certificate has expired" in message
+
+
+def test_a_missing_client_certificate_is_named_without_waiting_for_the_timeout(
+    pki: TestPki, mutual_tls_broker: EphemeralMosquitto
+) -> None:
+    started = time.monotonic()
+    message = _connect_error(_tls_config(mutual_tls_broker, pki, client_certificate=False), timeout_s=10.0)
+    assert time.monotonic() - started < 5.0, "a refused client certificate must not wait out the timeout"
+    assert f"MQTT broker at 127.0.0.1:{mutual_tls_broker.port}" in message
+    assert "the broker requires a client certificate" in message and "set cert_file and key_file" in message
+
+
+def test_a_client_certificate_from_a_ca_the_broker_does_not_trust_is_named(
+    tmp_path: Path, pki: TestPki, mutual_tls_broker: EphemeralMosquitto
+) -> None:
+    stranger = make_test_pki(tmp_path / "stranger", ca_name="stranger-ca")
+    config = _tls_config(
+        mutual_tls_broker,
+        pki,
+        cert_file=str(stranger.client_cert_file),
+        key_file=str(stranger.client_key_file),
+    )
+    message = _connect_error(config)
+    assert f"the broker did not accept the client certificate {stranger.client_cert_file}" in message
+
+
+def test_a_client_key_that_does_not_belong_to_the_certificate_names_both_files(tmp_path: Path, pki: TestPki) -> None:
+    stranger = make_test_pki(tmp_path / "stranger", ca_name="stranger-ca")
+    config = MqttConfig(
+        port=8883, tls=True, cert_file=str(pki.client_cert_file), key_file=str(stranger.client_key_file)
+    )
+    with pytest.raises(BrokerUnavailable) as error:
+        MqttClient(config, "tls-key-mismatch", Inbox())
+    message = str(error.value)
+    assert f"client certificate {pki.client_cert_file} with the key {stranger.client_key_file}" in message
+    assert "key values mismatch" in message
+
+
+def test_a_missing_client_certificate_file_is_named(tmp_path: Path, pki: TestPki) -> None:
+    missing = tmp_path / "no-such-cert.pem"
+    config = MqttConfig(port=8883, tls=True, cert_file=str(missing), key_file=str(pki.client_key_file))
+    with pytest.raises(BrokerUnavailable, match=rf"cannot use the client certificate {missing} .*No such file"):
+        MqttClient(config, "tls-no-cert-file", Inbox())
+
+
+def test_a_link_connecting_in_the_background_logs_its_tls_failure_once_and_keeps_it(
+    tmp_path: Path, pki: TestPki, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The uplink's centre link connects in the background: no exception reaches its caller, so
+    # the cause must be logged (once, not on every retry) and readable for health.
+    other = make_test_pki(tmp_path / "other", ca_name="other-ca")
+    with EphemeralMosquitto(other.mosquitto_config(), name="background-tls") as server:
+        client = MqttClient(_tls_config(server, pki, client_certificate=False), "tls-background", Inbox())
+        with caplog.at_level("WARNING", logger="rsu.runtime.mqtt"):
+            client.connect_in_background()
+            try:
+                assert wait_until(lambda: client.tls_failure is not None, 5.0), "the TLS failure was not noticed"
+                time.sleep(1.5)  # at least one retry (1 s backoff)
+            finally:
+                client.close()
+    assert not client.connected
+    assert client.tls_failure is not None and "not signed by a trusted CA" in client.tls_failure
+    logged = [record.getMessage() for record in caplog.records if "not signed by a trusted CA" in record.getMessage()]
+    assert len(logged) == 1, logged
