@@ -519,6 +519,20 @@ class WarningConfig(Strict):
         le=300,
         description="A vehicle standing inside the junction box this long is reported (stopped_in_junction), seconds.",
     )
+    max_objects: int = Field(
+        default=500,
+        ge=2,
+        le=5000,
+        description="Road users considered per track list in the conflict search, the nearest to the junction centre "
+        "first; the rest of an oversized list is left out and counted (bounds time and memory whatever arrives).",
+    )
+    max_candidate_pairs: int = Field(
+        default=20_000,
+        ge=1,
+        le=1_000_000,
+        description="Pairs of road users tested per track list, the nearest first; more are left out and counted "
+        "(a busy junction has a few thousand).",
+    )
 
     @model_validator(mode="after")
     def _check_thresholds(self) -> WarningConfig:

@@ -12,6 +12,7 @@ from rsu_contracts.messages.perception import TrackedObject
 from rsu_contracts.messages.signal import SignalState
 from v2x.conflicts.candidates import candidate_pairs
 from v2x.conflicts.crossing import closing_and_overlapping, crossing_conflict, may_cross
+from v2x.conflicts.limits import SearchCounters, nearest_to_junction
 from v2x.conflicts.rear_end import may_close, rear_end_conflict
 from v2x.conflicts.scene import build_scene
 from v2x.conflicts.shared import SAME_DIRECTION_MAX_DEG, STATIONARY_SPEED_MPS, is_vehicle
@@ -31,18 +32,27 @@ def find_conflicts(
     *,
     geometry: JunctionGeometry | None = None,
     hints: Mapping[int, MotionHint] | None = None,
+    counters: SearchCounters | None = None,
 ) -> list[Conflict]:
     """All conflicts in one snapshot of tracks taken at now_s, sorted by kind and participants.
 
     hints (per track id) carry the yaw rate and signal history that a single snapshot lacks; the
     turn-rate model uses the yaw rates and equals constant acceleration without them.
+
+    At most config.max_objects road users (the nearest to the junction) and config.max_candidate_pairs
+    pairs (the nearest) are searched; what is left out is added to counters.
     """
     geometry = geometry or JunctionGeometry(site)
     hints = hints or {}
+    counters = counters if counters is not None else SearchCounters()
+    considered = nearest_to_junction(tracks, geometry.centre, config.max_objects)
+    if len(considered) < len(tracks):
+        counters.count_objects(len(tracks) - len(considered))
+        tracks = [tracks[i] for i in considered.tolist()]
     groups = {group.signal_group: group for group in signal.groups} if signal is not None else {}
     signal_say = signal_contexts(tracks, groups, geometry, config, now_s, hints, site.tracking.queue_speed_mps)
     conflicts = signal_say.red_light_conflicts
-    conflicts.extend(_pair_conflicts(tracks, signal_say.contexts, geometry, site, config, model, hints))
+    conflicts.extend(_pair_conflicts(tracks, signal_say.contexts, geometry, site, config, model, hints, counters))
     return sorted(conflicts, key=lambda c: (c.kind.value, c.key[1]))
 
 
@@ -54,6 +64,7 @@ def _pair_conflicts(
     config: WarningConfig,
     model: MotionModel,
     hints: Mapping[int, MotionHint],
+    counters: SearchCounters,
 ) -> list[Conflict]:
     active = [i for i, context in enumerate(contexts) if context.in_road]
     if len(active) < 2:
@@ -63,7 +74,8 @@ def _pair_conflicts(
     scene = build_scene(tracks, contexts, geometry, site, config, model, hints)
     headings, speeds = scene.headings, scene.speeds
 
-    first, second = candidate_pairs(tracks, scene.distance[:, -1], config)
+    first, second, left_out = candidate_pairs(tracks, scene.distance[:, -1], config, config.max_candidate_pairs)
+    counters.count_pairs(left_out)
     vehicles = np.array([is_vehicle(t) for t in tracks])
     with_vehicle = vehicles[first] | vehicles[second]  # two pedestrians / cyclists: no vehicle to warn
     first, second = first[with_vehicle], second[with_vehicle]
