@@ -530,8 +530,16 @@ class WarningConfig(Strict):
         default=20_000,
         ge=1,
         le=1_000_000,
-        description="Pairs of road users tested per track list, the nearest first; more are left out and counted "
-        "(a busy junction has a few thousand).",
+        description="Candidate pairs of road users (close enough now to meet within the horizon) per track list, "
+        "the nearest first; more are left out and counted (a busy junction has a few thousand).",
+    )
+    max_pair_tests: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Pairs through the exact rear-end and crossing tests per track list (those the vectorised "
+        "filters keep, about a millisecond each), the nearest first; more are left out and counted (a busy "
+        "junction has a few hundred).",
     )
 
     @model_validator(mode="after")

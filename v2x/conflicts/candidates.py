@@ -69,11 +69,13 @@ def candidate_pairs(
     margin = config.collision_radius_m + PATH_EXTENSION_M
     kept = _PairHeap(max_pairs)
     for first, second in _grid_neighbours(positions, reach + half_lengths, margin):
-        # Exactly the rule's arithmetic, term by term, so the grid changes no pair.
-        separation = np.linalg.norm(positions[first] - positions[second], axis=-1)
-        limit = reach[first] + reach[second] + half_lengths[first] + half_lengths[second]
-        limit = limit + config.collision_radius_m + PATH_EXTENSION_M
-        within = separation <= limit
+        # Exactly the rule's arithmetic, term by term, so the grid changes no pair. Non-finite values
+        # (NaN, infinite) take part as the rule has them: a NaN distance or limit is no pair.
+        with np.errstate(invalid="ignore", over="ignore"):
+            separation = np.linalg.norm(positions[first] - positions[second], axis=-1)
+            limit = reach[first] + reach[second] + half_lengths[first] + half_lengths[second]
+            limit = limit + config.collision_radius_m + PATH_EXTENSION_M
+            within = separation <= limit
         kept.add(first[within], second[within], separation[within])
     return kept.result()
 
