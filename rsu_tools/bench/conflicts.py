@@ -7,14 +7,18 @@ on the crosswalks, under a signal state with one group green. Per size, Conflict
 (which runs find_conflicts) is timed over successive snapshots (median and p99, wall clock), and
 its peak memory is taken with tracemalloc on a separate snapshot (tracing slows the code).
 
-Two variants:
+Three variants, run on the same snapshots and interleaved per snapshot (so foreign load on the
+machine hits them alike):
 
-- ``grid``: the code as shipped, the spatial-hash candidate search and the per-update caps
-  (WarningConfig.max_objects, max_candidate_pairs);
 - ``all-pairs``: the reference, candidate pairs from one (n, n) comparison and no caps, as the
   search was before (only in this bench; the pair filters after it are the shipped, vectorised
-  ones in both variants). Skipped above --reference-max objects: at 40,000 it
-  would allocate tens of GiB (the crash this bench exists for).
+  ones in every variant);
+- ``grid-nocap``: the spatial-hash candidate search without the caps (the grid's own effect);
+- ``grid``: the code as shipped, the grid and the per-update caps (WarningConfig.max_objects,
+  max_candidate_pairs, max_pair_tests).
+
+The two uncapped variants are skipped above --reference-max objects: at 40,000 all-pairs would
+allocate tens of GiB (the crash this bench exists for).
 
 Prints a table and writes the figures as JSON (--out).
 """
@@ -47,6 +51,7 @@ from rsu_contracts.messages.perception import TrackedObject
 from rsu_contracts.messages.signal import ControllerMode, Indication, SignalGroupState, SignalState
 from v2x.conflicts import ConflictDetector
 from v2x.conflicts.candidates import CandidatePairs
+from v2x.conflicts.candidates import candidate_pairs as grid_candidates
 from v2x.conflicts.shared import PATH_EXTENSION_M
 from v2x.conflicts.types import PairIndices
 from v2x.junction import JunctionGeometry
@@ -240,14 +245,8 @@ def _every_pair(
 
 
 @contextmanager
-def all_pairs_search() -> Iterator[None]:
-    """Run the conflict search as before the grid: all-pairs candidates, no caps."""
-    replaced: list[tuple[Any, str, Any]] = [
-        (snapshot_module, "candidate_pairs", all_pairs_candidates),
-        (snapshot_module, "nearest_to_junction", _everyone),
-        (snapshot_module, "nearest_pairs", _every_pair),
-        (detector_module, "nearest_to_junction", _everyone),
-    ]
+def _stand_ins(replaced: Sequence[tuple[Any, str, Any]]) -> Iterator[None]:
+    """Module attributes replaced for the duration (the bench's reference variants)."""
     saved = [(module, name, getattr(module, name)) for module, name, _ in replaced]
     for module, name, stand_in in replaced:
         setattr(module, name, stand_in)
@@ -258,57 +257,87 @@ def all_pairs_search() -> Iterator[None]:
             setattr(module, name, original)
 
 
-@contextmanager
-def shipped_search() -> Iterator[None]:
-    yield
+def _uncapped_grid(
+    tracks: Sequence[TrackedObject], reach_m: FloatArray, config: WarningConfig, max_pairs: int | None = None
+) -> CandidatePairs:
+    return grid_candidates(tracks, reach_m, config, None)
 
 
-def measure(site: SiteConfig, count: int, variant: str, repeat: int, seed: int) -> ConflictBenchRow:
+_NO_CAPS = [
+    (snapshot_module, "nearest_to_junction", _everyone),
+    (snapshot_module, "nearest_pairs", _every_pair),
+    (detector_module, "nearest_to_junction", _everyone),
+]
+# Variant -> what it replaces: the search before the grid, the grid without the caps, as shipped.
+VARIANTS: dict[str, list[tuple[Any, str, Any]]] = {
+    "all-pairs": [(snapshot_module, "candidate_pairs", all_pairs_candidates), *_NO_CAPS],
+    "grid-nocap": [(snapshot_module, "candidate_pairs", _uncapped_grid), *_NO_CAPS],
+    "grid": [],
+}
+# Variants without the caps run only up to --reference-max objects.
+UNCAPPED = ("all-pairs", "grid-nocap")
+
+
+@dataclass
+class _Samples:
+    durations_s: list[float] = field(default_factory=list)
+    candidates: list[int] = field(default_factory=list)
+    tests: list[int] = field(default_factory=list)
+    conflicts: int = 0
+
+
+def measure(site: SiteConfig, count: int, variants: Sequence[str], repeat: int, seed: int) -> list[ConflictBenchRow]:
+    """The variants on the same snapshots, interleaved per snapshot so foreign load hits all alike."""
     rng = np.random.default_rng(seed + count)
     snapshots = [scene(site, count, rng) for _ in range(repeat + 1)]  # the last for the memory run
-    context = all_pairs_search if variant == "all-pairs" else shipped_search
-    with context():
-        detector = ConflictDetector(site, site.v2x.warnings)
-        counters = detector.search_counters
-        durations: list[float] = []
-        candidates: list[int] = []
-        tests: list[int] = []
-        found = 0
-        for index, tracks in enumerate(snapshots[:-1]):
-            now_s = START_S + index * FRAME_S
-            signal = signal_state(site, now_s)
-            gc.collect()
-            started = time.perf_counter()
-            found = len(detector.update(tracks, signal, now_s))
-            durations.append(time.perf_counter() - started)
-            candidates.append(counters.last_candidate_pairs)
-            tests.append(counters.last_pair_tests)
-        left_out = (counters.pairs_left_out, counters.pair_tests_left_out, counters.objects_left_out)
-        now_s = START_S + repeat * FRAME_S
+    detectors = {variant: ConflictDetector(site, site.v2x.warnings) for variant in variants}
+    samples = {variant: _Samples() for variant in variants}
+    for index, tracks in enumerate(snapshots[:-1]):
+        now_s = START_S + index * FRAME_S
         signal = signal_state(site, now_s)
-        gc.collect()
-        tracemalloc.start()
-        try:
-            detector.update(snapshots[-1], signal, now_s)
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-    milliseconds = np.array(durations) * 1000.0
-    return ConflictBenchRow(
-        objects=count,
-        variant=variant,
-        snapshots=repeat,
-        median_ms=float(np.median(milliseconds)),
-        p99_ms=float(np.percentile(milliseconds, 99)),
-        max_ms=float(milliseconds.max()),
-        peak_mib=peak / 2**20,
-        candidate_pairs=int(np.median(candidates)),
-        pair_tests=int(np.median(tests)),
-        pairs_left_out=left_out[0],
-        pair_tests_left_out=left_out[1],
-        objects_left_out=left_out[2],
-        conflicts=found,
-    )
+        for variant in variants:
+            detector, sample = detectors[variant], samples[variant]
+            with _stand_ins(VARIANTS[variant]):
+                gc.collect()
+                started = time.perf_counter()
+                sample.conflicts = len(detector.update(tracks, signal, now_s))
+                sample.durations_s.append(time.perf_counter() - started)
+            sample.candidates.append(detector.search_counters.last_candidate_pairs)
+            sample.tests.append(detector.search_counters.last_pair_tests)
+    rows = []
+    now_s = START_S + repeat * FRAME_S
+    signal = signal_state(site, now_s)
+    for variant in variants:
+        detector, sample = detectors[variant], samples[variant]
+        counters = detector.search_counters
+        left_out = (counters.pairs_left_out, counters.pair_tests_left_out, counters.objects_left_out)
+        with _stand_ins(VARIANTS[variant]):
+            gc.collect()
+            tracemalloc.start()
+            try:
+                detector.update(snapshots[-1], signal, now_s)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+        milliseconds = np.array(sample.durations_s) * 1000.0
+        rows.append(
+            ConflictBenchRow(
+                objects=count,
+                variant=variant,
+                snapshots=repeat,
+                median_ms=float(np.median(milliseconds)),
+                p99_ms=float(np.percentile(milliseconds, 99)),
+                max_ms=float(milliseconds.max()),
+                peak_mib=peak / 2**20,
+                candidate_pairs=int(np.median(sample.candidates)),
+                pair_tests=int(np.median(sample.tests)),
+                pairs_left_out=left_out[0],
+                pair_tests_left_out=left_out[1],
+                objects_left_out=left_out[2],
+                conflicts=sample.conflicts,
+            )
+        )
+    return rows
 
 
 def run_bench(
@@ -320,19 +349,23 @@ def run_bench(
     )
     for count in options.sizes:
         repeat = options.repeat if count < LARGE_SCENE else min(options.repeat, LARGE_REPEAT)
-        for variant in ("all-pairs", "grid"):
-            if variant == "all-pairs" and count > options.reference_max:
-                needed = count * count * 2 * 8 / 2**30
-                result.rows.append(
-                    ConflictBenchRow(
-                        count, variant, 0, math.nan, math.nan, math.nan, math.nan, 0, 0, 0, 0, 0, 0,
-                        skipped=f"not run: the (n, n, 2) distance array alone is {needed:.1f} GiB",
-                    )
-                )  # fmt: skip
+        variants = [v for v in VARIANTS if v not in UNCAPPED or count <= options.reference_max]
+        if progress is not None:
+            progress(f"  {count} objects, {', '.join(variants)}: {repeat} snapshots ...")
+        rows = {row.variant: row for row in measure(site, count, variants, repeat, options.seed)}
+        for variant in VARIANTS:
+            if variant in rows:
+                result.rows.append(rows[variant])
                 continue
-            if progress is not None:
-                progress(f"  {count} objects, {variant}: {repeat} snapshots ...")
-            result.rows.append(measure(site, count, variant, repeat, options.seed))
+            needed = count * count * 2 * 8 / 2**30
+            reason = (
+                f"not run: the (n, n, 2) distance array alone is {needed:.1f} GiB"
+                if variant == "all-pairs"
+                else f"not run: uncapped above --reference-max {options.reference_max} objects"
+            )
+            result.rows.append(
+                ConflictBenchRow(count, variant, 0, math.nan, math.nan, math.nan, math.nan, 0, 0, 0, 0, 0, 0, reason)
+            )
     return result
 
 

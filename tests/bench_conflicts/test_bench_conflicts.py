@@ -21,11 +21,13 @@ def test_bench_writes_both_variants_and_skips_the_reference_when_too_large(tmp_p
     )
     figures = json.loads(out.read_text())
     rows = {(row["objects"], row["variant"]): row for row in figures["rows"]}
-    assert set(rows) == {(20, "all-pairs"), (20, "grid"), (60, "all-pairs"), (60, "grid")}
-    assert rows[(60, "all-pairs")]["skipped"] and not rows[(60, "grid")]["skipped"]
+    variants = ("all-pairs", "grid-nocap", "grid")
+    assert set(rows) == {(size, variant) for size in (20, 60) for variant in variants}
+    assert rows[(60, "all-pairs")]["skipped"] and rows[(60, "grid-nocap")]["skipped"]
+    assert not rows[(60, "grid")]["skipped"]
     # Same scenes, same candidates and conflicts: the grid changes the cost, not the result.
     for key in ("candidate_pairs", "pair_tests", "conflicts"):
-        assert rows[(20, "all-pairs")][key] == rows[(20, "grid")][key]
+        assert rows[(20, "all-pairs")][key] == rows[(20, "grid-nocap")][key] == rows[(20, "grid")][key]
     assert rows[(60, "grid")]["median_ms"] > 0 and rows[(60, "grid")]["peak_mib"] > 0
 
 
