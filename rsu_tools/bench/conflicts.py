@@ -88,6 +88,8 @@ class ConflictBenchRow:
     variant: str
     snapshots: int
     median_ms: float
+    # The candidate search alone (part of median_ms).
+    search_median_ms: float
     p99_ms: float
     max_ms: float
     peak_mib: float
@@ -281,9 +283,26 @@ UNCAPPED = ("all-pairs", "grid-nocap")
 @dataclass
 class _Samples:
     durations_s: list[float] = field(default_factory=list)
+    search_s: list[float] = field(default_factory=list)
     candidates: list[int] = field(default_factory=list)
     tests: list[int] = field(default_factory=list)
     conflicts: int = 0
+
+
+@contextmanager
+def _timed_search(durations_s: list[float]) -> Iterator[None]:
+    """Time the candidate search in use (a part of update's time)."""
+    search = snapshot_module.candidate_pairs
+
+    def timed(*args: Any, **kwargs: Any) -> CandidatePairs:
+        started = time.perf_counter()
+        try:
+            return search(*args, **kwargs)
+        finally:
+            durations_s.append(time.perf_counter() - started)
+
+    with _stand_ins([(snapshot_module, "candidate_pairs", timed)]):
+        yield
 
 
 def measure(site: SiteConfig, count: int, variants: Sequence[str], repeat: int, seed: int) -> list[ConflictBenchRow]:
@@ -297,7 +316,7 @@ def measure(site: SiteConfig, count: int, variants: Sequence[str], repeat: int, 
         signal = signal_state(site, now_s)
         for variant in variants:
             detector, sample = detectors[variant], samples[variant]
-            with _stand_ins(VARIANTS[variant]):
+            with _stand_ins(VARIANTS[variant]), _timed_search(sample.search_s):
                 gc.collect()
                 started = time.perf_counter()
                 sample.conflicts = len(detector.update(tracks, signal, now_s))
@@ -326,6 +345,7 @@ def measure(site: SiteConfig, count: int, variants: Sequence[str], repeat: int, 
                 variant=variant,
                 snapshots=repeat,
                 median_ms=float(np.median(milliseconds)),
+                search_median_ms=float(np.median(sample.search_s)) * 1000.0 if sample.search_s else 0.0,
                 p99_ms=float(np.percentile(milliseconds, 99)),
                 max_ms=float(milliseconds.max()),
                 peak_mib=peak / 2**20,
@@ -364,7 +384,9 @@ def run_bench(
                 else f"not run: uncapped above --reference-max {options.reference_max} objects"
             )
             result.rows.append(
-                ConflictBenchRow(count, variant, 0, math.nan, math.nan, math.nan, math.nan, 0, 0, 0, 0, 0, 0, reason)
+                ConflictBenchRow(
+                    count, variant, 0, math.nan, math.nan, math.nan, math.nan, math.nan, 0, 0, 0, 0, 0, 0, reason
+                )
             )
     return result
 
@@ -374,7 +396,7 @@ def render_table(result: ConflictBenchResult) -> str:
         f"conflict search per track list (ConflictDetector.update), {result.site}",
         f"caps: max_objects {result.max_objects}, max_candidate_pairs {result.max_candidate_pairs}, "
         f"max_pair_tests {result.max_pair_tests}; pairs and tests: median per snapshot, cut: total",
-        f"{'objects':>8} {'variant':>10} {'n':>4} {'median ms':>10} {'p99 ms':>9} {'peak MiB':>9} "
+        f"{'objects':>8} {'variant':>10} {'n':>4} {'median ms':>10} {'search ms':>10} {'p99 ms':>9} {'peak MiB':>9} "
         f"{'pairs':>8} {'tests':>6} {'pairs cut':>10} {'tests cut':>10} {'objs cut':>9} {'conflicts':>9}",
     ]
     for row in result.rows:
@@ -382,7 +404,8 @@ def render_table(result: ConflictBenchResult) -> str:
             lines.append(f"{row.objects:>8} {row.variant:>10}  {row.skipped}")
             continue
         lines.append(
-            f"{row.objects:>8} {row.variant:>10} {row.snapshots:>4} {row.median_ms:>10.2f} {row.p99_ms:>9.2f} "
+            f"{row.objects:>8} {row.variant:>10} {row.snapshots:>4} {row.median_ms:>10.2f} "
+            f"{row.search_median_ms:>10.2f} {row.p99_ms:>9.2f} "
             f"{row.peak_mib:>9.2f} {row.candidate_pairs:>8} {row.pair_tests:>6} {row.pairs_left_out:>10} "
             f"{row.pair_tests_left_out:>10} {row.objects_left_out:>9} {row.conflicts:>9}"
         )
