@@ -81,7 +81,8 @@ def candidate_pairs(
 
 
 class _PairHeap:
-    """Accumulates pairs; with a limit it keeps only the `limit` nearest, so memory stays bounded."""
+    """Accumulates pairs; with a limit it keeps only the `limit` nearest, so memory stays bounded
+    (at most twice the limit plus one block)."""
 
     def __init__(self, limit: int | None) -> None:
         self.limit = limit
@@ -96,7 +97,8 @@ class _PairHeap:
         self._second.append(second)
         self._separation.append(separation)
         self._held += len(first)
-        if self.limit is not None and self._held > self.limit:
+        # Trimming sorts what is held: done when twice the limit is held, it costs O(log) per pair.
+        if self.limit is not None and self._held > 2 * self.limit:
             self._trim(self.limit)
 
     def _trim(self, limit: int) -> None:
@@ -111,6 +113,8 @@ class _PairHeap:
         self._held = len(nearest)
 
     def result(self) -> CandidatePairs:
+        if self.limit is not None and self._held > self.limit:
+            self._trim(self.limit)
         if not self._first:
             empty = np.zeros(0, dtype=np.intp)
             return CandidatePairs(empty, empty.copy(), self.left_out)
