@@ -19,6 +19,7 @@ All in the site's local frame (x east, y north, metres).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,6 +100,20 @@ class JunctionGeometry:
         self._group_of_lane = {lane.id: lane.signal_group for lane in site.lanes}
         self._conflicting_groups = {frozenset(pair) for pair in site.conflicts}
         self.permissive_lanes = _permissive_lanes(site, self._conflicting_groups)
+        # released_together as arrays: per lane its group's index (lanes on permissive turns have
+        # none), and which groups conflict.
+        group_ids = sorted(set(self._group_of_lane.values()))
+        index_of_group = {group: n for n, group in enumerate(group_ids)}
+        self._release_group_index = {
+            lane: index_of_group[group]
+            for lane, group in self._group_of_lane.items()
+            if lane not in self.permissive_lanes
+        }
+        self._groups_conflict = np.zeros((len(group_ids), len(group_ids)), dtype=bool)
+        for pair in self._conflicting_groups:
+            members = [index_of_group[group] for group in pair if group in index_of_group]
+            if len(members) == len(pair):  # both groups drive lanes; a pair with itself is one member
+                self._groups_conflict[members[0], members[-1]] = self._groups_conflict[members[-1], members[0]] = True
         for lane in site.lanes:
             (x0, y0), (x1, y1) = lane.centerline_m[-2], lane.centerline_m[-1]
             length = math.hypot(x1 - x0, y1 - y0)
@@ -167,6 +182,19 @@ class JunctionGeometry:
         if group_a is None or group_b is None:
             return False
         return frozenset((group_a, group_b)) not in self._conflicting_groups
+
+    def released_together_pairs(
+        self, lanes: Sequence[str | None], first: npt.NDArray[np.intp], second: npt.NDArray[np.intp]
+    ) -> npt.NDArray[np.bool_]:
+        """released_together(lanes[first[n]], lanes[second[n]]) for every pair at once."""
+        group_index = np.array(
+            [-1 if lane is None else self._release_group_index.get(lane, -1) for lane in lanes], dtype=np.intp
+        )
+        a, b = group_index[first], group_index[second]
+        known = (a >= 0) & (b >= 0)
+        together = np.zeros(len(a), dtype=bool)
+        together[known] = ~self._groups_conflict[a[known], b[known]]
+        return together
 
     def in_box(self, points: FloatArray) -> npt.NDArray[np.bool_]:
         """Which points (n, 2) lie inside the junction box."""

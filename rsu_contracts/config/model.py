@@ -519,6 +519,28 @@ class WarningConfig(Strict):
         le=300,
         description="A vehicle standing inside the junction box this long is reported (stopped_in_junction), seconds.",
     )
+    max_objects: int = Field(
+        default=500,
+        ge=2,
+        le=5000,
+        description="Road users considered per track list in the conflict search, the nearest to the junction centre "
+        "first; the rest of an oversized list is left out and counted (bounds time and memory whatever arrives).",
+    )
+    max_candidate_pairs: int = Field(
+        default=20_000,
+        ge=1,
+        le=1_000_000,
+        description="Candidate pairs of road users (close enough now to meet within the horizon) per track list, "
+        "the nearest first; more are left out and counted (a busy junction has a few thousand).",
+    )
+    max_pair_tests: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Pairs through the exact rear-end and crossing tests per track list (those the vectorised "
+        "filters keep, about a millisecond each), the nearest first; more are left out and counted (a busy "
+        "junction has a few hundred).",
+    )
 
     @model_validator(mode="after")
     def _check_thresholds(self) -> WarningConfig:

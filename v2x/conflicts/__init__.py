@@ -23,9 +23,11 @@ warning. A predicted red-light violation within the horizon is at least a warnin
 
 Modules, one job each: types (the data exchanged), shared (road-user classes and tolerances used
 by several tests), severity, signal_context, scene (the predictions the pair tests share),
-candidates (which pairs are tested), rear_end, crossing, snapshot (one snapshot's conflicts) and
-detector (over time: track memory, turn intent, red-light entries, blocked junctions). This
-package re-exports the public names; the modules' other names are internal.
+candidates (which pairs are tested: a uniform grid, never all pairs), limits (the per-update caps
+on road users, pairs and exact pair tests, and their counters), rear_end, crossing, snapshot (one
+snapshot's conflicts) and detector (over time: track memory, turn intent, red-light entries,
+blocked junctions). This package re-exports the public names; the modules' other names are
+internal.
 """
 
 from v2x.conflicts.detector import ConflictDetector

@@ -31,7 +31,7 @@ from v2x.conflicts.shared import (
     PATH_EXTENSION_M,
     SAME_DIRECTION_MAX_DEG,
     is_vehicle,
-    on_opposite_sides,
+    on_opposite_sides_pairs,
     vehicle_first,
 )
 from v2x.conflicts.types import ClosestApproach, Conflict, ExtendedPath, Occupation, PairIndices, PathCrossing
@@ -70,22 +70,23 @@ def may_cross(
     )
     one_approach = (approach_index[first] >= 0) & (approach_index[first] == approach_index[second])
     result = np.asarray(~one_approach)
-    for n in np.flatnonzero(result).tolist():
-        i, j = int(first[n]), int(second[n])
-        if scene.contexts[i].violates_signal or scene.contexts[j].violates_signal:
-            continue
-        if is_vehicle(tracks[i]) and is_vehicle(tracks[j]):
-            result[n] = not geometry.released_together(scene.origin_lanes[i], scene.origin_lanes[j])
+    # Vehicle pairs without a signal violator: the signal plan's say (vectorised, no per-pair Python).
+    violating = np.array([context.violates_signal for context in scene.contexts], dtype=bool)
+    vehicles = np.array([is_vehicle(t) for t in tracks], dtype=bool)
+    by_plan = result & vehicles[first] & vehicles[second] & ~(violating[first] | violating[second])
+    if by_plan.any():
+        released = geometry.released_together_pairs(scene.origin_lanes, first[by_plan], second[by_plan])
+        result[by_plan] = ~released
     opposite = np.flatnonzero(result & (heading_gap >= OPPOSITE_MIN_DEG))
     if len(opposite) == 0:
         return result
     sides = geometry.road_sides(np.array([[t.x_m, t.y_m] for t in tracks]))
-    for n in opposite.tolist():
+    result[opposite[on_opposite_sides_pairs(sides, first[opposite], second[opposite])]] = False
+    # Side by side and head on: a per-pair test, over at most max_candidate_pairs pairs.
+    head_on = opposite[result[opposite] & (heading_gap[opposite] >= HEAD_ON_MIN_DEG)]
+    for n in head_on.tolist():
         i, j = int(first[n]), int(second[n])
-        if on_opposite_sides(sides[i], sides[j]):
-            result[n] = False
-            continue
-        if heading_gap[n] >= HEAD_ON_MIN_DEG and not (scene.turning[i] or scene.turning[j]):
+        if not (scene.turning[i] or scene.turning[j]):
             a, b = tracks[i], tracks[j]
             axis = np.array(heading_unit_vector(scene.headings[i])) - np.array(heading_unit_vector(scene.headings[j]))
             axis /= max(float(np.linalg.norm(axis)), 1e-9)

@@ -27,6 +27,7 @@ from rsu_contracts.enums import Movement, RoadUserType
 from rsu_contracts.messages.perception import TrackedObject
 from rsu_contracts.messages.signal import Indication, SignalGroupState, SignalState
 from rsu_contracts.messages.warnings import Severity, WarningKind
+from v2x.conflicts.limits import SearchCounters, nearest_to_junction
 from v2x.conflicts.shared import RED_INDICATIONS, is_vehicle
 from v2x.conflicts.snapshot import find_conflicts
 from v2x.conflicts.types import Conflict, HeadingSample, MotionHint, PredictedTurn
@@ -72,7 +73,9 @@ class ConflictDetector:
 
     Per live track it keeps a short heading history (for the turn rate of the turning-vehicle
     prediction), whether it crossed its stop line on red, and since when it stands in the
-    junction box. Memory is dropped for tracks that are gone, so state is bounded by the tracker.
+    junction box. Memory is dropped for tracks that are gone, so state is bounded by the tracker,
+    and by config.max_objects: an oversized list is cut to the road users nearest the junction
+    before anything is remembered (search_counters counts the cuts).
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class ConflictDetector:
         self.geometry = JunctionGeometry(site)
         self._memory: dict[int, _TrackMemory] = {}
         self._last_now_s: float | None = None
+        self.search_counters = SearchCounters()
         # Lanes of protected/permissive lefts and their group: such a left waits in the box for a
         # gap under its flashing yellow arrow (a "sneaker"), which is not a blocked junction.
         permissive = {group.id for group in site.signal_groups if group.permissive_with is not None}
@@ -102,6 +106,10 @@ class ConflictDetector:
         if self._last_now_s is not None and now_s < self._last_now_s:
             self._memory.clear()  # the clock went back (replay restart): history is meaningless
         self._last_now_s = now_s
+        considered = nearest_to_junction(tracks, self.geometry.centre, self.config.max_objects)
+        if len(considered) < len(tracks):
+            self.search_counters.count_objects(len(tracks) - len(considered))
+            tracks = [tracks[i] for i in considered.tolist()]
         groups = {group.signal_group: group for group in signal.groups} if signal is not None else {}
         live = {track.track_id for track in tracks}
         for track_id in [track_id for track_id in self._memory if track_id not in live]:
@@ -118,7 +126,15 @@ class ConflictDetector:
             if conflict is not None:
                 history.append(conflict)
         conflicts = find_conflicts(
-            tracks, signal, self.site, self.config, now_s, self.model, geometry=self.geometry, hints=hints
+            tracks,
+            signal,
+            self.site,
+            self.config,
+            now_s,
+            self.model,
+            geometry=self.geometry,
+            hints=hints,
+            counters=self.search_counters,
         )
         return sorted([*conflicts, *history], key=lambda c: (c.kind.value, c.key[1]))
 

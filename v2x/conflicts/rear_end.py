@@ -27,7 +27,7 @@ from v2x.conflicts.shared import (
     STATIONARY_SPEED_MPS,
     VULNERABLE_TYPES,
     is_vehicle,
-    on_opposite_sides,
+    on_opposite_sides_pairs,
     vehicle_first,
 )
 from v2x.conflicts.types import Conflict, RearEndContact
@@ -56,10 +56,7 @@ def may_close(
     )
     keep = np.asarray(~other_lane & (gap <= closable))
     if keep.any():
-        sides = geometry.road_sides(positions)
-        for n in np.flatnonzero(keep).tolist():
-            if on_opposite_sides(sides[int(first[n])], sides[int(second[n])]):
-                keep[n] = False
+        keep &= ~on_opposite_sides_pairs(geometry.road_sides(positions), first, second)
     return keep
 
 

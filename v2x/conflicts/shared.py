@@ -3,6 +3,11 @@ has one definition."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
 from rsu_contracts.enums import VEHICLE_TYPES, RoadUserType
 from rsu_contracts.messages.perception import TrackedObject
 from rsu_contracts.messages.signal import Indication
@@ -36,3 +41,14 @@ def on_opposite_sides(side_a: tuple[int, int] | None, side_b: tuple[int, int] | 
     """Two road sides (JunctionGeometry.road_sides: road index, side of its axis) on one road leg
     but opposite sides of it: the road keeps the two apart."""
     return side_a is not None and side_b is not None and side_a[0] == side_b[0] and side_a[1] != side_b[1]
+
+
+def on_opposite_sides_pairs(
+    sides: Sequence[tuple[int, int] | None], first: npt.NDArray[np.intp], second: npt.NDArray[np.intp]
+) -> npt.NDArray[np.bool_]:
+    """on_opposite_sides for every pair (sides[first[n]], sides[second[n]]) at once: no per-pair
+    Python on a crowded scene."""
+    road = np.array([-1 if side is None else side[0] for side in sides], dtype=np.int64)
+    lateral = np.array([0 if side is None else side[1] for side in sides], dtype=np.int64)
+    known = (road[first] >= 0) & (road[second] >= 0)
+    return known & (road[first] == road[second]) & (lateral[first] != lateral[second])
