@@ -69,6 +69,11 @@ class Delivery(Protocol):
 D = TypeVar("D", bound=Delivery)
 
 
+# A stage's own check of a decoded, fresh message at the stage's clock (None in lock-step): why it
+# must not be acted on, or None.
+MessageCheck = Callable[[Message, float | None], "tuple[Rejection, str] | None"]
+
+
 @dataclass(frozen=True)
 class TopicRule:
     """How a stage takes one of its subscribed topics."""
@@ -79,13 +84,23 @@ class TopicRule:
     stale_after_s: float | None
     # A state topic: only the newest of a backlog counts, and time never goes back.
     newest_only: bool
+    # The stage's own check (the V2X stage's conflict check of a signal state). Run at admission,
+    # so a refused newest message of a backlog falls back to the genuine one before it.
+    check: MessageCheck | None = None
 
     @classmethod
-    def of(cls, topics: Topics, spec: TopicSpec, newest_only: bool, check_age: bool = True) -> TopicRule:
+    def of(
+        cls,
+        topics: Topics,
+        spec: TopicSpec,
+        newest_only: bool,
+        check_age: bool = True,
+        check: MessageCheck | None = None,
+    ) -> TopicRule:
         """The rule of a registered topic: its schema and staleness bound come from the registry."""
         if spec.schema is None:
             raise ValueError(f"topic {spec.name} has no message model to check its inputs against")
-        return cls(topics.topic(spec), spec.schema, spec.stale_after_s if check_age else None, newest_only)
+        return cls(topics.topic(spec), spec.schema, spec.stale_after_s if check_age else None, newest_only, check)
 
 
 @dataclass(frozen=True)
@@ -154,6 +169,10 @@ class InputGuard:
             self.reject(topic, Rejection.INVALID, str(exc))
             return None
         if not self.is_fresh(topic, message.capture_time_s, now_s):
+            return None
+        refused = rule.check(message, now_s) if rule.check is not None else None
+        if refused is not None:
+            self.reject(topic, *refused)
             return None
         if rule.newest_only:
             self._newest_accepted_s[topic] = max(message.capture_time_s, self._newest_accepted_s.get(topic, 0.0))

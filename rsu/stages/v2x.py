@@ -109,17 +109,44 @@ class RateLimit:
         return True
 
 
+def signal_state_refusal(site: SiteConfig, state: SignalState, now_s: float | None) -> tuple[Rejection, str] | None:
+    """Why no SPaT may be signed for this state at now_s (None: it may; now_s None: lock-step, no
+    clock to check its age against). Stateless, so a refused state leaves nothing behind and the
+    next genuine one goes out at once."""
+    unknown = sorted({group.signal_group for group in state.groups} - {group.id for group in site.signal_groups})
+    if unknown:
+        return Rejection.UNKNOWN_SIGNAL_GROUP, f"signal groups {unknown} are not the site's"
+    pairs = conflicting_pairs(state.groups, site)
+    if pairs:
+        shown = ", ".join(f"{a} and {b}" for a, b in pairs)
+        return Rejection.CONFLICTING_GREENS, f"conflicting groups not red together: {shown}"
+    if now_s is None:
+        return None
+    # The controller stamps its decision time as publish_time_s: that is the age the SPaT would carry.
+    age_s = now_s - state.publish_time_s
+    if age_s > site.v2x.max_spat_age_s:
+        return Rejection.TOO_OLD_TO_SIGN, f"decided {age_s:.3f} s ago (bound {site.v2x.max_spat_age_s} s)"
+    if -age_s > FUTURE_TOLERANCE_S:
+        return Rejection.FUTURE, f"decided {-age_s:.3f} s ahead of the stage's clock"
+    return None
+
+
 def input_guard(site: SiteConfig) -> InputGuard:
     """The V2X stage's inputs: signal states and track lists, both state topics (newest only).
 
     A signal state's capture time is that of the detector states it was decided on, which may be as
     old as controller.detector_stale_after_s; its age bound is the controller's decision time
-    (publish_time_s) against v2x.max_spat_age_s, checked in V2XOutput.refusal."""
+    (publish_time_s) against v2x.max_spat_age_s. The conflict check runs at admission too, so a
+    forged state that is the newest of a backlog does not hide the genuine one before it."""
     topics = Topics.for_site(site)
+
+    def check_signal_state(message: Message, now_s: float | None) -> tuple[Rejection, str] | None:
+        return signal_state_refusal(site, message, now_s) if isinstance(message, SignalState) else None
+
     return InputGuard(
         "v2x",
         [
-            TopicRule.of(topics, SIGNAL_STATE, newest_only=True, check_age=False),
+            TopicRule.of(topics, SIGNAL_STATE, newest_only=True, check_age=False, check=check_signal_state),
             TopicRule.of(topics, TRACKS, newest_only=True),
         ],
     )
@@ -140,7 +167,6 @@ class V2XOutput:
         topics = Topics.for_site(site)
         self._signal_topic = topics.signal_state
         self._tracks_topic = topics.tracks
-        self._signal_groups = frozenset(group.id for group in site.signal_groups)
         self.detector = ConflictDetector(site, site.v2x.warnings)
         self.tracker = WarningTracker(site.v2x.warnings, site.reference)
         self.latest_signal: SignalState | None = None
@@ -168,30 +194,12 @@ class V2XOutput:
         self._send(map_data)
         return map_data
 
-    def refusal(self, state: SignalState, publish_time_s: float) -> tuple[Rejection, str] | None:
-        """Why no SPaT may be signed for this state (None: it may). Stateless, so a refused state
-        leaves nothing behind and the next genuine one goes out at once."""
-        unknown = sorted({group.signal_group for group in state.groups} - self._signal_groups)
-        if unknown:
-            return Rejection.UNKNOWN_SIGNAL_GROUP, f"signal groups {unknown} are not the site's"
-        pairs = conflicting_pairs(state.groups, self.site)
-        if pairs:
-            shown = ", ".join(f"{a} and {b}" for a, b in pairs)
-            return Rejection.CONFLICTING_GREENS, f"conflicting groups not red together: {shown}"
-        # The controller stamps its decision time as publish_time_s; that is what the SPaT reports.
-        age_s = publish_time_s - state.publish_time_s
-        if age_s > self.site.v2x.max_spat_age_s:
-            return Rejection.TOO_OLD_TO_SIGN, f"decided {age_s:.3f} s ago (bound {self.site.v2x.max_spat_age_s} s)"
-        if -age_s > FUTURE_TOLERANCE_S:
-            return Rejection.FUTURE, f"decided {-age_s:.3f} s ahead of the stage's clock"
-        return None
-
     def on_signal_state(self, state: SignalState, publish_time_s: float) -> Spat | None:
         """Check the state; remember it for the warning logic; SPaT when due. A state that fails the
         checks is neither signed nor used for warnings (a forged red must not suppress a warning)."""
         if not self.guard.is_fresh(self._signal_topic, state.capture_time_s, publish_time_s):
             return None
-        refused = self.refusal(state, publish_time_s)
+        refused = signal_state_refusal(self.site, state, publish_time_s)
         if refused is not None:
             self.guard.reject(self._signal_topic, *refused)
             return None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from rsu.runtime.input_guard import FUTURE_TOLERANCE_S, InputGuard, Rejection, TopicRule
-from rsu_contracts.messages import DetectorStates, LaneObservation, TrackList
+from rsu_contracts.messages import DetectorStates, LaneObservation, Message, TrackList
 from rsu_contracts.topics import DETECTORS, TRACKS, Topics
 
 TOPICS = Topics("guard-test")
@@ -183,3 +183,18 @@ def test_the_health_note_clears_once_refusals_stop() -> None:
     clock.now += 60.0
     assert checked.report().problem is None
     assert checked.report().rejections  # the counts stay
+
+
+def test_a_stage_check_refuses_at_admission_so_a_forged_newest_falls_back_to_the_genuine_one() -> None:
+    def no_queues(message: Message, now_s: float | None) -> tuple[Rejection, str] | None:
+        assert isinstance(message, DetectorStates)
+        return (Rejection.INVALID, "queue seen") if message.lanes[0].queued_vehicles else None
+
+    checked = InputGuard("test", [TopicRule.of(TOPICS, DETECTORS, newest_only=True, check=no_queues)])
+    backlog = [
+        Delivery(TOPICS.detectors, detectors(NOW_S - 0.2, seq=1)),
+        Delivery(TOPICS.detectors, detectors(NOW_S - 0.1, seq=2, queued=5)),
+    ]
+    admitted = checked.take(backlog, NOW_S)
+    assert [item.message.seq for item in admitted if item.message is not None] == [1]
+    assert checked.count(TOPICS.detectors, Rejection.INVALID) == 1
