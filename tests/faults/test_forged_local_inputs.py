@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -53,6 +53,8 @@ class RunningUnit:
     supervisor: Supervisor
     listener: MqttBus
     attacker: MqttBus
+    # Every sensor-sharing payload vehicles received (the unit re-broadcasts tracks there).
+    shared_objects: list[bytes] = field(default_factory=list)
 
     def spats_for(self, seconds: float) -> list[tuple[float, Spat]]:
         """SPaTs received over the next `seconds` (arrival monotonic time, message), supervising meanwhile."""
@@ -61,6 +63,8 @@ class RunningUnit:
         while (remaining := deadline - time.monotonic()) > 0:
             self.supervisor.poll()
             item = self.listener.get(timeout_s=min(remaining, 0.1))
+            if item is not None and item.topic == self.topics.objects:
+                self.shared_objects.append(item.payload)
             if item is not None and item.topic == self.topics.spat:
                 assert item.user_properties, "every SPaT the unit sends is signed"
                 received.append((item.received_monotonic_s, decode(Spat, item.payload)))
@@ -101,6 +105,7 @@ def unit(tmp_path: Path, local_broker: EphemeralMosquitto) -> Iterator[RunningUn
     supervisor = Supervisor(path, RunOptions(realtime=True), [CONTROLLER, V2X])
     listener = MqttBus(site.mqtt, f"{site.unit_id}-vehicle")
     listener.subscribe(topics.spat)
+    listener.subscribe(topics.objects)
     listener.connect()
     attacker = MqttBus(site.mqtt, f"intruder-{uuid.uuid4().hex[:6]}")
     attacker.connect()
@@ -200,6 +205,27 @@ def test_a_40000_object_track_list_is_rejected_without_a_stage_restart(unit: Run
     unit.assert_no_restart()
 
 
+@pytest.mark.parametrize("value", ["NaN", "Infinity"])
+def test_tracks_at_non_finite_speed_are_not_rebroadcast(unit: RunningUnit, value: str) -> None:
+    site = unit.site
+    now = time.time()
+    forged = {
+        "schema_name": TrackList.SCHEMA, "unit_id": site.unit_id, "seq": 1, "capture_time_s": now,
+        "publish_time_s": now, "camera_id": site.cameras[0].id,
+        "objects": [{"track_id": 4242, "road_user": "car", "x_m": 1.0, "y_m": 2.0, "speed_mps": 0.0,
+                     "heading_deg": 0.0, "age_s": 1.0}],
+    }  # fmt: skip
+    payload = json.dumps(forged).replace('"speed_mps": 0.0', f'"speed_mps": {value}')
+    assert value in payload
+    unit.attacker.publish(unit.topics.tracks, payload.encode())
+    attack_end_s = time.monotonic()
+    spats = unit.spats_for(2.0)
+    assert_spat_at_rate_after(spats, attack_end_s, site.v2x.spat_rate_hz)
+    assert not [shared for shared in unit.shared_objects if b"4242" in shared], "a forged track was re-broadcast"
+    assert unit.rejections("v2x", unit.topics.tracks, "invalid") == 1
+    unit.assert_no_restart()
+
+
 def test_a_future_stamped_detector_state_does_not_freeze_the_controller(unit: RunningUnit) -> None:
     site = unit.site
     states = MqttBus(site.mqtt, f"{site.unit_id}-state-watch")
@@ -224,6 +250,10 @@ def test_a_future_stamped_detector_state_does_not_freeze_the_controller(unit: Ru
                 camera_id=site.cameras[0].id, valid=True, lanes=lanes,
             ).to_json()  # fmt: skip
 
+        # A state 10 s old (replayed from a capture) is dropped as stale.
+        unit.attacker.publish(unit.topics.detectors, detectors(time.time() - 10.0, 0))
+        unit.spats_for(0.3)
+        assert unit.rejections("controller", unit.topics.detectors, "stale") == 1
         unit.attacker.publish(unit.topics.detectors, detectors(time.time() + 1e6, 1))
         # Alone in the controller's next drain (in a backlog with a newer genuine state it would only
         # be superseded, never acted on either).
