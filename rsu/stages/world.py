@@ -79,7 +79,10 @@ def run(ctx: StageContext) -> None:
     try:
         while not ctx.stopping:
             sim_time_s = world.step()
-            now_s = epoch + sim_time_s
+            # On the wall clock the simulated camera captures "now", as a real one does: a box too
+            # loaded to keep SUMO at real time then yields slower traffic, not ever older timestamps
+            # that the stages' input checks would (rightly) refuse as stale.
+            now_s = time.time() if ctx.options.realtime else epoch + sim_time_s
             detections = camera.observe(world.ground_truth(), now_s)
             published_capture: float | None = None
             if detections is not None:
