@@ -171,6 +171,11 @@ def run_demo(
     # full one and a run's intervals do not depend on the hour it was started.
     longest_s = max(site.uplink.aggregation_intervals_s)
     sim_epoch_s = math.floor(time.time() / longest_s) * longest_s
+    if realtime:
+        # On the wall clock the stages measure input age against the wall clock (the controller's
+        # detector staleness, rsu.runtime.input_guard), and the uplink seals by it: simulated time
+        # must start now, not at the last boundary up to an interval ago.
+        sim_epoch_s = time.time()
     options = RunOptions(realtime=realtime, duration_s=duration_s + RUN_OUT_S, sim_epoch_s=sim_epoch_s, seed=seed)
     unit = Unit(site_path, options)
     unit.preflight()

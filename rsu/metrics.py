@@ -12,7 +12,8 @@ What is measured, and where it comes from:
   of each message when it reached the web stage;
 - queue lengths: per lane from DetectorStates;
 - MQTT and outbox backlog: the web stage's inbox, and the uplink's Redis outbox;
-- restarts, liveness and heartbeat age of every stage: from UnitHealth.
+- restarts, liveness and heartbeat age of every stage: from UnitHealth;
+- inputs each stage refused (rsu.runtime.input_guard), per stage, topic and reason: from UnitHealth.
 """
 
 from __future__ import annotations
@@ -208,6 +209,10 @@ class UnitMetrics:
         self.heartbeat_age = registry.gauge("rsu_stage_heartbeat_age_seconds", "Seconds since the stage's heartbeat")
         self.unit_status = registry.gauge("rsu_unit_status", "1 for the unit's current status")
         self.problems = registry.gauge("rsu_unit_problems", "Problems listed in the newest health message")
+        self.input_rejections = registry.counter(
+            "rsu_input_rejections_total",
+            "Local inputs a stage refused (invalid, future, stale, superseded, conflicting greens, ...)",
+        )
         self.redis_up = registry.gauge("rsu_redis_up", "1 while the supervisor reaches Redis")
         self.mqtt_connected = registry.gauge("rsu_mqtt_connected", "1 while the web stage is connected to the broker")
         self.mqtt_backlog = registry.gauge(
@@ -293,6 +298,10 @@ class UnitMetrics:
         self.unit_status.clear()
         self.unit_status.set(1.0, status=health.status.value)
         self.problems.set(len(health.problems))
+        for rejection in health.rejections:
+            self.input_rejections.set(
+                rejection.count, stage=rejection.stage, topic=rejection.topic, reason=rejection.reason
+            )
         self.redis_up.set(1.0 if health.redis_connected else 0.0)
 
     def count_invalid(self, topic: str) -> None:

@@ -15,6 +15,7 @@ from rsu.runtime.stage import RunOptions
 from rsu.runtime.supervisor import StageSpec, Supervisor
 from rsu_contracts.config import SiteConfig, load_site_config
 from rsu_contracts.messages import Sequencer, UnitHealth, UnitStatus
+from rsu_contracts.messages.health import MAX_REJECTION_ENTRIES
 from rsu_contracts.topics import HEALTH, STATUS, Topics
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class Unit:
         stages = self.supervisor.health()
         redis_ok = redis_is_up(self.site.redis.url)
         problems = [f"stage {s.name} is down: {s.detail}" for s in stages if not s.alive]
+        problems += self.supervisor.input_problems()
         if not redis_ok:
             problems.append(f"Redis at {self.site.redis.url} is unreachable: aggregates held in memory")
         status = UnitStatus.ONLINE if not problems else UnitStatus.DEGRADED
@@ -106,6 +108,7 @@ class Unit:
             stages=stages,
             redis_connected=redis_ok,
             problems=problems,
+            rejections=self.supervisor.rejections()[:MAX_REJECTION_ENTRIES],
         )
 
     def publish_health(self) -> None:

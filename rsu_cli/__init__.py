@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from rsu.runtime.mqtt import BrokerUnavailable
@@ -32,9 +33,12 @@ def _run(args: argparse.Namespace) -> int:
     site = load_site_config(site_path)
     # A recorded clip runs on its own timestamps (as fast as the box can go); live sources on the wall clock.
     realtime = site.is_simulated or not plays_recorded_video(site)
-    unit = Unit(site_path, RunOptions(realtime=realtime, seed=args.seed))
+    # A simulated junction on the wall clock starts its time now, so its timestamps are fresh for
+    # the stages' input checks, which measure age on the wall clock (rsu.runtime.input_guard).
+    sim_epoch_s = time.time() if site.is_simulated and realtime else 0.0
+    unit = Unit(site_path, RunOptions(realtime=realtime, seed=args.seed, sim_epoch_s=sim_epoch_s))
     unit.preflight()
-    observer = Observer(unit.topics, MqttBus(site.mqtt, f"{site.unit_id}-run-observer-{os.getpid()}"), 0.0)
+    observer = Observer(unit.topics, MqttBus(site.mqtt, f"{site.unit_id}-run-observer-{os.getpid()}"), sim_epoch_s)
     observer.start()
     try:
         unit.run_forever(on_tick=observer.pump)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
 from rsu.perception.counting import LineCounter
 from rsu.perception.detections import Detections
 from rsu.perception.lanes import LaneMap, LanePosition
 from rsu.perception.tracker import GroundTracker, Track
 from rsu.perception.zones import ZoneMonitor, locate_tracks
 from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.messages.bounds import MAX_TRACKED_OBJECTS
 from rsu_contracts.messages.perception import (
     CrosswalkObservation,
     LaneObservation,
@@ -42,6 +45,8 @@ class PerceptionPipeline:
         self.tracker = GroundTracker(site.tracking)
         self.zones = ZoneMonitor(site, self.lane_map)
         self.counter = LineCounter(site, self.lane_map)
+        # Confirmed tracks left out of a track list for leaving the message bounds (a tracker glitch).
+        self.implausible_tracks = 0
 
     @property
     def active_track_count(self) -> int:
@@ -62,12 +67,29 @@ class PerceptionPipeline:
         crossings = self.counter.update(tracks, time_s)
         return PerceptionOutput(
             time_s=time_s,
-            tracks=[_tracked_object(track, position) for track, position in zip(confirmed, positions, strict=True)],
+            tracks=self._shareable_objects(confirmed, positions),
             lanes=zones.lanes,
             crosswalks=zones.crosswalks,
             crossings=crossings,
             movements=self.counter.take_movements(),
         )
+
+    def _shareable_objects(self, confirmed: list[Track], positions: list[LanePosition | None]) -> list[TrackedObject]:
+        """The confirmed tracks as a track list's objects. A track whose estimate left the message's
+        plausible bounds (a position projected from near the horizon, a speed from a bad association)
+        is left out and counted, and the list keeps at most MAX_TRACKED_OBJECTS (the oldest tracks,
+        the most established): the track list a genuine camera produces always decodes at its readers."""
+        objects: list[tuple[float, TrackedObject]] = []
+        for track, position in zip(confirmed, positions, strict=True):
+            try:
+                objects.append((track.age_s, _tracked_object(track, position)))
+            except ValidationError:
+                self.implausible_tracks += 1
+        if len(objects) > MAX_TRACKED_OBJECTS:
+            oldest = sorted(range(len(objects)), key=lambda index: -objects[index][0])[:MAX_TRACKED_OBJECTS]
+            # In track order: readers' results must not depend on the cap where it is not hit.
+            objects = [objects[index] for index in sorted(oldest)]
+        return [obj for _, obj in objects]
 
 
 def _tracked_object(track: Track, position: LanePosition | None) -> TrackedObject:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import time
 from dataclasses import dataclass
+from multiprocessing.queues import Queue
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
+from rsu.runtime.input_guard import GuardReport
 from rsu_contracts.config import SiteConfig, load_site_config
+
+# A stage sends its input guard's counts to the supervisor at most this often.
+REPORT_PERIOD_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class StageContext:
         options: RunOptions,
         heartbeat: Synchronized[float],
         stop: Event,
+        reports: Queue[GuardReport] | None = None,
     ) -> None:
         self.name = name
         self.site_path = site_path
@@ -40,6 +48,21 @@ class StageContext:
         self.options = options
         self._heartbeat = heartbeat
         self._stop = stop
+        self._reports = reports
+        if reports is not None:
+            # Exiting must not wait for a supervisor that stopped reading.
+            reports.cancel_join_thread()
+        self._next_report_s = 0.0
+
+    def report_inputs(self, report: GuardReport) -> None:
+        """Hand the input guard's counts to the supervisor (for health and /metrics), at most once
+        per REPORT_PERIOD_S; never blocks the stage's loop."""
+        now = time.monotonic()
+        if self._reports is None or now < self._next_report_s:
+            return
+        self._next_report_s = now + REPORT_PERIOD_S
+        with contextlib.suppress(queue.Full):
+            self._reports.put_nowait(report)
 
     def beat(self) -> None:
         """Tell the supervisor this stage's loop is still turning."""

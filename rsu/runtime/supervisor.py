@@ -12,19 +12,24 @@ import importlib
 import logging
 import multiprocessing as mp
 import os
+import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.context import SpawnProcess
+from multiprocessing.queues import Queue
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
+from rsu.runtime.input_guard import GuardReport
 from rsu.runtime.stage import RunOptions, StageContext
-from rsu_contracts.messages import StageHealth
+from rsu_contracts.messages import InputRejection, StageHealth
 
 log = logging.getLogger(__name__)
 _ctx = mp.get_context("spawn")
+# Reports come once a second; a supervisor that lags a few seconds loses nothing but old counts.
+REPORT_QUEUE_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -49,16 +54,25 @@ class _StageRun:
     completed: bool = False
     last_problem: str = ""
     backoff_s: float = 1.0
+    # The running process's input guard reports (one queue per process: a killed writer cannot
+    # leave a lock held for the next one), and the newest report read from it.
+    reports: Queue[GuardReport] | None = None
+    guard_report: GuardReport | None = None
 
 
 def _stage_entry(
-    spec: StageSpec, site_path: str, options: RunOptions, heartbeat: Synchronized[float], stop: Event
+    spec: StageSpec,
+    site_path: str,
+    options: RunOptions,
+    heartbeat: Synchronized[float],
+    stop: Event,
+    reports: Queue[GuardReport] | None = None,
 ) -> None:
     level = os.environ.get("RSU_LOG_LEVEL", "WARNING")
     logging.basicConfig(level=level, format=f"%(asctime)s {spec.name} %(levelname)s %(message)s")
     module_name, function_name = spec.target.split(":")
     function: Callable[[StageContext], None] = getattr(importlib.import_module(module_name), function_name)
-    function(StageContext(spec.name, Path(site_path), options, heartbeat, stop))
+    function(StageContext(spec.name, Path(site_path), options, heartbeat, stop, reports))
 
 
 class Supervisor:
@@ -74,9 +88,11 @@ class Supervisor:
 
     def _start(self, run: _StageRun) -> None:
         run.heartbeat.value = 0.0
+        run.reports = _ctx.Queue(maxsize=REPORT_QUEUE_SIZE)
+        run.guard_report = None
         process = _ctx.Process(
             target=_stage_entry,
-            args=(run.spec, str(self.site_path), self.options, run.heartbeat, self._stop),
+            args=(run.spec, str(self.site_path), self.options, run.heartbeat, self._stop, run.reports),
             name=f"rsu-{run.spec.name}",
             daemon=True,
         )
@@ -88,6 +104,7 @@ class Supervisor:
         """Check every stage once; restart the dead and the hung. Call this at 1-5 Hz."""
         now = time.monotonic()
         for run in self._runs.values():
+            self._read_reports(run)
             if run.completed:
                 continue
             process = run.process
@@ -128,6 +145,33 @@ class Supervisor:
         if now - reference > run.spec.heartbeat_timeout_s:
             return f"no heartbeat for {now - reference:.1f} s"
         return None
+
+    @staticmethod
+    def _read_reports(run: _StageRun) -> None:
+        if run.reports is None:
+            return
+        while True:
+            try:
+                run.guard_report = run.reports.get_nowait()
+            except (queue.Empty, OSError, EOFError, ValueError):
+                return
+
+    def rejections(self) -> list[InputRejection]:
+        """Inputs each stage's guard refused, per topic and reason, since the stage (re)started."""
+        return [
+            InputRejection(stage=run.spec.name, topic=entry.topic, reason=entry.reason, count=entry.count)
+            for run in self._runs.values()
+            if run.guard_report is not None
+            for entry in run.guard_report.rejections
+        ]
+
+    def input_problems(self) -> list[str]:
+        """What each stage's guard refused lately (a forged signal state, a stale input), in words."""
+        return [
+            run.guard_report.problem
+            for run in self._runs.values()
+            if run.guard_report is not None and run.guard_report.problem is not None
+        ]
 
     def is_completed(self, name: str) -> bool:
         return self._runs[name].completed

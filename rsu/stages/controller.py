@@ -9,6 +9,11 @@ Priority requests (emergency preemption, transit priority) arrive signed on the 
 accepted reach the controller, as calls it serves until they end. Every request is answered on the
 status topic (signed with the unit's V2X key), and so is each request the controller starts to
 serve or ends (max dwell). Signatures and request lifetimes run on the wall clock.
+
+Detector states are checked by the stage's input guard (rsu.runtime.input_guard) before the
+controller sees them: a state stamped ahead of the wall clock or older than
+controller.detector_stale_after_s is dropped and counted, so one forged message can never hold the
+controller on its picture; of a backlog only the newest state counts.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ from collections.abc import Callable
 
 from rsu.key_files import priority_gate_from_site
 from rsu.runtime.bus import MqttBus, Received
+from rsu.runtime.input_guard import InputGuard, TopicRule
 from rsu.runtime.stage import Ratekeeper, StageContext
 from rsu.stages.outlet import Outlet
 from rsu.stages.unit_keys import unit_signer
-from rsu_contracts.messages import DetectorStates, PriorityStatus, PriorityStatusKind, SignalState, decode
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.messages import DetectorStates, PriorityStatus, PriorityStatusKind, SignalState
 from rsu_contracts.topics import DETECTORS, PRIORITY_REQUEST, PRIORITY_STATUS, SIGNAL_STATE, Topics
 from signal_control import ControllerOutput, SignalController
 from signal_control.lookahead import arrivals_by_lane
@@ -111,12 +118,14 @@ def _unit_signer_when_written(load: Callable[[], UnitSigner]) -> UnitSigner:
     return load()
 
 
-def _decode_detectors(payload: bytes) -> DetectorStates | None:
-    try:
-        return decode(DetectorStates, payload)
-    except ValueError as exc:
-        log.warning("dropping bad detector states: %s", exc)
-        return None
+def input_guard(site: SiteConfig) -> InputGuard:
+    """Detector states: a state topic, fresh within the controller's own staleness bound.
+    Priority requests have no rule here: the priority gate authenticates and checks them."""
+    topics = Topics.for_site(site)
+    rule = TopicRule(
+        topics.detectors, DetectorStates, stale_after_s=site.controller.detector_stale_after_s, newest_only=True
+    )
+    return InputGuard("controller", [rule])
 
 
 def run_on_message_time(
@@ -128,16 +137,21 @@ def run_on_message_time(
     desk: PriorityDesk,
 ) -> None:
     last_time_s = float("-inf")
+    guard = input_guard(ctx.site)
     while not ctx.stopping:
         ctx.beat()
+        ctx.report_inputs(guard.report())
         item = bus.get(timeout_s=0.5)
         if item is None:
             continue
         if item.topic == topics.priority_request:
             desk.on_request(item, max(last_time_s, 0.0))
             continue
-        states = _decode_detectors(item.payload)
-        if states is None or states.capture_time_s <= last_time_s:
+        if item.topic != topics.detectors:
+            continue
+        # Lock-step: message time is the only clock, and every detector state is one step.
+        states = guard.admit(item.topic, item.payload, None)
+        if not isinstance(states, DetectorStates) or states.capture_time_s <= last_time_s:
             continue
         last_time_s = states.capture_time_s
         calls = desk.calls(states.capture_time_s)
@@ -163,22 +177,27 @@ def run_on_wall_clock(
     ratekeeper = Ratekeeper(ctx.site.controller.decision_rate_hz)
     stale_after_s = ctx.site.controller.detector_stale_after_s
     newest: DetectorStates | None = None
+    guard = input_guard(ctx.site)
     while not ctx.stopping:
         ctx.beat()
-        for item in bus.drain():
+        ctx.report_inputs(guard.report())
+        for admitted in guard.take(bus.drain(), time.time()):
+            item = admitted.delivery
             if item.topic == topics.priority_request:
                 desk.on_request(item, time.time())
-                continue
-            states = _decode_detectors(item.payload)
-            if states is not None and (newest is None or states.capture_time_s >= newest.capture_time_s):
-                newest = states
+            elif isinstance(admitted.message, DetectorStates) and item.topic == topics.detectors:
+                # The guard refuses anything older than what was acted on, and caps how far ahead
+                # of the clock a state may be: the newest admitted one is the picture to use.
+                newest = admitted.message
         now_s = time.time()
         fresh = newest is not None and newest.valid and now_s - newest.capture_time_s <= stale_after_s
         lanes = newest.lanes if fresh and newest is not None else None
         crosswalks = newest.crosswalks if fresh and newest is not None else []
         arrivals = lookahead_of(newest) if fresh and newest is not None else None
         output = controller.step(now_s, lanes, crosswalks, arrivals_s=arrivals, priority=desk.calls(now_s))
-        capture_s = newest.capture_time_s if newest is not None else now_s
+        # Decided on fresh detector states: their capture time; otherwise (recall, no camera) on
+        # nothing but the clock, so the state is stamped now and stays fresh for its readers.
+        capture_s = newest.capture_time_s if fresh and newest is not None else now_s
         publish(outlet, topics, output, capture_s, now_s)
         desk.after_step(output, now_s)
         ratekeeper.keep()

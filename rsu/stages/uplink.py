@@ -19,6 +19,13 @@ interval_s and seq = its interval index, unique and stable per (unit, interval l
 deduplicates by (unit_id, interval_s, seq). The sealed_until mark follows the shortest interval;
 every longer one is a multiple of it, so it has sealed exactly up to the mark rounded down to its
 own length, and resumes from there after a restart.
+
+Every local input passes the stage's input guard (rsu.runtime.input_guard) before it reaches an
+aggregator: it must decode against its bounded schema (an infinite queue or 1e20 queued vehicles
+is refused there, so a sealed interval never carries a value the centre rejects, and the interval
+is not lost), and live its capture time must not lead the wall clock. Every message counts here
+(crossings, events), so there is no newest-only and no age bound: an old message falls in its own
+interval or is ignored by the aggregator.
 """
 
 from __future__ import annotations
@@ -29,10 +36,12 @@ import time
 from typing import NamedTuple
 
 from rsu.runtime.bus import MqttBus
+from rsu.runtime.input_guard import InputGuard, TopicRule
 from rsu.runtime.stage import StageContext
 from rsu.uplink.aggregator import DEFAULT_RESUME_MAX_GAP_S, AggregateBody, IntervalAggregator
 from rsu.uplink.outbox import BufferedOutbox, Outbox, OutboxUnavailable
-from rsu_contracts.messages import Aggregate, CollisionWarning, DetectorStates, Message, SignalState, decode
+from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.messages import Aggregate, CollisionWarning, DetectorStates, SignalState
 from rsu_contracts.topics import AGGREGATES, DETECTORS, SIGNAL_STATE, WARNINGS, Route, Topics
 
 log = logging.getLogger(__name__)
@@ -59,12 +68,17 @@ def run(ctx: StageContext) -> None:
     trim_watch = TrimWatch(outbox, site.uplink.outbox_max_records)
     newest_time_s = 0.0
     may_have_backlog = True  # records of an earlier run may be waiting
+    guard = input_guard(site)
     try:
         while not ctx.stopping:
             ctx.beat()
+            ctx.report_inputs(guard.report())
             item = local.get(timeout_s=0.2)
             if item is not None:
-                newest_time_s = max(newest_time_s, absorb(aggregators, topics, item.topic, item.payload))
+                clock_s = time.time() if ctx.options.realtime else None
+                newest_time_s = max(
+                    newest_time_s, absorb(aggregators, topics, item.topic, item.payload, guard, clock_s)
+                )
             now_s = time.time() if ctx.options.realtime else newest_time_s
             if now_s <= 0:
                 continue  # message time starts with the first message
@@ -164,26 +178,39 @@ class TrimWatch:
         self.reported_total = total
 
 
-def absorb(aggregators: list[IntervalAggregator], topics: Topics, topic: str, payload: bytes) -> float:
-    """Feed one local message to every aggregator; return its capture time (0 if unusable)."""
-    message: Message
-    try:
-        if topic == topics.detectors:
-            message = decode(DetectorStates, payload)
-            for aggregator in aggregators:
-                aggregator.add_detectors(message)
-        elif topic == topics.signal_state:
-            message = decode(SignalState, payload)
-            for aggregator in aggregators:
-                aggregator.add_signal(message)
-        elif topic == topics.warnings:
-            message = decode(CollisionWarning, payload)
-            for aggregator in aggregators:
-                aggregator.add_warning(message)
-        else:
-            return 0.0
-    except ValueError as exc:
-        log.warning("dropping bad message on %s: %s", topic, exc)
+def input_guard(site: SiteConfig) -> InputGuard:
+    topics = Topics.for_site(site)
+    return InputGuard(
+        "uplink",
+        [
+            TopicRule.of(topics, spec, newest_only=False, check_age=False)
+            for spec in (DETECTORS, SIGNAL_STATE, WARNINGS)
+        ],
+    )
+
+
+def absorb(
+    aggregators: list[IntervalAggregator],
+    topics: Topics,
+    topic: str,
+    payload: bytes,
+    guard: InputGuard,
+    clock_s: float | None,
+) -> float:
+    """Feed one local message to every aggregator; return its capture time (0 if refused: counted)."""
+    if topic not in guard.rules:
+        return 0.0
+    message = guard.admit(topic, payload, clock_s)
+    if isinstance(message, DetectorStates):
+        for aggregator in aggregators:
+            aggregator.add_detectors(message)
+    elif isinstance(message, SignalState):
+        for aggregator in aggregators:
+            aggregator.add_signal(message)
+    elif isinstance(message, CollisionWarning):
+        for aggregator in aggregators:
+            aggregator.add_warning(message)
+    else:
         return 0.0
     return message.capture_time_s
 

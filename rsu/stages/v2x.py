@@ -15,6 +15,14 @@ vehicles need that public key (`rsu vehicle listen --key ...`).
 
 Rates follow the message clock (the capture time of the input), so a lock-step simulation and a
 live unit send the same per-second pattern.
+
+Nothing is signed that the unit did not compute or no longer holds (the local bus may be writable
+by others, rsu.runtime.input_guard): every input is decoded against its bounded schema and checked
+for freshness on the stage's clock (its publish time), a backlog of a state topic is acted on once
+for its newest message, every signal state goes through the conflict check before a SPaT is built
+from it (conflicting greens, or a group the site does not have: no SPaT), and no SPaT is signed for
+a signal state older than v2x.max_spat_age_s. Each refusal is counted, logged without flooding, and
+reported to the unit's health.
 """
 
 from __future__ import annotations
@@ -25,7 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from rsu.runtime.bus import MqttBus
+from rsu.runtime.bus import MqttBus, Received
+from rsu.runtime.input_guard import FUTURE_TOLERANCE_S, Admitted, InputGuard, Rejection, TopicRule
 from rsu.runtime.latency import freeze_startup_objects, set_thread_realtime_priority, tune_interpreter_for_latency
 from rsu.runtime.stage import StageContext
 from rsu.stages.unit_keys import unit_signer
@@ -40,9 +49,9 @@ from rsu_contracts.messages import (
     Spat,
     TrackList,
     WarningStatus,
-    decode,
 )
 from rsu_contracts.topics import SIGNAL_STATE, TRACKS, Topics
+from signal_control.backends import conflicting_pairs
 from v2x.conflicts import ConflictDetector
 from v2x.mapdata import MapData, build_map
 from v2x.signing import UnitSigner
@@ -108,16 +117,64 @@ class RateLimit:
         return True
 
 
+def signal_state_refusal(site: SiteConfig, state: SignalState, now_s: float | None) -> tuple[Rejection, str] | None:
+    """Why no SPaT may be signed for this state at now_s (None: it may; now_s None: lock-step, no
+    clock to check its age against). Stateless, so a refused state leaves nothing behind and the
+    next genuine one goes out at once."""
+    unknown = sorted({group.signal_group for group in state.groups} - {group.id for group in site.signal_groups})
+    if unknown:
+        return Rejection.UNKNOWN_SIGNAL_GROUP, f"signal groups {unknown} are not the site's"
+    pairs = conflicting_pairs(state.groups, site)
+    if pairs:
+        shown = ", ".join(f"{a} and {b}" for a, b in pairs)
+        return Rejection.CONFLICTING_GREENS, f"conflicting groups not red together: {shown}"
+    if now_s is None:
+        return None
+    # The controller stamps its decision time as publish_time_s: that is the age the SPaT would carry.
+    age_s = now_s - state.publish_time_s
+    if age_s > site.v2x.max_spat_age_s:
+        return Rejection.TOO_OLD_TO_SIGN, f"decided {age_s:.3f} s ago (bound {site.v2x.max_spat_age_s} s)"
+    if -age_s > FUTURE_TOLERANCE_S:
+        return Rejection.FUTURE, f"decided {-age_s:.3f} s ahead of the stage's clock"
+    return None
+
+
+def input_guard(site: SiteConfig) -> InputGuard:
+    """The V2X stage's inputs: signal states and track lists, both state topics (newest only).
+
+    A signal state's capture time is that of the detector states it was decided on, which may be as
+    old as controller.detector_stale_after_s; its age bound is the controller's decision time
+    (publish_time_s) against v2x.max_spat_age_s. The conflict check runs at admission too, so a
+    forged state that is the newest of a backlog does not hide the genuine one before it."""
+    topics = Topics.for_site(site)
+
+    def check_signal_state(message: Message, now_s: float | None) -> tuple[Rejection, str] | None:
+        return signal_state_refusal(site, message, now_s) if isinstance(message, SignalState) else None
+
+    return InputGuard(
+        "v2x",
+        [
+            TopicRule.of(topics, SIGNAL_STATE, newest_only=True, check_age=False, check=check_signal_state),
+            TopicRule.of(topics, TRACKS, newest_only=True),
+        ],
+    )
+
+
 class V2XOutput:
     """The vehicle-facing side of the unit for one site: inputs in, signed messages out.
 
     Pure logic apart from `wire` (encode, sign, publish), so the latency bench drives exactly what
-    the stage runs.
+    the stage runs. Its clock is the publish time it is given (the wall clock live, message time in
+    lock-step): inputs are checked for freshness against it.
     """
 
-    def __init__(self, site: SiteConfig, wire: Wire) -> None:
+    def __init__(self, site: SiteConfig, wire: Wire, guard: InputGuard | None = None) -> None:
         self.site = site
         self.wire = wire
+        self.guard = guard if guard is not None else input_guard(site)
+        topics = Topics.for_site(site)
+        self._signal_topic = topics.signal_state
+        self._tracks_topic = topics.tracks
         self.detector = ConflictDetector(site, site.v2x.warnings)
         self.tracker = WarningTracker(site.v2x.warnings, site.reference)
         self.latest_signal: SignalState | None = None
@@ -146,7 +203,14 @@ class V2XOutput:
         return map_data
 
     def on_signal_state(self, state: SignalState, publish_time_s: float) -> Spat | None:
-        """Remember the state for the warning logic; SPaT when due."""
+        """Check the state; remember it for the warning logic; SPaT when due. A state that fails the
+        checks is neither signed nor used for warnings (a forged red must not suppress a warning)."""
+        if not self.guard.is_fresh(self._signal_topic, state.capture_time_s, publish_time_s):
+            return None
+        refused = signal_state_refusal(self.site, state, publish_time_s)
+        if refused is not None:
+            self.guard.reject(self._signal_topic, *refused)
+            return None
         if self.latest_signal is None or state.capture_time_s >= self.latest_signal.capture_time_s:
             self.latest_signal = state
         if not self._spat_rate.due(state.capture_time_s):
@@ -160,8 +224,11 @@ class V2XOutput:
         return spat
 
     def on_tracks(self, tracks: TrackList, publish_time_s: float) -> list[CollisionWarning]:
-        """Warnings for this snapshot (published), then the objects message when due."""
+        """Warnings for this snapshot (published), then the objects message when due. A track list
+        that is not fresh on the stage's clock is neither searched for conflicts nor re-broadcast."""
         capture_s = tracks.capture_time_s
+        if not self.guard.is_fresh(self._tracks_topic, capture_s, publish_time_s):
+            return []
         conflicts = self.detector.update(tracks.objects, self.latest_signal, capture_s)
         sent = []
         # Most urgent first: a new warning should not wait behind the end of an old one.
@@ -208,6 +275,20 @@ def configure_stage_process() -> None:
     tune_interpreter_for_latency()
 
 
+def handle(output: V2XOutput, topics: Topics, admitted: Admitted[Received], realtime: bool) -> float:
+    """Act on one admitted input; returns its capture time."""
+    message = admitted.message
+    publish_s = time.time() if realtime or message is None else message.capture_time_s
+    if isinstance(message, SignalState) and admitted.delivery.topic == topics.signal_state:
+        output.maybe_publish_map(message.capture_time_s, publish_s)
+        output.on_signal_state(message, publish_s)
+    elif isinstance(message, TrackList) and admitted.delivery.topic == topics.tracks:
+        output.on_tracks(message, publish_s)
+    else:
+        return 0.0
+    return message.capture_time_s
+
+
 def run(ctx: StageContext) -> None:
     configure_stage_process()
     site = ctx.site
@@ -230,26 +311,19 @@ def run(ctx: StageContext) -> None:
     try:
         while not ctx.stopping:
             ctx.beat()
-            item = bus.get(timeout_s=0.5)
-            if item is None:
+            ctx.report_inputs(output.guard.report())
+            first = bus.get(timeout_s=0.5)
+            if first is None:
                 if ctx.options.realtime:
                     now = time.time()
                     output.maybe_publish_map(now, now)
                 continue
-            try:
-                if item.topic == topics.signal_state:
-                    state = decode(SignalState, item.payload)
-                    publish_s = time.time() if ctx.options.realtime else state.capture_time_s
-                    last_capture_s = max(last_capture_s, state.capture_time_s)
-                    output.maybe_publish_map(state.capture_time_s, publish_s)
-                    output.on_signal_state(state, publish_s)
-                elif item.topic == topics.tracks:
-                    tracks = decode(TrackList, item.payload)
-                    publish_s = time.time() if ctx.options.realtime else tracks.capture_time_s
-                    last_capture_s = max(last_capture_s, tracks.capture_time_s)
-                    output.on_tracks(tracks, publish_s)
-            except ValueError as exc:
-                log.warning("dropping bad message on %s: %s", item.topic, exc)
+            # Live, a backlog (a burst, a stall) is acted on once per topic, for its newest message:
+            # nothing queued is signed late. In lock-step every message is its own step.
+            backlog = [first, *bus.drain()] if ctx.options.realtime else [first]
+            clock_s = time.time() if ctx.options.realtime else None
+            for admitted in output.guard.take(backlog, clock_s):
+                last_capture_s = max(last_capture_s, handle(output, topics, admitted, ctx.options.realtime))
         if last_capture_s:
             output.end_all(last_capture_s, time.time() if ctx.options.realtime else last_capture_s)
     finally:

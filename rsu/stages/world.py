@@ -12,11 +12,12 @@ import logging
 import time
 
 from rsu.runtime.bus import MqttBus
+from rsu.runtime.input_guard import InputGuard, TopicRule
 from rsu.runtime.stage import Ratekeeper, StageContext
 from rsu.sensors.sim_camera import SimulatedCamera
 from rsu.sim.world import SumoWorld
 from rsu.stages.outlet import Outlet
-from rsu_contracts.messages import CameraDetections, CameraObject, SignalState, WorldStatistics, decode
+from rsu_contracts.messages import CameraDetections, CameraObject, SignalState, WorldStatistics
 from rsu_contracts.topics import SIGNAL_STATE, SIM_CAMERA, SIM_STATISTICS, Topics
 from signal_control.backends import ConflictingGreensError
 
@@ -39,6 +40,9 @@ def run(ctx: StageContext) -> None:
     epoch = ctx.options.sim_epoch_s
     ratekeeper = Ratekeeper(1.0 / site.simulation.step_s) if ctx.options.realtime else None
     latest_signal: SignalState | None = None
+    # The world runs on simulated time: its guard checks the bounded schema and counts refusals (the
+    # simulated heads refuse conflicting greens themselves).
+    guard = InputGuard("world", [TopicRule.of(topics, SIGNAL_STATE, newest_only=False, check_age=False)])
     next_statistics_s = 0.0
     stalls = 0
     refused_commands = 0
@@ -51,11 +55,12 @@ def run(ctx: StageContext) -> None:
         deadline = time.monotonic() + LOCKSTEP_TIMEOUT_S
         pending = bus.drain()
         while True:
+            ctx.report_inputs(guard.report())
             for item in pending:
-                try:
-                    state = decode(SignalState, item.payload)
-                except ValueError as exc:
-                    log.warning("ignoring bad signal state: %s", exc)
+                if item.topic != topics.signal_state:
+                    continue
+                state = guard.admit(item.topic, item.payload, None)
+                if not isinstance(state, SignalState):
                     continue
                 if newest is None or state.capture_time_s >= newest.capture_time_s:
                     newest = state
@@ -74,7 +79,10 @@ def run(ctx: StageContext) -> None:
     try:
         while not ctx.stopping:
             sim_time_s = world.step()
-            now_s = epoch + sim_time_s
+            # On the wall clock the simulated camera captures "now", as a real one does: a box too
+            # loaded to keep SUMO at real time then yields slower traffic, not ever older timestamps
+            # that the stages' input checks would (rightly) refuse as stale.
+            now_s = time.time() if ctx.options.realtime else epoch + sim_time_s
             detections = camera.observe(world.ground_truth(), now_s)
             published_capture: float | None = None
             if detections is not None:

@@ -591,6 +591,13 @@ class V2XConfig(Strict):
         le=240,
         description="MAP is retained and re-sent this often, seconds, so late subscribers get a fresh signature.",
     )
+    max_spat_age_s: float = Field(
+        default=0.3,
+        ge=0.05,
+        le=2.0,
+        description="Oldest signal state the unit signs a SPaT for, seconds from the controller's decision to the "
+        "V2X stage's publish time; an older state (a backlog, a stalled bus) is not sent at all and counted.",
+    )
     signing_key: SitePath | None = Field(
         default=None,
         description="Ed25519 private key (PEM, PKCS#8) that signs every V2X message, a path by the site path rule; "

@@ -2,7 +2,7 @@
 
 from rsu_contracts.messages.aggregates import Aggregate, LaneAggregate, MovementCount, PhaseAggregate
 from rsu_contracts.messages.envelope import Message, MessageError, Sequencer, decode
-from rsu_contracts.messages.health import StageHealth, UnitHealth, UnitStatus
+from rsu_contracts.messages.health import InputRejection, StageHealth, UnitHealth, UnitStatus
 from rsu_contracts.messages.perception import (
     CameraDetections,
     CameraObject,
@@ -67,6 +67,7 @@ __all__ = [
     "CrosswalkObservation",
     "DetectorStates",
     "Indication",
+    "InputRejection",
     "LaneAggregate",
     "LaneObservation",
     "LineCrossing",

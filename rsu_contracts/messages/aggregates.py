@@ -8,24 +8,34 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from rsu_contracts.messages.bounds import (
+    MAX_LANES,
+    MAX_LINES,
+    MAX_MOVEMENTS,
+    MAX_QUEUE_LENGTH_M,
+    MAX_QUEUED_VEHICLES,
+    MAX_SIGNAL_GROUPS,
+    MAX_SPEED_MPS,
+    MESSAGE_MODEL_CONFIG,
+)
 from rsu_contracts.messages.envelope import Message
 
 
 class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = MESSAGE_MODEL_CONFIG
 
 
 class LaneAggregate(_Part):
     lane_id: str
     counts_by_class: dict[str, int]
-    mean_speed_mps: float | None = Field(default=None, ge=0)
-    speed_p85_mps: float | None = Field(default=None, ge=0)
+    mean_speed_mps: float | None = Field(default=None, ge=0, le=MAX_SPEED_MPS)
+    speed_p85_mps: float | None = Field(default=None, ge=0, le=MAX_SPEED_MPS)
     occupancy_ratio: float = Field(ge=0, le=1, description="share of the interval the stop bar was occupied")
-    mean_queue_m: float = Field(ge=0)
-    max_queue_m: float = Field(ge=0)
-    mean_queue_vehicles: float = Field(ge=0)
+    mean_queue_m: float = Field(ge=0, le=MAX_QUEUE_LENGTH_M)
+    max_queue_m: float = Field(ge=0, le=MAX_QUEUE_LENGTH_M)
+    mean_queue_vehicles: float = Field(ge=0, le=MAX_QUEUED_VEHICLES)
     mean_headway_s: float | None = Field(
         default=None, ge=0, description="mean gap between successive vehicles crossing the entry line in one green"
     )
@@ -68,10 +78,12 @@ class Aggregate(Message):
     SCHEMA: ClassVar[str] = "rsu.aggregate"
     interval_start_s: float
     interval_s: float = Field(gt=0)
-    lanes: list[LaneAggregate]
-    lines: list[MovementCount] = Field(default_factory=list)
-    phases: list[PhaseAggregate] = Field(default_factory=list)
-    movements: list[TurningMovementCount] = Field(default_factory=list, description="non-zero movements only")
+    lanes: list[LaneAggregate] = Field(max_length=MAX_LANES)
+    lines: list[MovementCount] = Field(default_factory=list, max_length=MAX_LINES)
+    phases: list[PhaseAggregate] = Field(default_factory=list, max_length=MAX_SIGNAL_GROUPS)
+    movements: list[TurningMovementCount] = Field(
+        default_factory=list, max_length=MAX_MOVEMENTS, description="non-zero movements only"
+    )
     warnings_by_kind: dict[str, int] = Field(default_factory=dict)
     detector_valid_ratio: float = Field(ge=0, le=1, default=1.0)
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
+
+from rsu_contracts.messages.bounds import MESSAGE_MODEL_CONFIG
 
 
 class MessageError(ValueError):
@@ -16,7 +18,7 @@ class MessageError(ValueError):
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = MESSAGE_MODEL_CONFIG
 
     SCHEMA: ClassVar[str]
     VERSION: ClassVar[int] = 1

@@ -2,30 +2,57 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from rsu_contracts.enums import Movement, RoadUserType
+from rsu_contracts.messages.bounds import (
+    MAX_ACCELERATION_MPS2,
+    MAX_ARRIVALS_PER_LANE,
+    MAX_CAMERA_OBJECTS,
+    MAX_CROSSWALKS,
+    MAX_DISTANCE_FROM_ORIGIN_M,
+    MAX_DURATION_S,
+    MAX_EVENTS_PER_MESSAGE,
+    MAX_IDENTIFIER,
+    MAX_LANES,
+    MAX_PEDESTRIANS,
+    MAX_QUEUE_LENGTH_M,
+    MAX_QUEUED_VEHICLES,
+    MAX_ROAD_USER_LENGTH_M,
+    MAX_ROAD_USER_WIDTH_M,
+    MAX_SPEED_MPS,
+    MAX_TRACKED_OBJECTS,
+    MESSAGE_MODEL_CONFIG,
+)
 from rsu_contracts.messages.envelope import Message
 
 
+def _east_m() -> Any:
+    return Field(ge=-MAX_DISTANCE_FROM_ORIGIN_M, le=MAX_DISTANCE_FROM_ORIGIN_M, description="metres east of origin")
+
+
+def _north_m() -> Any:
+    return Field(ge=-MAX_DISTANCE_FROM_ORIGIN_M, le=MAX_DISTANCE_FROM_ORIGIN_M, description="metres north of origin")
+
+
 class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = MESSAGE_MODEL_CONFIG
 
 
 class TrackedObject(_Part):
-    track_id: int = Field(ge=0)
+    track_id: int = Field(ge=0, le=MAX_IDENTIFIER)
     road_user: RoadUserType
-    x_m: float
-    y_m: float
-    speed_mps: float = Field(ge=0)
+    x_m: float = _east_m()
+    y_m: float = _north_m()
+    speed_mps: float = Field(ge=0, le=MAX_SPEED_MPS)
     heading_deg: float = Field(ge=0, lt=360, description="direction of travel, 0 = north, clockwise")
-    acceleration_mps2: float = 0.0
-    length_m: float = Field(default=4.5, gt=0)
-    width_m: float = Field(default=1.8, gt=0)
+    acceleration_mps2: float = Field(default=0.0, ge=-MAX_ACCELERATION_MPS2, le=MAX_ACCELERATION_MPS2)
+    length_m: float = Field(default=4.5, gt=0, le=MAX_ROAD_USER_LENGTH_M)
+    width_m: float = Field(default=1.8, gt=0, le=MAX_ROAD_USER_WIDTH_M)
     lane_id: str | None = None
-    age_s: float = Field(ge=0)
+    age_s: float = Field(ge=0, le=MAX_DURATION_S)
 
 
 class TrackList(Message):
@@ -33,29 +60,29 @@ class TrackList(Message):
 
     SCHEMA: ClassVar[str] = "rsu.tracks"
     camera_id: str
-    objects: list[TrackedObject]
+    objects: list[TrackedObject] = Field(max_length=MAX_TRACKED_OBJECTS)
 
 
 class LaneObservation(_Part):
     lane_id: str
     stop_bar_occupied: bool
-    queue_length_m: float = Field(ge=0)
-    queued_vehicles: int = Field(ge=0)
-    approaching_vehicles: int = Field(ge=0, description="moving vehicles upstream in the lane")
-    approaching_speed_mean_mps: float = Field(ge=0, default=0.0)
+    queue_length_m: float = Field(ge=0, le=MAX_QUEUE_LENGTH_M)
+    queued_vehicles: int = Field(ge=0, le=MAX_QUEUED_VEHICLES)
+    approaching_vehicles: int = Field(ge=0, le=MAX_QUEUED_VEHICLES, description="moving vehicles upstream in the lane")
+    approaching_speed_mean_mps: float = Field(ge=0, le=MAX_SPEED_MPS, default=0.0)
     # Seconds since the stop bar last changed from occupied to free (gap timer input).
     stop_bar_gap_s: float = Field(ge=0)
     # Longest time any vehicle in the lane has been waiting (speed below the queue threshold).
     max_wait_s: float = Field(ge=0, default=0.0)
     # Camera lookahead: seconds until each moving vehicle upstream reaches the stop line (ascending,
     # within 15 s), which a loop detector cannot see; the adaptive strategy uses it.
-    arrival_times_s: list[float] = Field(default_factory=list, max_length=64)
+    arrival_times_s: list[float] = Field(default_factory=list, max_length=MAX_ARRIVALS_PER_LANE)
 
 
 class LineCrossing(_Part):
     line_id: str
     road_user: RoadUserType
-    speed_mps: float = Field(ge=0)
+    speed_mps: float = Field(ge=0, le=MAX_SPEED_MPS)
     time_s: float
     lane_id: str | None = None
 
@@ -72,8 +99,8 @@ class TurningMovement(_Part):
 
 class CrosswalkObservation(_Part):
     crosswalk_id: str
-    pedestrians: int = Field(ge=0)
-    waiting_pedestrians: int = Field(ge=0, default=0)
+    pedestrians: int = Field(ge=0, le=MAX_PEDESTRIANS)
+    waiting_pedestrians: int = Field(ge=0, le=MAX_PEDESTRIANS, default=0)
 
 
 class DetectorStates(Message):
@@ -82,17 +109,21 @@ class DetectorStates(Message):
     SCHEMA: ClassVar[str] = "rsu.detectors"
     camera_id: str
     valid: bool = Field(description="false while the camera is down or stale")
-    lanes: list[LaneObservation]
-    crosswalks: list[CrosswalkObservation] = Field(default_factory=list)
-    crossings: list[LineCrossing] = Field(default_factory=list, description="line crossings since the last message")
+    lanes: list[LaneObservation] = Field(max_length=MAX_LANES)
+    crosswalks: list[CrosswalkObservation] = Field(default_factory=list, max_length=MAX_CROSSWALKS)
+    crossings: list[LineCrossing] = Field(
+        default_factory=list, max_length=MAX_EVENTS_PER_MESSAGE, description="line crossings since the last message"
+    )
     movements: list[TurningMovement] = Field(
-        default_factory=list, description="turning movements completed since the last message"
+        default_factory=list,
+        max_length=MAX_EVENTS_PER_MESSAGE,
+        description="turning movements completed since the last message",
     )
 
 
 class CameraObject(_Part):
-    x_m: float
-    y_m: float
+    x_m: float = _east_m()
+    y_m: float = _north_m()
     road_user: RoadUserType
     confidence: float = Field(ge=0, le=1)
 
@@ -102,4 +133,4 @@ class CameraDetections(Message):
 
     SCHEMA: ClassVar[str] = "rsu.camera.detections"
     camera_id: str
-    objects: list[CameraObject]
+    objects: list[CameraObject] = Field(max_length=MAX_CAMERA_OBJECTS)

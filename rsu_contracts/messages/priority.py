@@ -15,9 +15,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from rsu_contracts.enums import PriorityKind
+from rsu_contracts.messages.bounds import MESSAGE_MODEL_CONFIG
 from rsu_contracts.messages.envelope import Message
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9_.-]+$"
@@ -130,7 +131,7 @@ class PriorityPhase(StrEnum):
 class PriorityService(BaseModel):
     """One priority call the controller is serving, as shown in the signal state."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = MESSAGE_MODEL_CONFIG
 
     call_id: str = Field(description="requester id / request id")
     kind: PriorityKind

@@ -5,8 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from rsu_contracts.messages.bounds import (
+    MAX_EVENTS_PER_MESSAGE,
+    MAX_PRIORITY_CALLS,
+    MAX_SIGNAL_GROUPS,
+    MESSAGE_MODEL_CONFIG,
+)
 from rsu_contracts.messages.envelope import Message
 from rsu_contracts.messages.priority import PriorityService
 
@@ -31,7 +37,7 @@ class ControllerMode(StrEnum):
 
 
 class SignalGroupState(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = MESSAGE_MODEL_CONFIG
 
     signal_group: str
     indication: Indication
@@ -44,7 +50,7 @@ class SignalGroupState(BaseModel):
 class SignalEvent(BaseModel):
     """One ATSPM high-resolution event (Indiana enumerations: 1 green, 4 gap-out, 5 max-out, ...)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = MESSAGE_MODEL_CONFIG
 
     time_s: float
     code: int = Field(ge=0, le=255)
@@ -55,17 +61,19 @@ class SignalState(Message):
     SCHEMA: ClassVar[str] = "rsu.signal_state"
     mode: ControllerMode
     strategy: str
-    groups: list[SignalGroupState]
+    groups: list[SignalGroupState] = Field(max_length=MAX_SIGNAL_GROUPS)
     reason: str = ""
-    events: list[SignalEvent] = Field(default_factory=list, description="ATSPM events since the last message")
+    events: list[SignalEvent] = Field(
+        default_factory=list, max_length=MAX_EVENTS_PER_MESSAGE, description="ATSPM events since the last message"
+    )
     # Emergency preemption and transit priority calls being served (empty in normal operation).
-    priority: list[PriorityService] = Field(default_factory=list)
+    priority: list[PriorityService] = Field(default_factory=list, max_length=MAX_PRIORITY_CALLS)
 
 
 class SpatMovement(BaseModel):
     """One signal group in J2735 SPaT terms (MovementState / MovementEvent)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = MESSAGE_MODEL_CONFIG
 
     signal_group: str
     event_state: str = Field(description="J2735 MovementPhaseState name, e.g. protected-Movement-Allowed")
@@ -78,4 +86,4 @@ class SpatMovement(BaseModel):
 class Spat(Message):
     SCHEMA: ClassVar[str] = "rsu.v2x.spat"
     intersection_id: str
-    movements: list[SpatMovement]
+    movements: list[SpatMovement] = Field(max_length=MAX_SIGNAL_GROUPS)

@@ -5,9 +5,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from rsu_contracts.enums import RoadUserType
+from rsu_contracts.messages.bounds import (
+    MAX_DISTANCE_FROM_ORIGIN_M,
+    MAX_SPEED_MPS,
+    MAX_WARNING_PARTICIPANTS,
+    MESSAGE_MODEL_CONFIG,
+)
 from rsu_contracts.messages.envelope import Message
 
 
@@ -32,13 +38,13 @@ class WarningStatus(StrEnum):
 
 
 class Participant(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = MESSAGE_MODEL_CONFIG
 
     track_id: int
     road_user: RoadUserType
-    x_m: float
-    y_m: float
-    speed_mps: float = Field(ge=0)
+    x_m: float = Field(ge=-MAX_DISTANCE_FROM_ORIGIN_M, le=MAX_DISTANCE_FROM_ORIGIN_M)
+    y_m: float = Field(ge=-MAX_DISTANCE_FROM_ORIGIN_M, le=MAX_DISTANCE_FROM_ORIGIN_M)
+    speed_mps: float = Field(ge=0, le=MAX_SPEED_MPS)
     heading_deg: float
 
 
@@ -49,8 +55,8 @@ class CollisionWarning(Message):
     severity: Severity
     status: WarningStatus
     ttc_s: float | None = Field(default=None, ge=0)
-    conflict_x_m: float
-    conflict_y_m: float
+    conflict_x_m: float = Field(ge=-MAX_DISTANCE_FROM_ORIGIN_M, le=MAX_DISTANCE_FROM_ORIGIN_M)
+    conflict_y_m: float = Field(ge=-MAX_DISTANCE_FROM_ORIGIN_M, le=MAX_DISTANCE_FROM_ORIGIN_M)
     conflict_latitude_deg: float
     conflict_longitude_deg: float
-    participants: list[Participant] = Field(min_length=1)
+    participants: list[Participant] = Field(min_length=1, max_length=MAX_WARNING_PARTICIPANTS)

@@ -228,3 +228,26 @@ def test_a_detail_region_finds_the_far_cyclist_the_full_frame_misses(site: SiteC
         ]
     assert found["plain"] == []
     assert len(found["detailed"]) == 1
+
+
+def test_real_footage_stays_within_the_message_bounds(site: SiteConfig, detections: list[Detections]) -> None:
+    """Every confirmed track of the real clip fits its message (speeds, positions, sizes), and every
+    track list and detector state decodes at its readers: the stages' input checks never refuse it."""
+    from rsu.perception.pipeline import PerceptionPipeline
+    from rsu_contracts.messages import DetectorStates, TrackList, decode
+
+    pipeline = PerceptionPipeline(site, site.cameras[0].id)
+    shared = 0
+    for seq, frame_detections in enumerate(detections):
+        output = pipeline.process(frame_detections)
+        header = {"unit_id": site.unit_id, "seq": seq, "capture_time_s": output.time_s, "publish_time_s": output.time_s}
+        tracks = TrackList(**header, camera_id=site.cameras[0].id, objects=output.tracks)
+        states = DetectorStates(
+            **header, camera_id=site.cameras[0].id, valid=True, lanes=output.lanes, crosswalks=output.crosswalks,
+            crossings=output.crossings, movements=output.movements,
+        )  # fmt: skip
+        assert decode(TrackList, tracks.to_json()) == tracks
+        assert decode(DetectorStates, states.to_json()) == states
+        shared += len(output.tracks)
+    assert shared > 0
+    assert pipeline.implausible_tracks == 0

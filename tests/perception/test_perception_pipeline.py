@@ -150,3 +150,18 @@ def test_ten_thousand_vehicles_are_each_counted_once_and_leave_no_state(sample_s
 def test_lane_velocity_helper_matches_the_lane(sample_site: SiteConfig) -> None:
     vx, vy = lane_velocity(sample_site, LANE, 10.0)
     assert np.hypot(vx, vy) == pytest.approx(10.0)
+
+
+def test_a_track_beyond_the_message_bounds_is_left_out_and_counted(sample_site: SiteConfig) -> None:
+    """A car confirmed 6 km out (a position projected from near the horizon) would make the whole
+    track list fail at its readers: it is left out, the genuine car beside it is kept."""
+    pipeline = PerceptionPipeline(sample_site, CAMERA)
+    output = None
+    for step in range(20):
+        t = 1000.0 + step * FRAME_S
+        near = (-4.8, 60.0 - 10.0 * step * FRAME_S, CAR, 0.9)
+        far = (6_000.0, 40.0, CAR, 0.9)
+        output = pipeline.process(detections(t, [near, far], camera_id=CAMERA))
+    assert output is not None
+    assert [round(o.x_m, 1) for o in output.tracks] == [-4.8]
+    assert pipeline.implausible_tracks > 0

@@ -44,3 +44,22 @@ def hang_once(ctx: StageContext) -> None:
 def finish(ctx: StageContext) -> None:
     _record_start(ctx.name)
     ctx.beat()
+
+
+def refuse_forged_input(ctx: StageContext) -> None:
+    """Refuses one future-stamped message and reports its guard's counts while it runs."""
+    from rsu.runtime.input_guard import InputGuard, TopicRule
+    from rsu_contracts.messages import TrackList
+    from rsu_contracts.topics import TRACKS, Topics
+
+    topics = Topics.for_site(ctx.site)
+    guard = InputGuard(ctx.name, [TopicRule.of(topics, TRACKS, newest_only=True)])
+    now = time.time()
+    forged = TrackList(
+        unit_id=ctx.site.unit_id, seq=0, capture_time_s=now + 1e6, publish_time_s=now, camera_id="cam", objects=[]
+    )
+    guard.admit(topics.tracks, forged.to_json(), now)
+    while not ctx.stopping:
+        ctx.beat()
+        ctx.report_inputs(guard.report())
+        time.sleep(0.05)

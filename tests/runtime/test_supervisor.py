@@ -10,6 +10,8 @@ import pytest
 from rsu.runtime.stage import RunOptions
 from rsu.runtime.supervisor import StageSpec, Supervisor
 from rsu.samples import SAMPLE_SITE
+from rsu.unit import Unit
+from rsu_contracts.messages import UnitHealth, UnitStatus, decode
 
 TARGETS = "tests.runtime.stages_for_tests"
 
@@ -68,5 +70,25 @@ def test_a_stage_that_runs_to_completion_is_not_restarted(stage_log: Path) -> No
         supervisor.poll()
         assert stage_log.read_text().count("finisher") == 1
         assert supervisor.restarts("finisher") == 0
+    finally:
+        supervisor.stop()
+
+
+def test_a_stages_input_refusals_reach_the_supervisor_and_the_health_message(stage_log: Path) -> None:
+    spec = StageSpec("guarded", f"{TARGETS}:refuse_forged_input")
+    supervisor = Supervisor(SAMPLE_SITE, RunOptions(), [spec])
+    supervisor.start()
+    try:
+        assert _run_until(supervisor, lambda: bool(supervisor.rejections()), 30), "no report from the stage"
+        [rejection] = supervisor.rejections()
+        assert (rejection.stage, rejection.reason, rejection.count) == ("guarded", "future", 1)
+        assert rejection.topic.endswith("/perception/tracks")
+        [problem] = supervisor.input_problems()
+        assert "future" in problem and "ahead of the stage's clock" in problem
+        unit = Unit(SAMPLE_SITE, RunOptions())
+        unit.supervisor = supervisor
+        health = decode(UnitHealth, unit.health().to_json())
+        assert health.rejections == [rejection]
+        assert problem in health.problems and health.status is UnitStatus.DEGRADED
     finally:
         supervisor.stop()

@@ -29,6 +29,7 @@ from rsu_contracts.messages import (
     WarningKind,
     WarningStatus,
 )
+from rsu_contracts.messages.bounds import MAX_EVENTS_PER_MESSAGE
 
 T0 = 1_700_000_040.0  # a multiple of 60 s: the start of an interval
 LANE, OTHER_LANE, LINE = "north_through_right", "north_left", "north_in"
@@ -175,7 +176,10 @@ def test_unknown_lanes_and_lines_are_ignored(aggregator: IntervalAggregator) -> 
 def test_speed_samples_are_bounded_but_mean_and_count_exact(aggregator: IntervalAggregator) -> None:
     n = aggregator_module.MAX_SPEED_SAMPLES * 3
     crossings = [crossing(T0 + 1 + i * 50.0 / n, float(i % 20)) for i in range(n)]
-    aggregator.add_detectors(detectors(T0 + 55, crossings=crossings))
+    # A detector message carries at most MAX_EVENTS_PER_MESSAGE crossings: feed them in several.
+    per_message = MAX_EVENTS_PER_MESSAGE
+    for start in range(0, n, per_message):
+        aggregator.add_detectors(detectors(T0 + 55, crossings=crossings[start : start + per_message]))
     interval = aggregator._intervals[aggregator._index(T0)]
     assert len(interval.lanes[LANE].speed_samples) == aggregator_module.MAX_SPEED_SAMPLES
     lane = lane_of(one_interval(aggregator))

@@ -7,6 +7,7 @@ import re
 from rsu.metrics import MetricsRegistry, UnitMetrics, parse_exposition
 from rsu.samples import SAMPLE_SITE
 from rsu_contracts.config import load_site_config
+from rsu_contracts.messages import InputRejection
 from tests.web.scripted_unit import ScriptedUnit
 
 SAMPLE_LINE = re.compile(
@@ -90,3 +91,24 @@ def test_a_restarted_publisher_is_not_counted_as_a_gap() -> None:
     metrics.observe(second)
     metrics.observe(first)  # lower seq: the publisher started again
     assert metrics.summary()["sequence_gaps"] == 0
+
+
+def test_input_rejections_from_the_health_message_are_exposed_per_stage_topic_and_reason() -> None:
+    site = load_site_config(SAMPLE_SITE)
+    unit = ScriptedUnit(SAMPLE_SITE)
+    metrics = UnitMetrics(site.unit_id)
+    health = unit.health(1_800_000_001.0)
+    refused = [
+        InputRejection(stage="v2x", topic="rsu/x/signal/state", reason="conflicting_greens", count=30),
+        InputRejection(stage="controller", topic="rsu/x/perception/detectors", reason="future", count=1),
+    ]
+    metrics.observe(health.model_copy(update={"rejections": refused}))
+    text = metrics.render()
+    assert_valid_exposition(text)
+    samples = parse_exposition(text)
+    key = 'rsu_input_rejections_total{reason="conflicting_greens",stage="v2x",topic="rsu/x/signal/state"}'
+    assert samples[key] == 30
+    assert (
+        samples['rsu_input_rejections_total{reason="future",stage="controller",topic="rsu/x/perception/detectors"}']
+        == 1
+    )

@@ -1,0 +1,308 @@
+"""Issue 15's attacks on the unit's own broker, replayed: a second client writes the unit's local
+topics while the controller and V2X stages run on the wall clock (as on a live unit).
+
+Each ends with no forged or stale message signed, SPaT at its rate again within 1 s of the
+attack's end, no stage restart, and a counted rejection in the supervisor's health data.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rsu.runtime.bus import MqttBus
+from rsu.runtime.stage import RunOptions
+from rsu.runtime.supervisor import Supervisor
+from rsu.unit import CONTROLLER, V2X
+from rsu_contracts.config import SiteConfig, load_site_config
+from rsu_contracts.messages import (
+    DetectorStates,
+    Indication,
+    LaneObservation,
+    SignalGroupState,
+    SignalState,
+    Spat,
+    TrackList,
+    decode,
+)
+from rsu_contracts.messages.signal import ControllerMode
+from rsu_contracts.topics import Topics
+from rsu_tools.testing.mosquitto import EphemeralMosquitto
+from tests.conftest import REPO_ROOT
+from v2x.spat import STOP_AND_REMAIN
+
+pytestmark = pytest.mark.services
+
+STARTUP_S = 90.0
+# Marks the forged signal states' times, so a SPaT built from one would be recognised.
+FORGED_LIKELY_OFFSET_S = 777.25
+STOP_STATES = {STOP_AND_REMAIN, "stop-Then-Proceed"}
+
+
+@dataclass
+class RunningUnit:
+    site: SiteConfig
+    topics: Topics
+    supervisor: Supervisor
+    listener: MqttBus
+    attacker: MqttBus
+    # Every sensor-sharing payload vehicles received (the unit re-broadcasts tracks there).
+    shared_objects: list[bytes] = field(default_factory=list)
+
+    def spats_for(self, seconds: float) -> list[tuple[float, Spat]]:
+        """SPaTs received over the next `seconds` (arrival monotonic time, message), supervising meanwhile."""
+        received: list[tuple[float, Spat]] = []
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            self.supervisor.poll()
+            item = self.listener.get(timeout_s=min(remaining, 0.1))
+            if item is not None and item.topic == self.topics.objects:
+                self.shared_objects.append(item.payload)
+            if item is not None and item.topic == self.topics.spat:
+                assert item.user_properties, "every SPaT the unit sends is signed"
+                received.append((item.received_monotonic_s, decode(Spat, item.payload)))
+        return received
+
+    def rejections(self, stage: str, topic: str, reason: str) -> int:
+        # Reports reach the supervisor about once a second.
+        deadline = time.monotonic() + 5.0
+        count = 0
+        while time.monotonic() < deadline:
+            self.supervisor.poll()
+            count = sum(
+                entry.count
+                for entry in self.supervisor.rejections()
+                if (entry.stage, entry.topic, entry.reason) == (stage, topic, reason)
+            )
+            if count:
+                return count
+            time.sleep(0.2)
+        return count
+
+    def assert_no_restart(self) -> None:
+        self.supervisor.poll()
+        for stage in self.supervisor.health():
+            assert stage.alive and stage.restarts == 0, f"stage {stage.name}: {stage.detail}"
+
+
+@pytest.fixture
+def unit(tmp_path: Path, local_broker: EphemeralMosquitto) -> Iterator[RunningUnit]:
+    raw = yaml.safe_load((REPO_ROOT / "datasets" / "sample_intersection" / "site.yaml").read_text())
+    raw["unit_id"] = f"rsu-forge-{uuid.uuid4().hex[:10]}"
+    raw["mqtt"] = {"host": local_broker.host, "port": local_broker.port}
+    raw["v2x"] = {"state_dir": str(tmp_path / "state")}
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    site = load_site_config(path)
+    topics = Topics.for_site(site)
+    supervisor = Supervisor(path, RunOptions(realtime=True), [CONTROLLER, V2X])
+    listener = MqttBus(site.mqtt, f"{site.unit_id}-vehicle")
+    listener.subscribe(topics.spat)
+    listener.subscribe(topics.objects)
+    listener.connect()
+    attacker = MqttBus(site.mqtt, f"intruder-{uuid.uuid4().hex[:6]}")
+    attacker.connect()
+    supervisor.start()
+    running = RunningUnit(site, topics, supervisor, listener, attacker)
+    try:
+        wait_for(lambda: bool(running.spats_for(0.5)), STARTUP_S, "the first SPaT")
+        yield running
+    finally:
+        supervisor.stop()
+        listener.close()
+        attacker.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+    pytest.fail(f"no {what} within {timeout_s:.0f} s")
+
+
+def forged_state(site: SiteConfig, seq: int, greens: set[str]) -> SignalState:
+    now = time.time()
+    groups = [
+        SignalGroupState(
+            signal_group=group.id,
+            indication=Indication.GREEN if group.id in greens else Indication.RED,
+            since_s=now - 1.0,
+            min_end_time_s=now + 5.0,
+            max_end_time_s=now + 30.0,
+            likely_time_s=now + FORGED_LIKELY_OFFSET_S,
+        )
+        for group in site.signal_groups
+    ]
+    return SignalState(
+        unit_id=site.unit_id, seq=seq, capture_time_s=now, publish_time_s=now,
+        mode=ControllerMode.NORMAL, strategy="actuated", groups=groups,
+    )  # fmt: skip
+
+
+def shows_conflict(site: SiteConfig, spat: Spat) -> bool:
+    shown = {movement.signal_group: movement.event_state for movement in spat.movements}
+    return any(shown.get(a) not in STOP_STATES and shown.get(b) not in STOP_STATES for a, b in site.conflicts)
+
+
+def assert_spat_at_rate_after(spats: list[tuple[float, Spat]], attack_end_s: float, rate_hz: float) -> None:
+    after = [arrived for arrived, _ in spats if arrived > attack_end_s]
+    assert after, "no SPaT after the attack"
+    assert after[0] - attack_end_s < 1.0, f"first SPaT {after[0] - attack_end_s:.2f} s after the attack's end"
+    window = [arrived for arrived in after if arrived < attack_end_s + 2.0]
+    assert len(window) >= 0.6 * 2.0 * rate_hz, f"{len(window)} SPaTs in the 2 s after the attack"
+
+
+def test_forged_conflicting_signal_states_produce_no_signed_spat(unit: RunningUnit) -> None:
+    site = unit.site
+    spats: list[tuple[float, Spat]] = []
+    for seq in range(30):  # 30 forged states at 10 Hz, interleaved with the controller's genuine ones
+        unit.attacker.publish(
+            unit.topics.signal_state, forged_state(site, 10_000 + seq, {"2", "4", "6", "8"}).to_json()
+        )
+        spats += unit.spats_for(0.1)
+    attack_end_s = time.monotonic()
+    spats += unit.spats_for(2.5)
+    forged = [
+        spat
+        for _, spat in spats
+        if any(movement.likely_time_s - spat.capture_time_s > 700 for movement in spat.movements)
+    ]
+    assert forged == [], "a SPaT was signed from a forged signal state"
+    assert not any(shows_conflict(site, spat) for _, spat in spats)
+    # The genuine controller's SPaT kept going during the attack and goes on after it.
+    assert len([arrived for arrived, _ in spats if arrived <= attack_end_s]) >= 10
+    assert_spat_at_rate_after(spats, attack_end_s, site.v2x.spat_rate_hz)
+    assert unit.rejections("v2x", unit.topics.signal_state, "conflicting_greens") >= 1
+    assert any("conflicting" in problem for problem in unit.supervisor.input_problems())
+    unit.assert_no_restart()
+
+
+def test_a_40000_object_track_list_is_rejected_without_a_stage_restart(unit: RunningUnit) -> None:
+    site = unit.site
+    now = time.time()
+    car = {"track_id": 1, "road_user": "car", "x_m": 1.0, "y_m": 2.0, "speed_mps": 10.0, "heading_deg": 0.0,
+           "age_s": 1.0}  # fmt: skip
+    huge = {
+        "schema_name": TrackList.SCHEMA, "unit_id": site.unit_id, "seq": 1, "capture_time_s": now,
+        "publish_time_s": now, "camera_id": site.cameras[0].id,
+        "objects": [car | {"track_id": k, "x_m": (k % 200) * 0.5} for k in range(40_000)],
+    }  # fmt: skip
+    payload = json.dumps(huge).encode()
+    assert len(payload) > 4_000_000
+    unit.attacker.publish(unit.topics.tracks, payload)
+    attack_end_s = time.monotonic()
+    spats = unit.spats_for(3.0)
+    assert_spat_at_rate_after(spats, attack_end_s, site.v2x.spat_rate_hz)
+    assert unit.rejections("v2x", unit.topics.tracks, "invalid") == 1
+    unit.assert_no_restart()
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity"])
+def test_tracks_at_non_finite_speed_are_not_rebroadcast(unit: RunningUnit, value: str) -> None:
+    site = unit.site
+    now = time.time()
+    forged = {
+        "schema_name": TrackList.SCHEMA, "unit_id": site.unit_id, "seq": 1, "capture_time_s": now,
+        "publish_time_s": now, "camera_id": site.cameras[0].id,
+        "objects": [{"track_id": 4242, "road_user": "car", "x_m": 1.0, "y_m": 2.0, "speed_mps": 0.0,
+                     "heading_deg": 0.0, "age_s": 1.0}],
+    }  # fmt: skip
+    payload = json.dumps(forged).replace('"speed_mps": 0.0', f'"speed_mps": {value}')
+    assert value in payload
+    unit.attacker.publish(unit.topics.tracks, payload.encode())
+    attack_end_s = time.monotonic()
+    spats = unit.spats_for(2.0)
+    assert_spat_at_rate_after(spats, attack_end_s, site.v2x.spat_rate_hz)
+    assert not [shared for shared in unit.shared_objects if b"4242" in shared], "a forged track was re-broadcast"
+    assert unit.rejections("v2x", unit.topics.tracks, "invalid") == 1
+    unit.assert_no_restart()
+
+
+def test_a_future_stamped_detector_state_does_not_freeze_the_controller(unit: RunningUnit) -> None:
+    site = unit.site
+    states = MqttBus(site.mqtt, f"{site.unit_id}-state-watch")
+    states.subscribe(unit.topics.signal_state)
+    states.connect()
+    try:
+
+        def detectors(capture_s: float, seq: int) -> bytes:
+            lanes = [
+                LaneObservation(
+                    lane_id=lane.id,
+                    stop_bar_occupied=False,
+                    queue_length_m=0.0,
+                    queued_vehicles=0,
+                    approaching_vehicles=0,
+                    stop_bar_gap_s=5.0,
+                )
+                for lane in site.lanes
+            ]
+            return DetectorStates(
+                unit_id=site.unit_id, seq=seq, capture_time_s=capture_s, publish_time_s=capture_s,
+                camera_id=site.cameras[0].id, valid=True, lanes=lanes,
+            ).to_json()  # fmt: skip
+
+        # A state 10 s old (replayed from a capture) is dropped as stale.
+        unit.attacker.publish(unit.topics.detectors, detectors(time.time() - 10.0, 0))
+        unit.spats_for(0.3)
+        assert unit.rejections("controller", unit.topics.detectors, "stale") == 1
+        unit.attacker.publish(unit.topics.detectors, detectors(time.time() + 1e6, 1))
+        # Alone in the controller's next drain (in a backlog with a newer genuine state it would only
+        # be superseded, never acted on either).
+        unit.spats_for(0.3)
+        # Genuine detector states at 10 Hz afterwards: the controller must decide on them.
+        genuine: list[float] = []
+        for seq in range(2, 32):
+            capture_s = time.time()
+            genuine.append(capture_s)
+            unit.attacker.publish(unit.topics.detectors, detectors(capture_s, seq))
+            unit.spats_for(0.1)
+        captures = [decode(SignalState, item.payload).capture_time_s for item in states.drain()]
+        assert captures, "the controller published no signal state"
+        assert max(captures) < time.time() + 1.0, "the controller adopted the future-stamped picture"
+        # Its later decisions were made on the genuine states (their capture times), not on recall.
+        assert set(captures[-10:]) <= set(genuine), "the controller stopped using the genuine detector states"
+        assert unit.rejections("controller", unit.topics.detectors, "future") == 1
+        unit.assert_no_restart()
+    finally:
+        states.close()
+
+
+def test_a_burst_of_track_lists_leaves_spat_fresh_and_at_its_rate(unit: RunningUnit) -> None:
+    site = unit.site
+    objects = [
+        {
+            "track_id": k,
+            "road_user": "car",
+            "x_m": -60.0 + k,
+            "y_m": 40.0,
+            "speed_mps": 8.0,
+            "heading_deg": 90.0,
+            "age_s": 2.0,
+        }
+        for k in range(80)
+    ]
+    header = {"schema_name": TrackList.SCHEMA, "unit_id": site.unit_id, "camera_id": site.cameras[0].id}
+    start_s = time.monotonic()
+    for seq in range(2_000):
+        now = time.time()
+        payload = header | {"seq": seq, "capture_time_s": now, "publish_time_s": now, "objects": objects}
+        unit.attacker.publish(unit.topics.tracks, json.dumps(payload).encode())
+    attack_end_s = time.monotonic()
+    spats = unit.spats_for(3.0)
+    assert_spat_at_rate_after(spats, attack_end_s, site.v2x.spat_rate_hz)
+    # Nothing queued was signed late: each SPaT was signed just before it arrived.
+    lags = [time.time() - (time.monotonic() - arrived) - spat.publish_time_s for arrived, spat in spats]
+    assert max(lags) < 0.5, f"a SPaT arrived {max(lags):.2f} s after it was signed"
+    assert unit.rejections("v2x", unit.topics.tracks, "superseded") > 0, (
+        f"the burst took {attack_end_s - start_s:.2f} s and never backed up"
+    )
+    unit.assert_no_restart()
