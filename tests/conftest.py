@@ -21,6 +21,16 @@ settings.register_profile("soak", max_examples=2_000, deadline=None, database=No
 settings.register_profile(
     "long", max_examples=20_000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
+# Fuzzing (tests/fuzz): many examples, no deadline; run it with a time budget, e.g.
+# `RSU_HYPOTHESIS_PROFILE=fuzz timeout 900 python -m pytest tests/fuzz`. In the default profile
+# the fuzz tests run a handful of examples each.
+settings.register_profile(
+    "fuzz",
+    max_examples=200_000,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 settings.load_profile(os.environ.get("RSU_HYPOTHESIS_PROFILE", "quick"))
 
 

@@ -334,6 +334,9 @@ def _schema_name(payload: bytes) -> str:
         document = json.loads(payload)
     except ValueError as exc:
         raise WireError(f"payload is not JSON: {exc}") from None
+    except RecursionError:
+        # json.loads recurses per nesting level: a few thousand brackets exhaust the stack.
+        raise WireError("payload is not JSON: nested too deeply") from None
     schema = document.get("schema_name") if isinstance(document, dict) else None
     if not isinstance(schema, str):
         raise WireError("JSON payload has no schema_name")
