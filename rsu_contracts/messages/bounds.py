@@ -25,6 +25,9 @@ MAX_ROAD_USER_LENGTH_M = 50.0
 MAX_ROAD_USER_WIDTH_M = 10.0
 # A day: longer than any track or wait lives.
 MAX_DURATION_S = 86_400.0
+# Latest plausible timestamp, seconds since the Unix epoch (the year 2286): a time past it is forged
+# or corrupt, and would overflow the millisecond arithmetic of the wire formats.
+MAX_TIMESTAMP_S = 1e10
 
 # Lists per message. The warning search costs O(objects) per snapshot (bounded candidate pairs),
 # but a track list sized in the tens of thousands is an attack, not a junction.

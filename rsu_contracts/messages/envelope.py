@@ -10,7 +10,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from rsu_contracts.messages.bounds import MESSAGE_MODEL_CONFIG
+from rsu_contracts.messages.bounds import MAX_TIMESTAMP_S, MESSAGE_MODEL_CONFIG
 
 
 class MessageError(ValueError):
@@ -27,8 +27,12 @@ class Message(BaseModel):
     schema_version: int = 1
     unit_id: str = Field(min_length=1, max_length=64)
     seq: int = Field(ge=0, description="per-publisher sequence number, +1 per message")
-    capture_time_s: float = Field(ge=0, description="capture time of the sensor data this derives from")
-    publish_time_s: float = Field(ge=0, description="time the message was published")
+    capture_time_s: float = Field(
+        ge=0, le=MAX_TIMESTAMP_S, description="capture time of the sensor data this derives from, s since the epoch"
+    )
+    publish_time_s: float = Field(
+        ge=0, le=MAX_TIMESTAMP_S, description="time the message was published, s since the epoch"
+    )
 
     def model_post_init(self, __context: Any) -> None:
         # The schema name is a class constant; fill it in so it always travels with the payload.

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import assume, event, given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from rsu.stages.controller import lookahead_of
@@ -148,11 +148,6 @@ def hostile_messages(model: type[Message], genuine: Message) -> st.SearchStrateg
     ),
 )
 def test_v2x_output_handles_hostile_decoded_inputs(site: SiteConfig, messages: list[Any]) -> None:
-    # KNOWN CRASHES, left to the input guard and model bounds of branch h-guard (issue 15): a track
-    # list stamped ~1e308 s (OverflowError in WarningTracker._start) and a speed of ~1e154 m/s
-    # (OverflowError in prediction.rear_end_drac). Skipped here so the rest keeps being fuzzed;
-    # the xfail tests below hold the shrunk examples. Remove this assume once h-guard is merged.
-    assume(not any(isinstance(m, TrackList) and _absurd_tracks(m) for m in messages))
     bus = FakeBus()
     output = V2XOutput(site, wire_publisher(site, bus, UnitSigner(Ed25519PrivateKey.generate(), site.unit_id)))
     output.maybe_publish_map(NOW_S, NOW_S)
@@ -164,10 +159,6 @@ def test_v2x_output_handles_hostile_decoded_inputs(site: SiteConfig, messages: l
     output.end_all(NOW_S + 10.0, NOW_S + 10.0)
 
 
-def _absurd_tracks(tracks: TrackList) -> bool:
-    return tracks.capture_time_s > NOW_S + 1e9 or any(track.speed_mps > 1e6 for track in tracks.objects)
-
-
 def _tracks_with(capture_time_s: float, follower_speed_mps: float) -> TrackList:
     genuine = conflicting_tracks(SITE, NOW_S).model_dump(mode="json")
     genuine["capture_time_s"] = capture_time_s
@@ -175,22 +166,18 @@ def _tracks_with(capture_time_s: float, follower_speed_mps: float) -> TrackList:
     return decode(TrackList, encode_json(genuine))
 
 
-@pytest.mark.xfail(raises=OverflowError, strict=False, reason="future timestamp reaches logic; h-guard drops it")
-def test_far_future_track_list_does_not_crash_the_v2x_stage() -> None:
-    # Shrunk fuzz example: capture_time_s = 1e308 -> round(now_s * 1000) in WarningTracker._start.
-    output = V2XOutput(SITE, wire_publisher(SITE, FakeBus(), UnitSigner(Ed25519PrivateKey.generate(), SITE.unit_id)))
-    output.on_tracks(_tracks_with(1e308, 15.0), NOW_S)
+def test_a_track_list_stamped_past_any_plausible_time_is_rejected_at_decode() -> None:
+    # Shrunk fuzz example: capture_time_s = 1e308 reached round(now_s * 1000) in WarningTracker._start
+    # (OverflowError) before timestamps were bounded in the envelope.
+    with pytest.raises(MessageError, match="capture_time_s"):
+        _tracks_with(1e308, 15.0)
 
 
-@pytest.mark.xfail(raises=OverflowError, strict=False, reason="absurd speed reaches logic; h-guard bounds it")
-def test_absurd_speed_does_not_crash_the_v2x_stage() -> None:
-    # Shrunk fuzz example: speed_mps = 1.34e154 -> closing**2 in prediction.rear_end_drac.
-    output = V2XOutput(SITE, wire_publisher(SITE, FakeBus(), UnitSigner(Ed25519PrivateKey.generate(), SITE.unit_id)))
-    try:
-        tracks = _tracks_with(NOW_S, 1.3407807929942597e154)
-    except MessageError:
-        return  # rejected by the model bounds: fixed
-    output.on_tracks(tracks, NOW_S)
+def test_an_absurd_speed_is_rejected_at_decode() -> None:
+    # Shrunk fuzz example: speed_mps = 1.34e154 reached closing**2 in prediction.rear_end_drac
+    # (OverflowError) before speeds were bounded in the track model.
+    with pytest.raises(MessageError, match="speed_mps"):
+        _tracks_with(NOW_S, 1.3407807929942597e154)
 
 
 # ------------------------------------------------------------------------------------ controller
