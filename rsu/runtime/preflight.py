@@ -166,5 +166,11 @@ def preflight_site(site: SiteConfig, site_path: Path) -> None:
     if site.is_simulated:
         for field, value in (("network", site.simulation.network), ("routes", site.simulation.routes)):
             check_readable_file(resolve_relative(site_path, value), f"simulation.{field}", "SUMO file")
-    check_broker(site.mqtt, f"{site.unit_id}-preflight")
-    check_redis(site.redis.url)
+    try:
+        check_broker(site.mqtt, f"{site.unit_id}-preflight")
+    except BrokerUnavailable as exc:
+        raise PreflightError(f"{exc}; or set mqtt.host / mqtt.port in the site file") from None
+    try:
+        check_redis(site.redis.url)
+    except RedisUnavailable as exc:
+        raise PreflightError(f"{exc}; or set redis.url in the site file") from None
