@@ -12,6 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from rsu.runtime.bus import MqttBus
+from rsu_contracts.config import load_site_config
+from rsu_contracts.messages import SignalState, decode
+from rsu_contracts.messages.signal import ControllerMode, Indication
+from rsu_contracts.topics import Topics
 from tests.runtime.unit_processes import (
     child_pids,
     command_line,
@@ -42,6 +47,10 @@ def test_a_signal_stops_the_unit_cleanly_with_its_summary(
         if command == "demo"
         else ["run", "--config", str(site_path)]
     )
+    site = load_site_config(site_path)
+    signal_watch = MqttBus(site.mqtt, f"{site.unit_id}-test-signal-{os.getpid()}")
+    signal_watch.subscribe(Topics.for_site(site).signal_state, qos=1)
+    signal_watch.connect()
     process = start_rsu(args)
     try:
         health = wait_for_healthy_unit(site_path, process, timeout_s=120)
@@ -50,7 +59,10 @@ def test_a_signal_stops_the_unit_cleanly_with_its_summary(
         assert len(stages) >= len(health.stages)
         _send(process, signum)
         stdout, stderr = process.communicate(timeout=60)
+        time.sleep(0.5)
+        states = [decode(SignalState, item.payload) for item in signal_watch.drain()]
     finally:
+        signal_watch.close()
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
@@ -65,3 +77,7 @@ def test_a_signal_stops_the_unit_cleanly_with_its_summary(
         time.sleep(0.1)
     left = {pid: command_line(pid) for pid in stages if is_running(pid)}
     assert not left, f"processes outlived the unit: {left}"
+    # The controller's last word: every head flashing red (the safe state), not a frozen green.
+    assert states, "no signal state seen"
+    assert states[-1].mode is ControllerMode.FLASH
+    assert {group.indication for group in states[-1].groups} == {Indication.FLASHING_RED}
