@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from rsu.runtime.bus import MqttBus
+from rsu.runtime.shutdown import StopSignals
 from rsu.runtime.stage import RunOptions
 from rsu.unit import Unit
 from rsu_contracts.config import load_site_config
@@ -109,11 +110,17 @@ class DemoSummary:
     invalid_messages: list[str]
     stage_restarts: dict[str, int]
     line_counts: dict[tuple[str, str], int]
+    # Stages that were restarted, with their restart count and last error.
+    stage_troubles: dict[str, str] = field(default_factory=dict)
+    # The signal that ended the run early (SIGINT, SIGTERM), None when it ran its full duration.
+    stopped_by: str | None = None
 
     def render(self) -> str:
         delay = "n/a" if self.mean_delay_s is None else f"{self.mean_delay_s:.1f} s"
+        stopped = [] if self.stopped_by is None else [f"rsu demo: stopped by {self.stopped_by}"]
         lines = [
             "",
+            *stopped,
             f"rsu demo: {self.duration_s:.0f} simulated seconds in {self.wall_time_s:.1f} s wall time "
             f"({self.duration_s / max(self.wall_time_s, 1e-9):.1f}x real time)",
             f"  vehicles served        {self.vehicles_served} (of {self.vehicles_departed} departed)",
@@ -128,6 +135,9 @@ class DemoSummary:
             + (f" (+{self.long_aggregates_delivered} longer)" if self.long_aggregates_delivered else ""),
             f"  invalid messages       {len(self.invalid_messages)}",
             f"  stage restarts         {sum(self.stage_restarts.values())}",
+        ]
+        lines += [f"    {name:<12} {trouble}" for name, trouble in sorted(self.stage_troubles.items())]
+        lines += [
             "  counted at the entry lines:",
             render_line_counts(Counter(self.line_counts)),
             "  messages per topic:",
@@ -178,37 +188,19 @@ def run_demo(
         sim_epoch_s = time.time()
     options = RunOptions(realtime=realtime, duration_s=duration_s + RUN_OUT_S, sim_epoch_s=sim_epoch_s, seed=seed)
     unit = Unit(site_path, options)
-    unit.preflight()
-    topics = unit.topics
-    observer = Observer(topics, MqttBus(site.mqtt, f"{site.unit_id}-demo-observer"), sim_epoch_s)
-    observer.start()
     expected = int(duration_s // interval_s)
     wall_start = time.monotonic()
     deadline = None if wall_timeout_s is None else wall_start + wall_timeout_s
-    last_progress = 0.0
-    unit.start()
-    try:
-        while not unit.supervisor.is_completed("world"):
-            unit.tick()
-            observer.pump()
-            if deadline is not None and time.monotonic() > deadline:
-                raise DemoError(f"the demo did not finish within {wall_timeout_s:.0f} s of wall time")
-            if progress is not None and time.monotonic() - last_progress > 0.5:
-                last_progress = time.monotonic()
-                sim_s = observer.seen.latest_sim_time_s
-                _progress(progress, sim_s / duration_s, sim_s, duration_s)
-            time.sleep(0.05)
-        # The last interval is sealed and forwarded shortly after the world stops.
-        settle_until = time.monotonic() + 15.0
-        while _delivered(observer.seen.aggregates, interval_s) < expected and time.monotonic() < settle_until:
-            unit.tick()
-            observer.pump()
-            time.sleep(0.05)
-        time.sleep(0.3)
-        observer.pump()
-    finally:
-        unit.stop()
-        observer.bus.close()
+    # From here a Ctrl-C or SIGTERM only sets a flag: the unit is stopped in order and summarised.
+    with StopSignals() as signals:
+        unit.preflight()
+        observer = Observer(unit.topics, MqttBus(site.mqtt, f"{site.unit_id}-demo-observer"), sim_epoch_s)
+        observer.start()
+        _run_until_done(unit, observer, signals, interval_s, expected, deadline, wall_timeout_s, progress, duration_s)
+    if signals.requested:
+        # Stopped early: count the intervals the run really covered.
+        duration_s = min(duration_s, observer.seen.latest_sim_time_s)
+        expected = int(duration_s // interval_s)
     if progress is not None:
         _progress(progress, 1.0, duration_s, duration_s)
         progress.write("\n")
@@ -228,4 +220,51 @@ def run_demo(
         invalid_messages=list(seen.invalid_messages),
         stage_restarts={s.name: s.restarts for s in unit.supervisor.health()},
         line_counts=dict(seen.line_counts),
+        stage_troubles=unit.supervisor.troubled_stages(),
+        stopped_by=signals.received,
     )
+
+
+def _run_until_done(
+    unit: Unit,
+    observer: Observer,
+    signals: StopSignals,
+    interval_s: float,
+    expected: int,
+    deadline: float | None,
+    wall_timeout_s: float | None,
+    progress: TextIO | None,
+    duration_s: float,
+) -> None:
+    """Run the unit until the world completes (or a stop is requested), then stop it in order."""
+    last_progress = 0.0
+    unit.start()
+    try:
+        while not unit.supervisor.is_completed("world") and not signals.requested:
+            unit.tick()
+            observer.pump()
+            if deadline is not None and time.monotonic() > deadline:
+                raise DemoError(f"the demo did not finish within {wall_timeout_s:.0f} s of wall time")
+            if progress is not None and time.monotonic() - last_progress > 0.5:
+                last_progress = time.monotonic()
+                sim_s = observer.seen.latest_sim_time_s
+                _progress(progress, sim_s / duration_s, sim_s, duration_s)
+            time.sleep(0.05)
+        # The last interval is sealed and forwarded shortly after the world stops.
+        settle_until = time.monotonic() + 15.0
+        while (
+            _delivered(observer.seen.aggregates, interval_s) < expected
+            and time.monotonic() < settle_until
+            and not signals.requested
+        ):
+            unit.tick()
+            observer.pump()
+            time.sleep(0.05)
+        time.sleep(0.3)
+        observer.pump()
+    finally:
+        unit.stop()
+        # What the stages sent while stopping (ENDED warnings, the last aggregates) is counted too.
+        time.sleep(0.3)
+        observer.pump()
+        observer.bus.close()

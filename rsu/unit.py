@@ -10,7 +10,8 @@ from pathlib import Path
 
 from rsu.runtime.bus import BirthMessage, LastWill, MqttBus
 from rsu.runtime.mqtt import RECONNECT_MAX_DELAY_S
-from rsu.runtime.preflight import check_broker, check_redis, redis_is_up
+from rsu.runtime.preflight import preflight_site, redis_is_up
+from rsu.runtime.shutdown import StopSignals
 from rsu.runtime.stage import RunOptions
 from rsu.runtime.supervisor import StageSpec, Supervisor
 from rsu_contracts.config import SiteConfig, load_site_config
@@ -76,9 +77,8 @@ class Unit:
         self._next_health_s = 0.0
 
     def preflight(self) -> None:
-        """Fail early, naming the broker or Redis that cannot be reached."""
-        check_broker(self.site.mqtt, f"{self.site.unit_id}-preflight")
-        check_redis(self.site.redis.url)
+        """Fail before any stage starts, with one line naming what is wrong and the setting to change."""
+        preflight_site(self.site, self.site_path)
 
     def start(self) -> None:
         self._bus = supervisor_bus(self.site, self.topics)
@@ -98,6 +98,11 @@ class Unit:
         redis_ok = redis_is_up(self.site.redis.url)
         problems = [f"stage {s.name} is down: {s.detail}" for s in stages if not s.alive]
         problems += self.supervisor.input_problems()
+        problems += [
+            f"stage {name} {trouble}"
+            for name, trouble in self.supervisor.troubled_stages().items()
+            if all(s.alive for s in stages if s.name == name)
+        ]
         if not redis_ok:
             problems.append(f"Redis at {self.site.redis.url} is unreachable: aggregates held in memory")
         status = UnitStatus.ONLINE if not problems else UnitStatus.DEGRADED
@@ -126,24 +131,27 @@ class Unit:
         finite = [spec.name for spec in stage_specs(self.site) if spec.runs_to_completion]
         return bool(finite) and all(self.supervisor.is_completed(name) for name in finite)
 
-    def run_forever(self, drain_s: float = 3.0, on_tick: Callable[[], None] | None = None) -> None:
-        """Run until interrupted, or until a recorded clip has been played to its end."""
+    def run_forever(self, drain_s: float = 3.0, on_tick: Callable[[], None] | None = None) -> str | None:
+        """Run until SIGINT/SIGTERM, or until a recorded clip has been played to its end.
+
+        Returns the name of the signal that stopped the unit, None when it ran to its end.
+        """
         self.preflight()
-        self.start()
-        try:
-            while not self.finished():
-                self.tick()
-                if on_tick is not None:
-                    on_tick()
-                time.sleep(0.2)
-            # Let the downstream stages finish what the last frames produced.
-            deadline = time.monotonic() + drain_s
-            while time.monotonic() < deadline:
-                self.tick()
-                if on_tick is not None:
-                    on_tick()
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            log.info("stopping")
-        finally:
-            self.stop()
+        with StopSignals() as signals:
+            self.start()
+            try:
+                while not self.finished() and not signals.requested:
+                    self.tick()
+                    if on_tick is not None:
+                        on_tick()
+                    time.sleep(0.2)
+                # Let the downstream stages finish what the last frames produced.
+                deadline = time.monotonic() + drain_s
+                while time.monotonic() < deadline and not signals.requested:
+                    self.tick()
+                    if on_tick is not None:
+                        on_tick()
+                    time.sleep(0.2)
+            finally:
+                self.stop()
+            return signals.received

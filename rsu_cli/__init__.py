@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from rsu.runtime.mqtt import BrokerUnavailable
-from rsu.runtime.preflight import RedisUnavailable
+from rsu.runtime.preflight import PreflightError, RedisUnavailable
+from rsu.runtime.shutdown import EXIT_REQUESTED_STOP
 from rsu.runtime.stage import RunOptions
 from rsu.samples import SAMPLE_SITE
 from rsu_contracts.config import ConfigError, load_site_config
@@ -21,7 +22,11 @@ def _demo(args: argparse.Namespace) -> int:
 
     summary = run_demo(Path(args.site), duration_s=args.duration_s, realtime=args.realtime, seed=args.seed)
     print(summary.render())
-    return 0 if not summary.invalid_messages else 1
+    # 1: the unit sent something its own readers could not parse; otherwise 0, also when the run
+    # was stopped early by Ctrl-C or SIGTERM (EXIT_REQUESTED_STOP: it ended as asked).
+    if summary.invalid_messages:
+        return 1
+    return EXIT_REQUESTED_STOP if summary.stopped_by else 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -41,12 +46,15 @@ def _run(args: argparse.Namespace) -> int:
     observer = Observer(unit.topics, MqttBus(site.mqtt, f"{site.unit_id}-run-observer-{os.getpid()}"), sim_epoch_s)
     observer.start()
     try:
-        unit.run_forever(on_tick=observer.pump)
+        stopped_by = unit.run_forever(on_tick=observer.pump)
     finally:
         observer.pump()
         observer.bus.close()
     seen = observer.seen
-    print(f"rsu run: unit {site.unit_id} stopped")
+    how = f"stopped by {stopped_by}" if stopped_by else "stopped at the end of its input"
+    print(f"rsu run: unit {site.unit_id} {how}")
+    for name, trouble in sorted(unit.supervisor.troubled_stages().items()):
+        print(f"  stage {name:<12} {trouble}")
     print(f"  warnings sent          {sum(seen.warnings_new.values())} {dict(seen.warnings_new) or ''}")
     print(f"  aggregates delivered   {len(seen.aggregates)}")
     print("  counted at the lines:")
@@ -54,7 +62,8 @@ def _run(args: argparse.Namespace) -> int:
     print("  messages per topic:")
     for topic, count in sorted(seen.messages_per_topic.items()):
         print(f"    {count:>8}  {topic}")
-    return 0
+    # A requested stop (Ctrl-C, systemd's stop) is a normal end: EXIT_REQUESTED_STOP.
+    return EXIT_REQUESTED_STOP if stopped_by else 0
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -95,7 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=42)
     demo.set_defaults(handler=_demo)
 
-    run = commands.add_parser("run", help="run the unit for a site (real camera or simulation) until stopped")
+    run = commands.add_parser(
+        "run",
+        help="run the unit for a site (real camera or simulation) until stopped",
+        description="Run the unit until Ctrl-C or SIGTERM (exit 0 after a clean stop, 2 when a check before "
+        "start fails) or until a recorded clip has been played to its end.",
+    )
     run.add_argument("--config", required=True, help="site config YAML")
     run.add_argument("--seed", type=int, default=42)
     run.set_defaults(handler=_run)
@@ -159,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.handler(args))
-    except (ConfigError, BrokerUnavailable, RedisUnavailable) as exc:
+    except (ConfigError, BrokerUnavailable, RedisUnavailable, PreflightError) as exc:
         print(f"rsu: error: {exc}", file=sys.stderr)
         return 2
 

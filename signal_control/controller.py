@@ -119,6 +119,20 @@ class SignalController:
     def fault(self) -> str | None:
         return self._fault
 
+    @property
+    def last_time_s(self) -> float | None:
+        """Time of the newest step, None before the first."""
+        return self._last_time_s
+
+    def shut_down(self, now_s: float, reason: str = "the unit is stopping") -> ControllerOutput:
+        """Leave control in the safe state: every head flashing red (an all-way stop), as a
+        conflict-monitor fault does, and return that output so it can be published last."""
+        self._check_time(now_s)
+        self._enter_flash(now_s, reason)
+        self._last_time_s = None  # step() checks the time again
+        output = self.step(now_s, None)
+        return output
+
     def set_strategy(self, strategy: str | Strategy) -> None:
         """Switch strategy at run time; the current stage keeps its green and the new strategy
         decides from the next step on. Accepts a registered name ("actuated", "adaptive", "fixed_time") or a

@@ -1,11 +1,35 @@
-"""Checks run before the unit starts, each failing with a message that says what to fix."""
+"""Checks run before the unit starts, each failing with a message that says what to fix.
+
+preflight_site runs them all before any stage process starts: the web port is free, the broker
+and Redis answer, the key and state folders are writable, the model and simulation files are
+readable and the clock is plausible. Each failure is one line naming the thing and the setting.
+"""
 
 from __future__ import annotations
+
+import errno
+import os
+import socket
+import tempfile
+import time
+from pathlib import Path
 
 import redis
 
 from rsu.runtime.bus import BrokerUnavailable, MqttBus
+from rsu_contracts.config import SiteConfig, resolve_relative
 from rsu_contracts.config.model import MqttConfig
+from rsu_contracts.config.paths import is_bare_name, is_url
+
+# 2020-01-01T00:00Z: a box whose clock reads earlier lost its time (no RTC battery, no NTP yet), and
+# every timestamp it sends (SPaT, warnings, aggregates) would be wrong.
+EARLIEST_SANE_WALL_CLOCK_S = 1577836800.0
+# How far the wall clock may differ from the file system's time before it is called wrong.
+CLOCK_SKEW_LIMIT_S = 24 * 3600.0
+
+
+class PreflightError(RuntimeError):
+    """A check before start failed; the message is one line: what, and the setting to change."""
 
 
 class RedisUnavailable(ConnectionError):
@@ -40,3 +64,113 @@ def redis_is_up(url: str) -> bool:
     except RedisUnavailable:
         return False
     return True
+
+
+def check_web_port(host: str, port: int) -> None:
+    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # The web server sets SO_REUSEADDR too: a port left in TIME_WAIT by the previous run is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    except OSError as exc:
+        reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        raise PreflightError(
+            f"web port {host}:{port} is {reason}; stop what holds it or set web.port (and web.host) in the site file"
+        ) from None
+    finally:
+        probe.close()
+
+
+def check_writable_folder(folder: Path, setting: str) -> None:
+    """The folder exists (created if need be) and a file can be written in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".rsu-preflight-"):
+            pass
+    except OSError as exc:
+        raise PreflightError(f"folder {folder} is not writable ({exc.strerror or exc}); set {setting}") from None
+
+
+def check_readable_file(path: Path, setting: str, what: str) -> None:
+    if not path.exists():
+        raise PreflightError(f"{what} {path} not found; set {setting}")
+    if path.is_dir():
+        # An OpenVINO model may be given as its folder: it must be listable.
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise PreflightError(f"{what} {path} is not readable; fix its permissions or set {setting}")
+        return
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise PreflightError(f"{what} {path} is not readable ({exc.strerror or exc}); set {setting}") from None
+
+
+def model_files(site: SiteConfig, site_path: Path) -> list[tuple[Path, str]]:
+    """The detector weights the stages will load, with their setting names.
+
+    A bare Ultralytics name (yolo11n.pt) not in the site folder is Ultralytics' own to fetch, so it
+    is not checked here.
+    """
+    found: list[tuple[Path, str]] = []
+    for index, camera in enumerate(site.cameras):
+        if camera.uri is None:
+            continue  # the simulated camera has no detector
+        detector = camera.detector
+        candidates = [(detector.weights, f"cameras[{index}].detector.weights")]
+        for region_index, region in enumerate(detector.detail_regions):
+            if region.weights is not None:
+                candidates.append((region.weights, f"cameras[{index}].detector.detail_regions[{region_index}].weights"))
+        for weights, setting in candidates:
+            if is_url(weights):
+                continue
+            if is_bare_name(weights):
+                local = site_path.parent / weights
+                if not local.exists():
+                    continue
+                found.append((local, setting))
+            else:
+                found.append((resolve_relative(site_path, weights), setting))
+    return found
+
+
+def check_clock(reference_folder: Path, now_s: float | None = None) -> None:
+    """The wall clock is after 2020 and agrees with the file system's time within a day."""
+    wall_s = time.time() if now_s is None else now_s
+    if wall_s < EARLIEST_SANE_WALL_CLOCK_S:
+        raise PreflightError(
+            f"the wall clock reads {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(wall_s))} UTC, before 2020; "
+            "set the system time (enable NTP: timedatectl set-ntp true)"
+        )
+    with tempfile.NamedTemporaryFile(dir=reference_folder, prefix=".rsu-clock-") as probe:
+        file_system_s = os.stat(probe.name).st_mtime
+    if abs(wall_s - file_system_s) > CLOCK_SKEW_LIMIT_S:
+        raise PreflightError(
+            f"the wall clock differs from the file system's time in {reference_folder} by "
+            f"{wall_s - file_system_s:+.0f} s; set the system time (enable NTP: timedatectl set-ntp true)"
+        )
+
+
+def preflight_site(site: SiteConfig, site_path: Path) -> None:
+    """Every check, cheapest first; the first failure raises with its one-line message."""
+    from rsu.stages.unit_keys import state_dir
+
+    check_web_port(site.web.host, site.web.port)
+    if site.v2x.signing_key is not None:
+        check_readable_file(resolve_relative(site_path, site.v2x.signing_key), "v2x.signing_key", "signing key")
+    folder = state_dir(site, site_path)
+    check_writable_folder(folder, "v2x.state_dir (or $RSU_STATE_DIR)")
+    check_clock(folder)
+    for path, setting in model_files(site, site_path):
+        check_readable_file(path, setting, "model file")
+    if site.is_simulated:
+        for field, value in (("network", site.simulation.network), ("routes", site.simulation.routes)):
+            check_readable_file(resolve_relative(site_path, value), f"simulation.{field}", "SUMO file")
+    try:
+        check_broker(site.mqtt, f"{site.unit_id}-preflight")
+    except BrokerUnavailable as exc:
+        raise PreflightError(f"{exc}; or set mqtt.host / mqtt.port in the site file") from None
+    try:
+        check_redis(site.redis.url)
+    except RedisUnavailable as exc:
+        raise PreflightError(f"{exc}; or set redis.url in the site file") from None

@@ -4,6 +4,14 @@ A stage proves it is alive by its heartbeat (a shared monotonic timestamp it wri
 A stage whose process exits, or whose heartbeat is older than its timeout, is killed and started
 again after a backoff. Stages that run to completion (the simulated world) are not restarted
 when they exit cleanly.
+
+Stopping: every stage has its own stop event, and stop() sets them one at a time in the order of
+the specs (source first: world, perception, controller, V2X, uplink, web), waiting for each
+process to leave its loop and run its exit code (the controller's last output, V2X's ENDED
+warnings, the uplink's last forward) before the next is told. Stage processes ignore SIGINT, so a
+Ctrl-C at the terminal (sent to the whole process group) reaches only the supervisor; a SIGTERM
+sent to a stage itself (systemd's default KillMode signals the whole cgroup) sets that stage's
+stop event, so it ends quietly as well.
 """
 
 from __future__ import annotations
@@ -13,14 +21,17 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.context import SpawnProcess
 from multiprocessing.queues import Queue
-from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.sharedctypes import Synchronized, SynchronizedString
 from multiprocessing.synchronize import Event
 from pathlib import Path
+from typing import cast
 
 from rsu.runtime.input_guard import GuardReport
 from rsu.runtime.stage import RunOptions, StageContext
@@ -58,6 +69,32 @@ class _StageRun:
     # leave a lock held for the next one), and the newest report read from it.
     reports: Queue[GuardReport] | None = None
     guard_report: GuardReport | None = None
+    stop: Event | None = None
+
+
+# Longest last-error text kept per stage (one line of an exception, not a whole traceback).
+LAST_ERROR_MAX_CHARS = 300
+
+
+def _last_error_line(exc: BaseException) -> str:
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip().replace("\n", " ")
+    return text[:LAST_ERROR_MAX_CHARS]
+
+
+class _LastErrorHandler(logging.Handler):
+    """Keeps the text of the newest ERROR (or worse) record the stage logged, for the supervisor."""
+
+    def __init__(self, last_error: SynchronizedString) -> None:
+        super().__init__(level=logging.ERROR)
+        self._last_error = last_error
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _store_last_error(self._last_error, record.getMessage())
+
+
+def _store_last_error(last_error: SynchronizedString, text: str) -> None:
+    encoded = text.replace("\n", " ").encode("utf-8", "replace")[: LAST_ERROR_MAX_CHARS - 1]
+    last_error.value = encoded
 
 
 def _stage_entry(
@@ -66,21 +103,37 @@ def _stage_entry(
     options: RunOptions,
     heartbeat: Synchronized[float],
     stop: Event,
+    last_error: SynchronizedString,
     reports: Queue[GuardReport] | None = None,
 ) -> None:
+    # Ctrl-C goes to the terminal's whole process group: only the supervisor acts on it and stops
+    # the stages in order. A SIGTERM aimed at this process asks it to stop like the supervisor does.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     level = os.environ.get("RSU_LOG_LEVEL", "WARNING")
     logging.basicConfig(level=level, format=f"%(asctime)s {spec.name} %(levelname)s %(message)s")
+    logging.getLogger().addHandler(_LastErrorHandler(last_error))
     module_name, function_name = spec.target.split(":")
-    function: Callable[[StageContext], None] = getattr(importlib.import_module(module_name), function_name)
-    function(StageContext(spec.name, Path(site_path), options, heartbeat, stop, reports))
+    try:
+        function: Callable[[StageContext], None] = getattr(importlib.import_module(module_name), function_name)
+        function(StageContext(spec.name, Path(site_path), options, heartbeat, stop, reports))
+    except Exception as exc:
+        # The supervisor names the stage and this line in its health and summary; the traceback
+        # still goes to the log for whoever debugs it.
+        _store_last_error(last_error, _last_error_line(exc))
+        raise
 
 
 class Supervisor:
     def __init__(self, site_path: Path, options: RunOptions, specs: list[StageSpec]) -> None:
         self.site_path = site_path
         self.options = options
-        self._stop = _ctx.Event()
         self._runs = {spec.name: _StageRun(spec, _ctx.Value("d", 0.0)) for spec in specs}
+        # The newest error line of each stage, written by the stage process (a fixed-size buffer).
+        self._last_errors: dict[str, SynchronizedString] = {
+            spec.name: cast(SynchronizedString, _ctx.Array("c", LAST_ERROR_MAX_CHARS)) for spec in specs
+        }
+        self._stopping = False
 
     def start(self) -> None:
         for run in self._runs.values():
@@ -88,11 +141,20 @@ class Supervisor:
 
     def _start(self, run: _StageRun) -> None:
         run.heartbeat.value = 0.0
+        run.stop = _ctx.Event()
         run.reports = _ctx.Queue(maxsize=REPORT_QUEUE_SIZE)
         run.guard_report = None
         process = _ctx.Process(
             target=_stage_entry,
-            args=(run.spec, str(self.site_path), self.options, run.heartbeat, self._stop, run.reports),
+            args=(
+                run.spec,
+                str(self.site_path),
+                self.options,
+                run.heartbeat,
+                run.stop,
+                self._last_errors[run.spec.name],
+                run.reports,
+            ),
             name=f"rsu-{run.spec.name}",
             daemon=True,
         )
@@ -102,6 +164,8 @@ class Supervisor:
 
     def poll(self) -> None:
         """Check every stage once; restart the dead and the hung. Call this at 1-5 Hz."""
+        if self._stopping:
+            return
         now = time.monotonic()
         for run in self._runs.values():
             self._read_reports(run)
@@ -121,6 +185,9 @@ class Supervisor:
             if problem == "completed":
                 run.completed = True
                 continue
+            last_error = self.last_error(run.spec.name)
+            if last_error:
+                problem = f"{problem}: {last_error}"
             log.warning("stage %s: %s; restarting in %.0f s", run.spec.name, problem, run.backoff_s)
             run.last_problem = problem
             if process.is_alive():
@@ -183,6 +250,18 @@ class Supervisor:
     def restarts(self, name: str) -> int:
         return self._runs[name].restarts
 
+    def last_error(self, name: str) -> str:
+        """The newest error the stage logged or died of ("" if none)."""
+        return bytes(self._last_errors[name].value).decode("utf-8", "replace")
+
+    def troubled_stages(self) -> dict[str, str]:
+        """Every stage that was restarted: its name, restart count and the last problem, one line each."""
+        return {
+            run.spec.name: f"restarted {run.restarts}x, last: {run.last_problem}"
+            for run in self._runs.values()
+            if run.restarts
+        }
+
     def health(self) -> list[StageHealth]:
         now = time.monotonic()
         stages = []
@@ -201,12 +280,15 @@ class Supervisor:
         return stages
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
+        """Stop the stages one after another in spec order, each within its share of timeout_s."""
+        self._stopping = True  # no restarts from here on
         deadline = time.monotonic() + timeout_s
         for run in self._runs.values():
+            if run.stop is not None:
+                run.stop.set()
             if run.process is not None:
                 run.process.join(timeout=max(0.1, deadline - time.monotonic()))
-        for run in self._runs.values():
-            if run.process is not None and run.process.is_alive():
-                run.process.kill()
-                run.process.join(timeout=2)
+                if run.process.is_alive():
+                    log.warning("stage %s did not stop in time; killing it", run.spec.name)
+                    run.process.kill()
+                    run.process.join(timeout=2)

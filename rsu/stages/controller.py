@@ -103,8 +103,21 @@ def run(ctx: StageContext) -> None:
             run_on_wall_clock(ctx, bus, outlet, topics, controller, desk)
         else:
             run_on_message_time(ctx, bus, outlet, topics, controller, desk)
+        end_in_safe_state(ctx, outlet, topics, controller)
     finally:
         bus.close()
+
+
+def end_in_safe_state(ctx: StageContext, outlet: Outlet, topics: Topics, controller: SignalController) -> None:
+    """On a requested stop: every head to flashing red, published as the stage's last signal state
+    (V2X, stopped after this stage, still turns it into SPaT)."""
+    last_s = controller.last_time_s
+    if last_s is None:
+        return  # never stepped: nothing was shown
+    # On message time the next instant after the last step; live, now.
+    now_s = max(time.time(), last_s + 0.1) if ctx.options.realtime else last_s + 0.1
+    output = controller.shut_down(now_s)
+    publish(outlet, topics, output, now_s, now_s)
 
 
 def _unit_signer_when_written(load: Callable[[], UnitSigner]) -> UnitSigner:

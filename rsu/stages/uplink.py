@@ -100,6 +100,16 @@ def run(ctx: StageContext) -> None:
                 may_have_backlog = not forward(outbox, centre, topics.route(AGGREGATES)).outbox_empty
             progress.mark(outbox)
             trim_watch.check()
+        # A requested stop: one last forward of what is held (what cannot go now stays in the outbox).
+        if may_have_backlog or outbox.buffered:
+            forward(outbox, centre, topics.route(AGGREGATES))
+            progress.mark(outbox)
+        if outbox.buffered:
+            # Records held in memory (Redis was down) go to Redis now if it is back, for the next run.
+            try:
+                outbox.flush_buffer()
+            except OutboxUnavailable:
+                log.warning("stopping with %d aggregate(s) not yet in Redis: they are lost", outbox.buffered)
     finally:
         local.close()
         centre.close()

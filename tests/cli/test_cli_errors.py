@@ -10,10 +10,16 @@ import yaml
 
 from rsu.samples import SAMPLE_SITE
 from rsu_cli import main
+from tests.runtime.unit_processes import free_port
 
 
 def _site_with(tmp_path: Path, **changes: Any) -> Path:
     raw = yaml.safe_load(SAMPLE_SITE.read_text())
+    # The copy must pass the other checks before start (SUMO files found, web port free), so that
+    # the one under test is the one that fails.
+    raw["simulation"]["network"] = str(SAMPLE_SITE.parent / raw["simulation"]["network"])
+    raw["simulation"]["routes"] = str(SAMPLE_SITE.parent / raw["simulation"]["routes"])
+    raw["web"] = {"port": free_port()}
     for dotted, value in changes.items():
         target = raw
         *parents, leaf = dotted.split("__")

@@ -5,7 +5,9 @@ Each records every start in a file named by the RSU_TEST_STAGE_LOG environment v
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import time
 
 from rsu.runtime.stage import StageContext
@@ -62,4 +64,28 @@ def refuse_forged_input(ctx: StageContext) -> None:
     while not ctx.stopping:
         ctx.beat()
         ctx.report_inputs(guard.report())
+        time.sleep(0.05)
+
+
+def crash_always(ctx: StageContext) -> None:
+    """Dies on every start with the same error."""
+    _record_start(ctx.name)
+    ctx.beat()
+    raise RuntimeError(f"simulated fault in {ctx.name}: the device went away")
+
+
+def log_error_and_exit(ctx: StageContext) -> None:
+    """Logs an error and exits with a code, without an exception (as a stage giving up does)."""
+    _record_start(ctx.name)
+    ctx.beat()
+    logging.getLogger(__name__).error("cannot open the camera at rtsp://10.0.0.9/stream")
+    sys.exit(3)
+
+
+def finish_after_a_while(ctx: StageContext) -> None:
+    """Runs (beating) for RSU_TEST_STAGE_RUN_S seconds, then completes."""
+    _record_start(ctx.name)
+    until = time.monotonic() + float(os.environ.get("RSU_TEST_STAGE_RUN_S", "5"))
+    while time.monotonic() < until and not ctx.stopping:
+        ctx.beat()
         time.sleep(0.05)

@@ -92,3 +92,33 @@ def test_a_stages_input_refusals_reach_the_supervisor_and_the_health_message(sta
         assert problem in health.problems and health.status is UnitStatus.DEGRADED
     finally:
         supervisor.stop()
+
+
+def test_a_stage_that_keeps_crashing_is_named_with_its_exception(stage_log: Path) -> None:
+    spec = StageSpec("crasher", f"{TARGETS}:crash_always")
+    supervisor = Supervisor(SAMPLE_SITE, RunOptions(), [spec])
+    supervisor.start()
+    try:
+        assert _run_until(supervisor, lambda: supervisor.restarts("crasher") >= 2, 30)
+        detail = supervisor.health()[0].detail
+        assert "exited with code 1" in detail
+        assert "RuntimeError: simulated fault in crasher: the device went away" in detail
+        trouble = supervisor.troubled_stages()["crasher"]
+        assert trouble.startswith("restarted ") and "the device went away" in trouble
+        assert "Traceback" not in trouble
+    finally:
+        supervisor.stop()
+
+
+def test_a_stage_that_logs_an_error_and_exits_is_named_with_that_line(stage_log: Path) -> None:
+    spec = StageSpec("giver-up", f"{TARGETS}:log_error_and_exit")
+    supervisor = Supervisor(SAMPLE_SITE, RunOptions(), [spec, StageSpec("steady", f"{TARGETS}:crash_once")])
+    supervisor.start()
+    try:
+        assert _run_until(supervisor, lambda: supervisor.restarts("giver-up") >= 2, 30)
+        assert supervisor.last_error("giver-up") == "cannot open the camera at rtsp://10.0.0.9/stream"
+        health = {stage.name: stage for stage in supervisor.health()}
+        assert "exited with code 3: cannot open the camera" in health["giver-up"].detail
+        assert "giver-up" in supervisor.troubled_stages()
+    finally:
+        supervisor.stop()

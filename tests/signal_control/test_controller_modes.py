@@ -290,3 +290,18 @@ def test_the_controller_stage_passes_the_cameras_lookahead_per_lane() -> None:
         lanes=[lane("north_left", []), lane("south_through_right", [2.5, 7.0])],
     )
     assert lookahead_of(states) == {"south_through_right": (2.5, 7.0)}
+
+
+def test_shutting_down_leaves_every_head_flashing_red_and_stays_there(controller: SignalController) -> None:
+    for tick in range(1, 400):  # 40 s: past the start-up all-red, into serving a stage
+        controller.step(1000.0 + tick * 0.1, None)
+    assert controller.last_time_s == pytest.approx(1039.9)
+    assert any(group.indication is Indication.GREEN for group in controller.step(1040.0, None).groups)
+    final = controller.shut_down(1040.1)
+    assert final.mode is ControllerMode.FLASH
+    assert {group.indication for group in final.groups} == {Indication.FLASHING_RED}
+    assert controller.fault == "the unit is stopping"
+    later = controller.step(1041.0, None)
+    assert {group.indication for group in later.groups} == {Indication.FLASHING_RED}
+    with pytest.raises(ValueError, match="must increase"):
+        controller.shut_down(1041.0)
