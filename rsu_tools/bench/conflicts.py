@@ -48,7 +48,8 @@ from rsu_contracts.config import SiteConfig, load_site_config
 from rsu_contracts.config.model import WarningConfig
 from rsu_contracts.enums import RoadUserType
 from rsu_contracts.messages.perception import TrackedObject
-from rsu_contracts.messages.signal import ControllerMode, Indication, SignalGroupState, SignalState
+from rsu_contracts.messages.signal import SignalState
+from rsu_tools.testing.signal_states import steady_signal_state
 from v2x.conflicts import ConflictDetector
 from v2x.conflicts.candidates import CandidatePairs
 from v2x.conflicts.candidates import candidate_pairs as grid_candidates
@@ -199,28 +200,7 @@ def scene(site: SiteConfig, count: int, rng: np.random.Generator) -> list[Tracke
 
 def signal_state(site: SiteConfig, now_s: float) -> SignalState:
     """The first vehicle group green, everything else red."""
-    vehicle_groups = {lane.signal_group for lane in site.lanes}
-    green = min(vehicle_groups)
-    groups = [
-        SignalGroupState(
-            signal_group=group.id,
-            indication=Indication.GREEN if group.id == green else Indication.RED,
-            since_s=now_s - 5.0,
-            min_end_time_s=now_s + 10.0,
-            max_end_time_s=now_s + 30.0,
-            likely_time_s=now_s + 15.0,
-        )
-        for group in site.signal_groups
-    ]
-    return SignalState(
-        unit_id=site.unit_id,
-        seq=0,
-        capture_time_s=now_s,
-        publish_time_s=now_s,
-        mode=ControllerMode.NORMAL,
-        strategy="bench",
-        groups=groups,
-    )
+    return steady_signal_state(site, now_s, green_group=min(lane.signal_group for lane in site.lanes))
 
 
 def all_pairs_candidates(

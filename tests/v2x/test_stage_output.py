@@ -19,13 +19,11 @@ from rsu.stages.v2x import RateLimit, V2XOutput, wire_publisher
 from rsu_contracts.config.model import SiteConfig, V2XConfig, V2XEncodings
 from rsu_contracts.messages import (
     CollisionWarning,
-    ControllerMode,
-    Indication,
-    SignalGroupState,
     SignalState,
     TrackList,
 )
 from rsu_contracts.messages.warnings import Severity, WarningKind, WarningStatus
+from rsu_tools.testing.signal_states import TimingWindows, steady_signal_state
 from tests.v2x.builders import NORTH, SOUTH, track
 from v2x.signing import SignatureVerifier, UnitSigner
 from v2x.wire import DecodedPayload, MessageClass, TopicLayout, decode_payload
@@ -56,26 +54,7 @@ class FakeBus:
 
 
 def signal(site: SiteConfig, now_s: float) -> SignalState:
-    groups = [
-        SignalGroupState(
-            signal_group=group.id,
-            indication=Indication.GREEN if group.id == "2" else Indication.RED,
-            since_s=now_s - 5.0,
-            min_end_time_s=now_s + 3.0,
-            max_end_time_s=now_s + 20.0,
-            likely_time_s=now_s + 8.0,
-        )
-        for group in site.signal_groups
-    ]
-    return SignalState(
-        unit_id=site.unit_id,
-        seq=1,
-        capture_time_s=now_s,
-        publish_time_s=now_s,
-        mode=ControllerMode.NORMAL,
-        strategy="actuated",
-        groups=groups,
-    )
+    return steady_signal_state(site, now_s, "2", TimingWindows(-5.0, 3.0, 20.0, 8.0), seq=1, strategy="actuated")
 
 
 def conflicting_tracks(site: SiteConfig, now_s: float) -> TrackList:

@@ -30,10 +30,7 @@ from rsu_contracts.config.model import CameraConfig, MqttConfig
 from rsu_contracts.enums import CameraSource, RoadUserType
 from rsu_contracts.messages import (
     CollisionWarning,
-    ControllerMode,
-    Indication,
     Message,
-    SignalGroupState,
     SignalState,
     TrackedObject,
     TrackList,
@@ -43,6 +40,7 @@ from rsu_contracts.messages import (
 from rsu_contracts.topics import TRACKS, Topics
 from rsu_tools.bench.latency.plan import READY_TIMEOUT_S, LatencyOptions, _bench_site
 from rsu_tools.bench.latency.statistics import PathResult, Record, _FrameTimes, _path_result
+from rsu_tools.testing.signal_states import TimingWindows, steady_signal_state
 from v2x.wire import WirePublisher, encode_for_topic, message_class_of
 
 # Synthetic conflicting pair: track ids above anything a tracker hands out in a short run, placed
@@ -69,26 +67,7 @@ def synthetic_pair(frame_index: int, capture_time_s: float) -> list[TrackedObjec
 
 def synthetic_signal(site: SiteConfig, now_s: float) -> SignalState:
     """All groups red for the next 30 s: enough for SPaT to carry realistic content."""
-    groups = [
-        SignalGroupState(
-            signal_group=group.id,
-            indication=Indication.RED,
-            since_s=now_s - 5.0,
-            min_end_time_s=now_s + 5.0,
-            max_end_time_s=now_s + 30.0,
-            likely_time_s=now_s + 10.0,
-        )
-        for group in site.signal_groups
-    ]
-    return SignalState(
-        unit_id=site.unit_id,
-        seq=0,
-        capture_time_s=now_s,
-        publish_time_s=now_s,
-        mode=ControllerMode.NORMAL,
-        strategy="bench",
-        groups=groups,
-    )
+    return steady_signal_state(site, now_s, green_group=None, windows=TimingWindows(-5.0, 5.0, 30.0, 10.0))
 
 
 class _TimedWire:
