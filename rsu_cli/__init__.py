@@ -28,11 +28,14 @@ def _allow_open_bus(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from rsu.demo import run_demo
 
+    from rsu.runtime.preflight import open_bus_allowed
+
     _allow_open_bus(args)
     site_path = Path(args.site)
     site = load_site_config(site_path)
-    if args.allow_open_bus or site.mqtt.credentials_dir is not None:
-        # The site's own broker: already secured (credentials_dir), or open by explicit choice.
+    if open_bus_allowed(site.mqtt) or site.mqtt.credentials_dir is not None:
+        # The site's own broker: already secured (credentials_dir), or open by explicit choice
+        # (--allow-open-bus, RSU_ALLOW_OPEN_BUS, mqtt.allow_open_bus).
         summary = run_demo(site_path, duration_s=args.duration_s, realtime=args.realtime, seed=args.seed)
     else:
         # The unit's own private broker, secured as deployed: per-stage logins, no anonymous clients.
