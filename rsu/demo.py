@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from rsu.runtime.broker_config import stage_login
 from rsu.runtime.bus import MqttBus
 from rsu.runtime.shutdown import StopSignals
 from rsu.runtime.stage import RunOptions
 from rsu.unit import Unit
+from rsu_contracts.bus_roles import BusRole
 from rsu_contracts.config import load_site_config
 from rsu_contracts.messages import (
     Aggregate,
@@ -194,7 +196,9 @@ def run_demo(
     # From here a Ctrl-C or SIGTERM only sets a flag: the unit is stopped in order and summarised.
     with StopSignals() as signals:
         unit.preflight()
-        observer = Observer(unit.topics, MqttBus(site.mqtt, f"{site.unit_id}-demo-observer"), sim_epoch_s)
+        observer = Observer(
+            unit.topics, MqttBus(stage_login(site, BusRole.MONITOR), f"{site.unit_id}-demo-observer"), sim_epoch_s
+        )
         observer.start()
         _run_until_done(unit, observer, signals, interval_s, expected, deadline, wall_timeout_s, progress, duration_s)
     if signals.requested:

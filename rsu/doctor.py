@@ -24,8 +24,17 @@ from pathlib import Path
 import redis
 
 from rsu.perception.homography import Homography, HomographyError
+from rsu.runtime.broker_config import CredentialsError, stage_login
 from rsu.runtime.bus import BrokerUnavailable
-from rsu.runtime.preflight import RedisUnavailable, check_broker, check_redis
+from rsu.runtime.preflight import (
+    ALLOW_OPEN_BUS_VARIABLE,
+    RedisUnavailable,
+    check_broker,
+    check_redis,
+    open_bus_allowed,
+    probe_open_bus,
+)
+from rsu_contracts.bus_roles import BusRole
 from rsu_contracts.config import ConfigError, SiteConfig, load_site_config, resolve_relative
 from rsu_contracts.config.model import CameraConfig, MqttConfig
 from rsu_contracts.enums import CameraSource
@@ -231,6 +240,27 @@ def check_mqtt(config: MqttConfig, name: str, client_id: str, needed: bool) -> F
     return Finding(name, Level.OK, f"MQTT broker {config.host}:{config.port} accepts connections")
 
 
+def check_local_bus(site: SiteConfig) -> Finding:
+    """Whether an anonymous client can write the unit's local topics (rsu.runtime.preflight.probe_open_bus)."""
+    name = "local bus"
+    address = f"{site.mqtt.host}:{site.mqtt.port}"
+    fix = "secure the broker with `rsu broker-config` (deploy/mosquitto/README.md) and set mqtt.credentials_dir"
+    try:
+        verdict = probe_open_bus(site)
+    except (BrokerUnavailable, CredentialsError) as exc:
+        return Finding(name, Level.FAIL, f"not checked: {exc}", fix)
+    if not verdict.open:
+        return Finding(name, Level.OK, f"{verdict.describe(address)}: only the unit's logins can write its topics")
+    if open_bus_allowed(site.mqtt):
+        return Finding(
+            name,
+            Level.WARN,
+            f"{verdict.describe(address)}; allowed for development (mqtt.allow_open_bus / {ALLOW_OPEN_BUS_VARIABLE})",
+            fix,
+        )
+    return Finding(name, Level.FAIL, f"{verdict.describe(address)}; the unit refuses to start on it", fix)
+
+
 def check_redis_server(url: str) -> Finding:
     fix = "start Redis (systemctl start redis-server) or correct redis.url in the site config"
     try:
@@ -339,7 +369,15 @@ def run_checks(
         findings.extend(check_camera(camera, site_path))
         if camera.source is CameraSource.VIDEO:
             findings.append(check_model(camera, site_path))
-    findings.append(check_mqtt(site.mqtt, "broker", f"{site.unit_id}-doctor", needed=True))
+    try:
+        broker = check_mqtt(stage_login(site, BusRole.MONITOR), "broker", f"{site.unit_id}-doctor", needed=True)
+    except CredentialsError as exc:
+        broker = Finding("broker", Level.FAIL, str(exc), "run `rsu broker-config` or correct mqtt.credentials_dir")
+    findings.append(broker)
+    if broker.level is Level.OK:
+        findings.append(check_local_bus(site))
+    else:
+        findings.append(Finding("local bus", Level.SKIP, "not checked: the broker does not accept the unit"))
     if site.uplink.mqtt is not None:
         findings.append(check_mqtt(site.uplink.mqtt, "centre broker", f"{site.unit_id}-doctor-centre", needed=False))
     findings.append(check_redis_server(site.redis.url))
@@ -370,6 +408,8 @@ def exit_code(findings: Sequence[Finding], strict: bool = False) -> int:
 
 def run_doctor_command(args: argparse.Namespace) -> int:
     site_path = Path(args.config)
+    if getattr(args, "allow_open_bus", False):
+        os.environ[ALLOW_OPEN_BUS_VARIABLE] = "1"
     findings = run_checks(site_path, min_free_gb=args.min_free_gb)
     print(render(findings, site_path), file=sys.stdout)
     return exit_code(findings, strict=args.strict)
@@ -388,5 +428,10 @@ def add_doctor_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         "--min-free-gb", type=float, default=DEFAULT_MIN_FREE_GB, help="least free disk space (default 1 GB)"
     )
     parser.add_argument("--strict", action="store_true", help="also exit 1 on warnings")
+    parser.add_argument(
+        "--allow-open-bus",
+        action="store_true",
+        help="development only: report an anonymously writable local broker as a warning, not a failure",
+    )
     parser.set_defaults(handler=run_doctor_command)
     return parser

@@ -8,12 +8,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from rsu.runtime.broker_config import stage_login
 from rsu.runtime.bus import BirthMessage, LastWill, MqttBus
 from rsu.runtime.mqtt import RECONNECT_MAX_DELAY_S
 from rsu.runtime.preflight import preflight_site, redis_is_up
 from rsu.runtime.shutdown import StopSignals
 from rsu.runtime.stage import RunOptions
 from rsu.runtime.supervisor import StageSpec, Supervisor
+from rsu_contracts.bus_roles import BusRole
 from rsu_contracts.config import SiteConfig, load_site_config
 from rsu_contracts.messages import Sequencer, UnitHealth, UnitStatus
 from rsu_contracts.messages.health import MAX_REJECTION_ENTRIES
@@ -62,7 +64,8 @@ def supervisor_bus(site: SiteConfig, topics: Topics) -> MqttBus:
     status = topics.route(STATUS)
     will = LastWill(status.topic, b"offline", retain=status.retain, qos=status.qos, delay_s=STATUS_WILL_DELAY_S)
     birth = BirthMessage(status.topic, b"online", retain=status.retain, qos=status.qos)
-    return MqttBus(site.mqtt, f"{site.unit_id}-supervisor", last_will=will, birth=birth)
+    login = stage_login(site, BusRole.SUPERVISOR)
+    return MqttBus(login, f"{site.unit_id}-supervisor", last_will=will, birth=birth)
 
 
 class Unit:

@@ -17,10 +17,44 @@ from rsu.samples import SAMPLE_SITE
 from rsu_contracts.config import ConfigError, load_site_config
 
 
+def _allow_open_bus(args: argparse.Namespace) -> None:
+    """--allow-open-bus: the preflight (in this process) accepts an anonymously writable broker."""
+    from rsu.runtime.preflight import ALLOW_OPEN_BUS_VARIABLE
+
+    if getattr(args, "allow_open_bus", False):
+        os.environ[ALLOW_OPEN_BUS_VARIABLE] = "1"
+
+
 def _demo(args: argparse.Namespace) -> int:
     from rsu.demo import run_demo
 
-    summary = run_demo(Path(args.site), duration_s=args.duration_s, realtime=args.realtime, seed=args.seed)
+    from rsu.runtime.preflight import open_bus_allowed
+
+    _allow_open_bus(args)
+    site_path = Path(args.site)
+    site = load_site_config(site_path)
+    if open_bus_allowed(site.mqtt) or site.mqtt.credentials_dir is not None:
+        # The site's own broker: already secured (credentials_dir), or open by explicit choice
+        # (--allow-open-bus, RSU_ALLOW_OPEN_BUS, mqtt.allow_open_bus).
+        summary = run_demo(site_path, duration_s=args.duration_s, realtime=args.realtime, seed=args.seed)
+    else:
+        # The unit's own private broker, secured as deployed: per-stage logins, no anonymous clients.
+        from rsu_tools.secured_broker import SecuredMosquitto
+        from rsu_tools.testing.mosquitto import MosquittoNotFound
+
+        try:
+            broker = SecuredMosquitto(site, name="demo")
+        except MosquittoNotFound as exc:
+            print(f"rsu: error: {exc} (or run the demo on an open broker with --allow-open-bus)", file=sys.stderr)
+            return 2
+        with broker:
+            print(
+                f"rsu demo: the unit's bus is a private Mosquitto on {broker.host}:{broker.port} "
+                "(one login per stage, no anonymous clients)",
+                file=sys.stderr,
+            )
+            demo_site = broker.site_file()
+            summary = run_demo(demo_site, duration_s=args.duration_s, realtime=args.realtime, seed=args.seed)
     print(summary.render())
     # 1: the unit sent something its own readers could not parse; otherwise 0, also when the run
     # was stopped early by Ctrl-C or SIGTERM (EXIT_REQUESTED_STOP: it ended as asked).
@@ -31,9 +65,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from rsu.demo import Observer, render_line_counts
+    from rsu.runtime.broker_config import stage_login
     from rsu.runtime.bus import MqttBus
     from rsu.unit import Unit, plays_recorded_video
+    from rsu_contracts.bus_roles import BusRole
 
+    _allow_open_bus(args)
     site_path = Path(args.config)
     site = load_site_config(site_path)
     # A recorded clip runs on its own timestamps (as fast as the box can go); live sources on the wall clock.
@@ -43,7 +80,11 @@ def _run(args: argparse.Namespace) -> int:
     sim_epoch_s = time.time() if site.is_simulated and realtime else 0.0
     unit = Unit(site_path, RunOptions(realtime=realtime, seed=args.seed, sim_epoch_s=sim_epoch_s))
     unit.preflight()
-    observer = Observer(unit.topics, MqttBus(site.mqtt, f"{site.unit_id}-run-observer-{os.getpid()}"), sim_epoch_s)
+    observer = Observer(
+        unit.topics,
+        MqttBus(stage_login(site, BusRole.MONITOR), f"{site.unit_id}-run-observer-{os.getpid()}"),
+        sim_epoch_s,
+    )
     observer.start()
     try:
         stopped_by = unit.run_forever(on_tick=observer.pump)
@@ -64,6 +105,36 @@ def _run(args: argparse.Namespace) -> int:
         print(f"    {count:>8}  {topic}")
     # A requested stop (Ctrl-C, systemd's stop) is a normal end: EXIT_REQUESTED_STOP.
     return EXIT_REQUESTED_STOP if stopped_by else 0
+
+
+def _broker_config(args: argparse.Namespace) -> int:
+    from rsu.runtime.broker_config import DEFAULT_VEHICLE_PORT, BrokerConfigError, Listeners, write_broker_config
+
+    site = load_site_config(Path(args.site))
+    if (args.certfile is None) != (args.keyfile is None):
+        print("rsu: error: --certfile and --keyfile go together", file=sys.stderr)
+        return 2
+    listeners = Listeners(
+        local_host=args.local_host or site.mqtt.host,
+        local_port=args.local_port or site.mqtt.port,
+        vehicle_host=args.vehicle_host,
+        vehicle_port=args.vehicle_port or DEFAULT_VEHICLE_PORT,
+        certfile=Path(args.certfile) if args.certfile else None,
+        keyfile=Path(args.keyfile) if args.keyfile else None,
+    )
+    try:
+        files = write_broker_config(site, Path(args.out), listeners, args.vehicle, rotate=args.rotate)
+    except BrokerConfigError as exc:
+        print(f"rsu: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"rsu broker-config: unit {site.unit_id}, broker files in {files.folder}")
+    print(f"  mosquitto.conf   mosquitto -c {files.conf}")
+    print(f"  local listener   {listeners.local_host}:{listeners.local_port}  logins: {', '.join(files.unit_logins)}")
+    vehicles = ", ".join(files.vehicle_logins) or "(none: add them with --vehicle NAME)"
+    print(f"  vehicle listener {listeners.vehicle_host}:{listeners.vehicle_port}  logins: {vehicles}")
+    print(f"  passwords        {files.credentials} (mode 0600)")
+    print(f"  site file        mqtt: {{credentials_dir: {files.credentials}}}")
+    return 0
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -102,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration-s", type=float, default=600.0, help="simulated seconds to run (default 600)")
     demo.add_argument("--realtime", action="store_true", help="run at wall-clock speed instead of lock-step")
     demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument(
+        "--allow-open-bus",
+        action="store_true",
+        help="use the site's broker as it is, even when anonymous clients can write it (development only); "
+        "without it the demo runs on its own private secured Mosquitto",
+    )
     demo.set_defaults(handler=_demo)
 
     run = commands.add_parser(
@@ -112,7 +189,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--config", required=True, help="site config YAML")
     run.add_argument("--seed", type=int, default=42)
+    run.add_argument(
+        "--allow-open-bus",
+        action="store_true",
+        help="start even when anonymous clients can write the unit's broker (development only; logged as a WARNING)",
+    )
     run.set_defaults(handler=_run)
+
+    broker = commands.add_parser(
+        "broker-config",
+        help="write a secured Mosquitto for a unit: per-stage logins, ACLs from the topic registry",
+        description="Write mosquitto.conf, the access lists and password files of the unit's broker, and one "
+        "password file per login (mode 0600) in OUT/credentials, the site's mqtt.credentials_dir. Passwords are "
+        "kept when run again (--rotate: new ones).",
+    )
+    broker.add_argument("--site", required=True, help="site config YAML")
+    broker.add_argument("--out", required=True, help="folder to write into (keep it out of version control)")
+    broker.add_argument(
+        "--vehicle",
+        action="append",
+        default=[],
+        metavar="LOGIN",
+        help="a vehicle or priority requester login (repeatable)",
+    )
+    broker.add_argument("--local-host", default=None, help="local listener address (default: the site's mqtt.host)")
+    broker.add_argument("--local-port", type=int, default=None, help="local listener port (default: mqtt.port)")
+    broker.add_argument("--vehicle-host", default="0.0.0.0", help="vehicle listener address (default 0.0.0.0)")
+    broker.add_argument("--vehicle-port", type=int, default=None, help="vehicle listener port (default 8883)")
+    broker.add_argument("--certfile", default=None, help="TLS certificate of the vehicle listener (PEM)")
+    broker.add_argument("--keyfile", default=None, help="its private key (PEM)")
+    broker.add_argument("--rotate", action="store_true", help="generate new passwords for every login")
+    broker.set_defaults(handler=_broker_config)
 
     check = commands.add_parser("check-config", help="validate a site config and say what is wrong")
     check.add_argument("config")

@@ -47,6 +47,15 @@ def unit_state_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -
         os.environ["RSU_STATE_DIR"] = str(tmp_path_factory.mktemp("unit-state"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def open_bus_allowed_for_the_suite() -> None:
+    """Most tests run the unit on the machine's shared, anonymous Mosquitto or on a throwaway one
+    without logins: the development flag lets their preflight accept it (with a WARNING). The tests
+    of the check itself (tests/faults/test_local_bus_acl.py, tests/runtime/test_open_bus_check.py)
+    remove it. Stage processes inherit it."""
+    os.environ.setdefault("RSU_ALLOW_OPEN_BUS", "1")
+
+
 @pytest.fixture(scope="session")
 def sample_site() -> SiteConfig:
     return load_site_config(SAMPLE_SITE)

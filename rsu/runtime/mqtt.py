@@ -56,6 +56,11 @@ RECONNECT_MAX_DELAY_S = 5
 SESSION_TAKEN_OVER = 0x8E
 
 
+# CONNACK reason codes that retrying with the same login cannot change: bad user name or password,
+# not authorised, banned, bad authentication method.
+_LOGIN_REFUSALS = frozenset({0x86, 0x87, 0x8A, 0x8C})
+
+
 class BrokerUnavailable(ConnectionError):
     """The MQTT broker could not be reached or used; the message names host and port and why."""
 
@@ -315,9 +320,11 @@ class MqttClient:
         self._client.loop_start()
         self._started = True
         deadline = time.monotonic() + timeout_s
-        # A TLS failure after the handshake will not go away by retrying: report it at once.
+        # A TLS failure after the handshake, or a refused login, will not go away by retrying:
+        # report it at once.
         while not self._ready.wait(0.05):
-            if self._tls_error is not None or time.monotonic() >= deadline:
+            refused_login = self._last_refusal is not None and self._last_refusal.value in _LOGIN_REFUSALS
+            if self._tls_error is not None or refused_login or time.monotonic() >= deadline:
                 self.close()
                 raise BrokerUnavailable(self._not_ready_reason(timeout_s))
 

@@ -2,24 +2,40 @@
 
 preflight_site runs them all before any stage process starts: the web port is free, the broker
 and Redis answer, the key and state folders are writable, the model and simulation files are
-readable and the clock is plausible. Each failure is one line naming the thing and the setting.
+readable and the clock is plausible, and the local bus is not writable by anonymous clients
+(check_open_bus). Each failure is one line naming the thing and the setting.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import socket
 import tempfile
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 
+from rsu.runtime.broker_config import CredentialsError, stage_login
 from rsu.runtime.bus import BrokerUnavailable, MqttBus
+from rsu_contracts.bus_roles import BusRole
 from rsu_contracts.config import SiteConfig, resolve_relative
 from rsu_contracts.config.model import MqttConfig
 from rsu_contracts.config.paths import is_bare_name, is_url
+from rsu_contracts.topics import Topics
+
+log = logging.getLogger(__name__)
+
+# Set (1, true or yes) by `--allow-open-bus`, or in the environment of a development run: the same
+# as the site's mqtt.allow_open_bus.
+ALLOW_OPEN_BUS_VARIABLE = "RSU_ALLOW_OPEN_BUS"
+# How long the unit's own subscription waits for the anonymous probe message. On the box's own
+# broker delivery takes milliseconds; a loaded machine gets a wide margin.
+OPEN_BUS_PROBE_WAIT_S = 1.5
 
 # 2020-01-01T00:00Z: a box whose clock reads earlier lost its time (no RTC battery, no NTP yet), and
 # every timestamp it sends (SPaT, warnings, aggregates) would be wrong.
@@ -44,6 +60,101 @@ def check_broker(config: MqttConfig, client_id: str = "rsu-preflight") -> None:
         raise
     finally:
         bus.close()
+
+
+@dataclass(frozen=True)
+class OpenBusVerdict:
+    """What an anonymous client could do on the unit's broker."""
+
+    anonymous_connects: bool
+    anonymous_write_delivered: bool
+    probe_topic: str
+
+    @property
+    def open(self) -> bool:
+        return self.anonymous_write_delivered
+
+    def describe(self, address: str) -> str:
+        if not self.anonymous_connects:
+            return f"broker {address} refuses anonymous clients"
+        if not self.anonymous_write_delivered:
+            return (
+                f"broker {address} accepts anonymous clients but does not deliver what they publish on the "
+                "unit's topics"
+            )
+        return (
+            f"broker {address} delivers what an anonymous client publishes on the unit's local topics "
+            f"(probe {self.probe_topic}): anyone on it can forge signal states and tracks"
+        )
+
+
+def open_bus_allowed(config: MqttConfig) -> bool:
+    """The explicit development flag: mqtt.allow_open_bus, --allow-open-bus or RSU_ALLOW_OPEN_BUS."""
+    flag = os.environ.get(ALLOW_OPEN_BUS_VARIABLE, "").strip().lower()
+    return config.allow_open_bus or flag in ("1", "true", "yes")
+
+
+def probe_open_bus(site: SiteConfig, wait_s: float = OPEN_BUS_PROBE_WAIT_S) -> OpenBusVerdict:
+    """Connect without credentials to the unit's broker and publish under one of the unit's local
+    topics (a probe subtopic of its signal state, which no stage reads); the unit's own
+    authenticated subscription tells whether the broker delivered it. Raises BrokerUnavailable
+    when the unit's own login cannot connect, CredentialsError when its password is missing."""
+    topics = Topics.for_site(site)
+    probe_topic = f"{topics.signal_state}/preflight-probe-{uuid.uuid4().hex[:12]}"
+    watcher = MqttBus(stage_login(site, BusRole.MONITOR), f"{site.unit_id}-monitor-probe-{os.getpid()}")
+    anonymous_config = site.mqtt.model_copy(update={"username": None, "password": None, "credentials_dir": None})
+    intruder = MqttBus(anonymous_config, f"rsu-anonymous-probe-{uuid.uuid4().hex[:12]}")
+    try:
+        watcher.subscribe(probe_topic, qos=1)
+        watcher.connect(timeout_s=3.0)
+        try:
+            intruder.connect(timeout_s=3.0)
+        except BrokerUnavailable:
+            return OpenBusVerdict(anonymous_connects=False, anonymous_write_delivered=False, probe_topic=probe_topic)
+        info = intruder.publish(probe_topic, b"rsu preflight: an anonymous client wrote this", qos=1)
+        deadline = time.monotonic() + wait_s
+        info.wait_for_publish(wait_s)
+        while (remaining := deadline - time.monotonic()) > 0:
+            received = watcher.get(timeout_s=remaining)
+            if received is not None and received.topic == probe_topic:
+                return OpenBusVerdict(True, True, probe_topic)
+        return OpenBusVerdict(True, False, probe_topic)
+    finally:
+        intruder.close()
+        watcher.close()
+
+
+def check_open_bus(site: SiteConfig) -> OpenBusVerdict:
+    """PreflightError when an anonymous client can write the unit's local topics, unless the
+    development flag allows it (then a WARNING in the log)."""
+    address = f"{site.mqtt.host}:{site.mqtt.port}"
+    try:
+        verdict = probe_open_bus(site)
+    except CredentialsError as exc:
+        raise PreflightError(str(exc)) from None
+    if not verdict.open:
+        return verdict
+    if open_bus_allowed(site.mqtt):
+        log.warning(
+            "%s; starting anyway because the open bus is allowed (mqtt.allow_open_bus, --allow-open-bus or %s): "
+            "development only",
+            verdict.describe(address),
+            ALLOW_OPEN_BUS_VARIABLE,
+        )
+        return verdict
+    raise PreflightError(
+        f"{verdict.describe(address)}; secure it (`rsu broker-config`, see deploy/mosquitto/README.md) or, "
+        f"for development only, pass --allow-open-bus (site: mqtt.allow_open_bus: true)"
+    )
+
+
+def check_stage_logins(site: SiteConfig) -> None:
+    """Every login of the unit has its password file (mqtt.credentials_dir)."""
+    for role in BusRole:
+        try:
+            stage_login(site, role)
+        except CredentialsError as exc:
+            raise PreflightError(str(exc)) from None
 
 
 def check_redis(url: str) -> None:
@@ -166,8 +277,10 @@ def preflight_site(site: SiteConfig, site_path: Path) -> None:
     if site.is_simulated:
         for field, value in (("network", site.simulation.network), ("routes", site.simulation.routes)):
             check_readable_file(resolve_relative(site_path, value), f"simulation.{field}", "SUMO file")
+    check_stage_logins(site)
     try:
-        check_broker(site.mqtt, f"{site.unit_id}-preflight")
+        check_broker(stage_login(site, BusRole.MONITOR), f"{site.unit_id}-preflight")
+        check_open_bus(site)
     except BrokerUnavailable as exc:
         raise PreflightError(f"{exc}; or set mqtt.host / mqtt.port in the site file") from None
     try:

@@ -12,7 +12,9 @@ from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
+from rsu.runtime.broker_config import stage_login
 from rsu.runtime.input_guard import GuardReport
+from rsu_contracts.bus_roles import BusRole
 from rsu_contracts.config import SiteConfig, load_site_config
 
 # A stage sends its input guard's counts to the supervisor at most this often.
@@ -32,6 +34,16 @@ class RunOptions:
     seed: int = 42
 
 
+def with_stage_login(site: SiteConfig, stage: str) -> SiteConfig:
+    """The site as one stage sees it: site.mqtt is the stage's own login when mqtt.credentials_dir
+    gives every stage one (rsu.runtime.broker_config), so every MqttBus(site.mqtt, ...) of the
+    stage logs in as it and may publish only the stage's topics."""
+    roles = {role.value: role for role in BusRole}
+    if site.mqtt.credentials_dir is None or stage not in roles:
+        return site
+    return site.model_copy(update={"mqtt": stage_login(site, roles[stage])})
+
+
 class StageContext:
     def __init__(
         self,
@@ -44,7 +56,7 @@ class StageContext:
     ) -> None:
         self.name = name
         self.site_path = site_path
-        self.site: SiteConfig = load_site_config(site_path)
+        self.site: SiteConfig = with_stage_login(load_site_config(site_path), name)
         self.options = options
         self._heartbeat = heartbeat
         self._stop = stop

@@ -673,6 +673,28 @@ class MqttConfig(Strict):
     keepalive_s: int = Field(
         default=10, ge=2, le=600, description="MQTT keep-alive, seconds (how soon a dead link is noticed)."
     )
+    credentials_dir: SitePath | None = Field(
+        default=None,
+        description="Unit's broker only: the folder of per-stage logins written by `rsu broker-config` (one "
+        "`<unit_id>-<stage>.password` file each, mode 0600); each stage, the supervisor and the unit's monitor "
+        "log in as `<unit_id>-<stage>` with its own password instead of username/password. A path by the site "
+        "path rule.",
+    )
+    allow_open_bus: bool = Field(
+        default=False,
+        description="Unit's broker only: start even when an anonymous client can publish the unit's local topics "
+        "(the preflight check refuses such a broker otherwise; `--allow-open-bus` and RSU_ALLOW_OPEN_BUS=1 do the "
+        "same). For development only: anyone on the broker can then forge signal states and tracks.",
+    )
+
+    @model_validator(mode="after")
+    def _credentials_exclude_a_shared_login(self) -> MqttConfig:
+        if self.credentials_dir is not None and (self.username is not None or self.password is not None):
+            raise FieldError(
+                ("credentials_dir",),
+                "credentials_dir gives every stage its own login: remove username and password (or credentials_dir)",
+            )
+        return self
 
     @model_validator(mode="after")
     def _tls_options_are_consistent(self) -> MqttConfig:
