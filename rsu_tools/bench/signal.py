@@ -44,7 +44,15 @@ from rsu_tools.sil.runner import (
     result_to_json,
     run_one,
 )
-from rsu_tools.sil.scenarios import DEFAULT_SCENARIOS, SCENARIOS
+from rsu_tools.sil.scenarios import DEFAULT_SCENARIOS, SCENARIOS, STRESS_SCENARIOS, UNSEEN_SCENARIOS
+
+# Names --scenarios accepts for groups of scenarios.
+SCENARIO_GROUPS = {
+    "default": DEFAULT_SCENARIOS,
+    "stress": STRESS_SCENARIOS,
+    "unseen": UNSEEN_SCENARIOS,
+    "all": (*DEFAULT_SCENARIOS, *STRESS_SCENARIOS, *UNSEEN_SCENARIOS),
+}
 
 DEFAULT_SEEDS = (1, 2, 3, 4, 5)
 # 30 min of demand + 3 min to drain: the whole default bench (4 x 5 x 6 runs) takes about
@@ -308,12 +316,12 @@ def add_bench_signal_parser(
     parser.add_argument(
         "--scenarios",
         default=",".join(defaults.scenarios),
-        help=f"comma-separated scenario names (known: {', '.join(SCENARIOS)})",
+        help=f"comma-separated scenario names (known: {', '.join(SCENARIOS)}) or groups ({', '.join(SCENARIO_GROUPS)})",
     )
     parser.add_argument(
         "--seeds",
         default=str(len(defaults.seeds)),
-        help="seeds per scenario: N for 1..N, or a range A-B, or a comma-separated list (tune on some, report on others)",
+        help="seeds per scenario: N for 1..N, a range A-B or a comma-separated list (tune on some, report on others)",
     )
     parser.add_argument(
         "--plan",
@@ -337,6 +345,16 @@ def add_bench_signal_parser(
     )
     parser.set_defaults(handler=run_bench_signal_command)
     return parser
+
+
+def parse_scenarios(text: str) -> tuple[str, ...]:
+    """Comma-separated scenario names or group names (``SCENARIO_GROUPS``), in order, each once."""
+    names: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        for name in SCENARIO_GROUPS.get(part, (part,) if part else ()):
+            if name not in names:
+                names.append(name)
+    return tuple(names)
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -374,7 +392,7 @@ def options_from_args(args: argparse.Namespace) -> SignalBenchOptions:
         )
     return SignalBenchOptions(
         plans=plans,
-        scenarios=tuple(s.strip() for s in args.scenarios.split(",") if s.strip()),
+        scenarios=parse_scenarios(args.scenarios),
         seeds=parse_seeds(args.seeds),
         programs=tuple(p.strip() for p in args.programs.split(",") if p.strip()),
         duration_s=args.duration_s,

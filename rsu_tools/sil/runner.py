@@ -198,6 +198,38 @@ def run_one(spec: RunSpec) -> RunResult:
     )
 
 
+def _unit_program(program: str) -> tuple[str, dict[str, str]]:
+    """``unit:schedule[headway_s=2.2;cluster_gap_s=4]`` -> ("schedule", {"headway_s": "2.2", ...}):
+    a unit strategy with some parameters set (for tuning runs; the name keeps them apart)."""
+    name = program.removeprefix(UNIT_PREFIX)
+    if "[" not in name:
+        return name, {}
+    name, _, rest = name.partition("[")
+    if not rest.endswith("]"):
+        raise ValueError(f"program {program!r}: parameters go in [name=value;...]")
+    overrides: dict[str, str] = {}
+    for item in rest[:-1].split(";"):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"program {program!r}: parameter {item!r} is not name=value")
+        overrides[key.strip()] = value.strip()
+    return name, overrides
+
+
+def _schedule_parameters(overrides: dict[str, str]) -> Any:
+    from dataclasses import fields
+
+    from signal_control.strategies.schedule import ScheduleParameters
+
+    known = {f.name: f for f in fields(ScheduleParameters)}
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise ValueError(f"unknown schedule parameters {unknown}; known: {', '.join(known)}")
+    defaults = ScheduleParameters()
+    values = {k: type(getattr(defaults, k))(float(v)) for k, v in overrides.items()}
+    return ScheduleParameters(**values)
+
+
 def _halted(api: Any, lanes: list[str]) -> int:
     return max(int(api.lane.getLastStepHaltingNumber(lane)) for lane in lanes)
 
@@ -217,21 +249,23 @@ def _run_unit(
     from signal_control import SignalController
     from signal_control.lookahead import arrivals_by_lane
     from signal_control.phasing import with_ring_barrier_stages
-
     from signal_control.strategies.schedule import ScheduleStrategy
 
-    strategy = spec.program.removeprefix(UNIT_PREFIX).removesuffix("_nolookahead").removesuffix("_sequential")
-    if strategy in DUAL_RING_STRATEGIES and not spec.program.endswith("_sequential"):
+    name, overrides = _unit_program(spec.program)
+    strategy = name.removesuffix("_nolookahead").removesuffix("_sequential")
+    if strategy in DUAL_RING_STRATEGIES and not name.endswith("_sequential"):
         site = with_ring_barrier_stages(site)
     controller = SignalController(site)
     if strategy == "schedule":
-        controller.set_strategy(ScheduleStrategy(controller.plan))
+        controller.set_strategy(ScheduleStrategy(controller.plan, _schedule_parameters(overrides)))
+    elif overrides:
+        raise ValueError(f"program {spec.program!r}: only unit:schedule takes parameters")
     else:
         controller.set_strategy(strategy)
     camera_config = site.cameras[0]
     camera = SimulatedCamera(camera_config, seed=spec.seed)
     perception = PerceptionPipeline(site, camera_config.id)
-    lookahead = not spec.program.endswith("_nolookahead")
+    lookahead = not name.endswith("_nolookahead")
     end_s = spec.duration_s + spec.drain_s
     decision_s: list[float] = []
     max_queue = 0
