@@ -85,6 +85,9 @@ class ScheduleParameters:
     max_wait_s: float = 90.0
     # Delay weight of a waiting pedestrian group, in vehicles.
     pedestrian_weight: float = 2.0
+    # A standing queue's vehicles weigh 1 + wait_weight x (the lane's longest wait / 60 s): the
+    # longer a lane has waited, the dearer each further second (keeps the tail of delays short).
+    wait_weight: float = 1.0
     # Protected/permissive lefts: the HCM's permissive left model (as the adaptive strategy).
     permissive_max_vehicles: int = 6
     permissive_max_wait_s: float = 60.0
@@ -114,6 +117,7 @@ PARAMETER_BOUNDS: Mapping[str, tuple[float, float]] = {
     "yellow_pass_s": (0.0, 3.0),
     "max_wait_s": (20.0, 600.0),
     "pedestrian_weight": (0.0, 20.0),
+    "wait_weight": (0.0, 20.0),
     "permissive_max_vehicles": (0, 30),
     "permissive_max_wait_s": (5.0, 600.0),
     "critical_gap_s": (2.0, 10.0),
@@ -234,7 +238,7 @@ def plan_schedule(
                     end = max(end, new_started + min_green_s[stage])
                     step_first = stage
                     switched = True
-                new_served = served[:stage] + (position + 1,) + served[stage + 1 :]
+                new_served = (*served[:stage], position + 1, *served[stage + 1 :])
                 key = (new_served, stage)
                 value: Value = (
                     delay + cluster_delay,
@@ -304,7 +308,9 @@ class ScheduleStrategy:
         self._update_flows(context)
         stage = self._plan.stages[context.stage_index]
         if context.time_in_green_s < context.min_green_s:
-            return Decision.hold(f"stage {stage.stage_id}: minimum green", context.min_green_s - context.time_in_green_s)
+            return Decision.hold(
+                f"stage {stage.stage_id}: minimum green", context.min_green_s - context.time_in_green_s
+            )
         others_called = [i for i, called in enumerate(context.stage_calls) if called and i != context.stage_index]
         if not others_called:
             return Decision.hold(f"stage {stage.stage_id}: resting, no demand elsewhere", 0.0)
@@ -343,7 +349,8 @@ class ScheduleStrategy:
                 return Decision.terminate(
                     Termination.GAP_OUT,
                     lead_off,
-                    f"stage {stage.stage_id}: one ring done, its partner starts ({self._plan.stages[lead_off].stage_id})",
+                    f"stage {stage.stage_id}: one ring done, its partner starts "
+                    f"({self._plan.stages[lead_off].stage_id})",
                 )
             why = "plan goes on" if schedule.first_stage is not None else "nothing to serve"
             return Decision.hold(f"stage {stage.stage_id}: {why} (delay {schedule.delay_veh_s:.0f} veh-s)", hold_s)
@@ -448,16 +455,18 @@ class ScheduleStrategy:
             if self._served_permissively(index, context):
                 continue
             stage = self._plan.stages[index]
-            seen: list[tuple[float, str]] = []
+            seen: list[tuple[float, str, float]] = []
             predicted: list[tuple[float, str, float]] = []
             for lane_id in stage.lane_ids:
                 observation = context.lanes.get(lane_id)
                 if observation is None:
                     continue
+                standing = _standing(observation)
                 departures = _free_departures(
-                    _standing(observation), self._lane_arrivals_s(lane_id, observation, context), p.headway_s
+                    standing, self._lane_arrivals_s(lane_id, observation, context), p.headway_s
                 )
-                seen.extend((t, lane_id) for t in departures)
+                queue_weight = 1.0 + p.wait_weight * observation.max_wait_s / 60.0
+                seen.extend((t, lane_id, queue_weight if k < standing else 1.0) for k, t in enumerate(departures))
                 flow = self._flow_per_s.get(lane_id, 0.0)
                 expected = flow * p.future_horizon_s
                 if expected > 0.05:
@@ -702,10 +711,12 @@ def _offsets(lanes: Sequence[str], headway_s: float) -> tuple[float, ...]:
     return tuple(offsets)
 
 
-def _split(vehicles: list[tuple[float, str]], gap_s: float, max_clusters: int, headway_s: float) -> list[Cluster]:
-    """A stage's vehicles (free departure, lane; ascending) split at gaps above ``gap_s`` into at
-    most ``max_clusters`` clusters (the rest joins the last)."""
-    groups: list[list[tuple[float, str]]] = []
+def _split(
+    vehicles: list[tuple[float, str, float]], gap_s: float, max_clusters: int, headway_s: float
+) -> list[Cluster]:
+    """A stage's vehicles (free departure, lane, weight; ascending) split at gaps above ``gap_s``
+    into at most ``max_clusters`` clusters (the rest joins the last)."""
+    groups: list[list[tuple[float, str, float]]] = []
     for vehicle in vehicles:
         if groups and (vehicle[0] - groups[-1][-1][0] <= gap_s or len(groups) == max_clusters):
             groups[-1].append(vehicle)
@@ -713,10 +724,10 @@ def _split(vehicles: list[tuple[float, str]], gap_s: float, max_clusters: int, h
             groups.append([vehicle])
     return [
         Cluster(
-            tuple(t for t, _ in group),
-            _offsets([lane for _, lane in group], headway_s),
-            (1.0,) * len(group),
-            lanes=tuple(lane for _, lane in group),
+            tuple(t for t, _, _ in group),
+            _offsets([lane for _, lane, _ in group], headway_s),
+            tuple(w for _, _, w in group),
+            lanes=tuple(lane for _, lane, _ in group),
         )
         for group in groups
     ]

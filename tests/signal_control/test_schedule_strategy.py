@@ -167,7 +167,10 @@ def context(
     observations = {lane_id: lanes.get(lane_id, empty_lane(lane_id)) for lane_id in ALL_LANES}
     if called is None:
         calls = tuple(
-            any(observations[lane_id].queued_vehicles or observations[lane_id].approaching_vehicles for lane_id in s.lane_ids)
+            any(
+                observations[lane_id].queued_vehicles or observations[lane_id].approaching_vehicles
+                for lane_id in s.lane_ids
+            )
             for s in plan.stages
         )
     else:
@@ -252,7 +255,10 @@ def test_a_stage_called_too_long_is_served_though_the_plan_would_wait(protected_
 
 
 def test_the_configured_max_green_is_a_safety_cap(protected_lefts_plan: PhasePlan) -> None:
-    lanes = {"north_through_right": queue("north_through_right", 12), "east_through_right": queue("east_through_right", 1)}
+    lanes = {
+        "north_through_right": queue("north_through_right", 12),
+        "east_through_right": queue("east_through_right", 1),
+    }
     decision = ScheduleStrategy(protected_lefts_plan).decide(
         context(protected_lefts_plan, "ns_through", lanes, time_in_green_s=45.0, max_green_s=45.0)
     )
@@ -296,13 +302,17 @@ def test_a_done_ring_hands_over_to_its_through_while_the_other_left_still_runs(d
     # In {1, 6} the left runs while it discharges, then the stage moves on to {2, 6}.
     running = strategy.decide(context(dual_ring_plan, "nema_1_6", lanes, time_in_green_s=2.0, now_s=1006.0))
     assert running.action is Action.HOLD
-    done = {"south_through_right": queue("south_through_right", 6), "east_through_right": queue("east_through_right", 2)}
+    done = {
+        "south_through_right": queue("south_through_right", 6),
+        "east_through_right": queue("east_through_right", 2),
+    }
     moved = strategy.decide(context(dual_ring_plan, "nema_1_6", done, time_in_green_s=12.0, now_s=1016.0))
     assert dual_ring_plan.stages[moved.next_stage or 0].stage_id == "ns_through"
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("headway_s", 0.5), ("max_wait_s", 5.0), ("max_clusters_per_stage", 9), ("startup_s", float("nan"))]
+    ("name", "value"),
+    [("headway_s", 0.5), ("max_wait_s", 5.0), ("max_clusters_per_stage", 9), ("startup_s", float("nan"))],
 )
 def test_parameters_outside_their_bounds_are_rejected_by_name(name: str, value: float) -> None:
     with pytest.raises(ValueError, match=f"schedule parameter {name}"):
