@@ -39,7 +39,17 @@ from rsu_tools.sil.safety import ShownStateChecker
 from rsu_tools.sil.scenarios import SCENARIOS, write_scenario_demand
 
 UNIT_PREFIX = "unit:"
-UNIT_PROGRAMS = ("unit:adaptive", "unit:actuated")
+UNIT_PROGRAMS = ("unit:schedule", "unit:adaptive", "unit:actuated")
+# Strategies that run the NEMA dual ring: the site's stages plus the dual-ring stages derived from
+# its NEMA phase numbers and conflicts (a ``_sequential`` suffix: the site's stages only).
+DUAL_RING_STRATEGIES = ("adaptive", "schedule")
+# The signal plans every scenario runs on: the site's own (protected/permissive lefts with a
+# flashing yellow arrow where the site says so) and the same junction with every left protected
+# only (``permissive_with`` removed), which SUMO's fixed phase sequences cannot be outplayed on
+# by passing a protected-left phase over.
+PERMISSIVE_PLAN = "permissive"
+PROTECTED_ONLY_PLAN = "protected_only"
+PLANS = (PERMISSIVE_PLAN, PROTECTED_ONLY_PLAN)
 ALL_PROGRAMS = (*UNIT_PROGRAMS, *BUILTIN_PROGRAMS, *REFERENCE_PROGRAMS)
 # A vehicle delayed longer than this was starved (several full cycles at the longest greens).
 STARVATION_DELAY_S = 300.0
@@ -58,10 +68,11 @@ class RunSpec:
     out_dir: str
     site_path: str = str(SAMPLE_SITE)
     keep_trip_info: bool = False
+    plan: str = PERMISSIVE_PLAN
 
     @property
     def tag(self) -> str:
-        return f"{self.scenario}_s{self.seed}_{self.program.replace(':', '-')}"
+        return f"{self.plan}_{self.scenario}_s{self.seed}_{self.program.replace(':', '-')}"
 
 
 @dataclass
@@ -84,9 +95,32 @@ class RunResult:
     decision_p50_ms: float = math.nan
     decision_p99_ms: float = math.nan
     decision_max_ms: float = math.nan
+    # The same on the process's CPU clock: what the decision costs, without the time the process
+    # waited for a core on a loaded machine (the wall-clock figures include that).
+    decision_cpu_p99_ms: float = math.nan
     fault: str | None = None
     events_file: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    plan: str = PERMISSIVE_PLAN
+
+
+def site_for_plan(site: SiteConfig, plan: str) -> SiteConfig:
+    """The site on one of the bench's signal plans (``PLANS``): as configured, or with every
+    protected/permissive left made protected only."""
+    if plan == PERMISSIVE_PLAN:
+        return site
+    if plan == PROTECTED_ONLY_PLAN:
+        groups = [group.model_copy(update={"permissive_with": None}) for group in site.signal_groups]
+        return site.model_copy(update={"signal_groups": groups})
+    raise ValueError(f"unknown signal plan {plan!r}; known: {', '.join(PLANS)}")
+
+
+def programs_for_plan(programs: tuple[str, ...], plan: str) -> tuple[str, ...]:
+    """The programs that mean something on a plan: the permissive-only reference drops the
+    protected-left phases, which on a protected-only plan would never serve the lefts."""
+    if plan == PERMISSIVE_PLAN:
+        return programs
+    return tuple(p for p in programs if p not in REFERENCE_PROGRAMS)
 
 
 def _site_with_step(site: SiteConfig, step_s: float) -> SiteConfig:
@@ -135,10 +169,10 @@ def run_one(spec: RunSpec) -> RunResult:
     out_dir = Path(spec.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     site_path = Path(spec.site_path)
-    site = _site_with_step(load_site_config(site_path), spec.step_s)
+    site = site_for_plan(_site_with_step(load_site_config(site_path), spec.step_s), spec.plan)
     scenario = SCENARIOS[spec.scenario]
     routes = write_scenario_demand(
-        out_dir / f"{spec.scenario}_s{spec.seed}.rou.xml", scenario, spec.seed, spec.duration_s
+        out_dir / f"{spec.scenario}_s{spec.seed}_{spec.duration_s:g}.rou.xml", scenario, spec.seed, spec.duration_s
     )
     tripinfo = out_dir / f"{spec.tag}.tripinfo.xml"
     net_file = resolve_relative(site_path, site.simulation.network)
@@ -157,6 +191,7 @@ def run_one(spec: RunSpec) -> RunResult:
         scenario=spec.scenario,
         seed=spec.seed,
         program=spec.program,
+        plan=spec.plan,
         safety_violations=checker.total,
         safety_by_kind=dict(checker.counts),
         safety_examples=checker.violations[:5],
@@ -164,6 +199,38 @@ def run_one(spec: RunSpec) -> RunResult:
         **metrics,
         **extra,
     )
+
+
+def _unit_program(program: str) -> tuple[str, dict[str, str]]:
+    """``unit:schedule[headway_s=2.2;cluster_gap_s=4]`` -> ("schedule", {"headway_s": "2.2", ...}):
+    a unit strategy with some parameters set (for tuning runs; the name keeps them apart)."""
+    name = program.removeprefix(UNIT_PREFIX)
+    if "[" not in name:
+        return name, {}
+    name, _, rest = name.partition("[")
+    if not rest.endswith("]"):
+        raise ValueError(f"program {program!r}: parameters go in [name=value;...]")
+    overrides: dict[str, str] = {}
+    for item in rest[:-1].split(";"):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"program {program!r}: parameter {item!r} is not name=value")
+        overrides[key.strip()] = value.strip()
+    return name, overrides
+
+
+def _schedule_parameters(overrides: dict[str, str]) -> Any:
+    from dataclasses import fields
+
+    from signal_control.strategies.schedule import ScheduleParameters
+
+    known = {f.name: f for f in fields(ScheduleParameters)}
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise ValueError(f"unknown schedule parameters {unknown}; known: {', '.join(known)}")
+    defaults = ScheduleParameters()
+    values = {k: type(getattr(defaults, k))(float(v)) for k, v in overrides.items()}
+    return ScheduleParameters(**values)
 
 
 def _halted(api: Any, lanes: list[str]) -> int:
@@ -185,20 +252,26 @@ def _run_unit(
     from signal_control import SignalController
     from signal_control.lookahead import arrivals_by_lane
     from signal_control.phasing import with_ring_barrier_stages
+    from signal_control.strategies.schedule import ScheduleStrategy
 
-    strategy = spec.program.removeprefix(UNIT_PREFIX).removesuffix("_nolookahead").removesuffix("_sequential")
-    # The adaptive strategy runs the NEMA dual ring: the site's stages plus the dual-ring stages
-    # derived from its NEMA phase numbers and conflicts (``_sequential``: the site's stages only).
-    if strategy == "adaptive" and not spec.program.endswith("_sequential"):
+    name, overrides = _unit_program(spec.program)
+    strategy = name.removesuffix("_nolookahead").removesuffix("_sequential")
+    if strategy in DUAL_RING_STRATEGIES and not name.endswith("_sequential"):
         site = with_ring_barrier_stages(site)
     controller = SignalController(site)
-    controller.set_strategy(strategy)
+    if strategy == "schedule":
+        controller.set_strategy(ScheduleStrategy(controller.plan, _schedule_parameters(overrides)))
+    elif overrides:
+        raise ValueError(f"program {spec.program!r}: only unit:schedule takes parameters")
+    else:
+        controller.set_strategy(strategy)
     camera_config = site.cameras[0]
     camera = SimulatedCamera(camera_config, seed=spec.seed)
     perception = PerceptionPipeline(site, camera_config.id)
-    lookahead = spec.program != "unit:adaptive_nolookahead"
+    lookahead = not name.endswith("_nolookahead")
     end_s = spec.duration_s + spec.drain_s
     decision_s: list[float] = []
+    decision_cpu_s: list[float] = []
     max_queue = 0
     next_queue_sample_s = 0.0
     events_file = out_dir / f"{spec.tag}.atspm.csv"
@@ -225,7 +298,7 @@ def _run_unit(
             # The unit runs the controller in its own process; here the camera, perception and SUMO
             # share it, so their garbage is collected outside the timed decision.
             gc.disable()
-            tic = time.perf_counter()
+            tic, cpu_tic = time.perf_counter(), time.process_time()
             if latest is None:
                 output = controller.step(now_s, None)
             else:
@@ -233,6 +306,7 @@ def _run_unit(
                     now_s, latest.lanes, latest.crosswalks, observed_at_s=latest.time_s, arrivals_s=arrivals
                 )
             decision_s.append(time.perf_counter() - tic)
+            decision_cpu_s.append(time.process_time() - cpu_tic)
             gc.enable()
             if output.mode.value == "flash" and fault is None:
                 fault = output.reason
@@ -245,6 +319,7 @@ def _run_unit(
         "decision_p50_ms": float(np.percentile(timings, 50)),
         "decision_p99_ms": float(np.percentile(timings, 99)),
         "decision_max_ms": float(timings.max()),
+        "decision_cpu_p99_ms": float(np.percentile(np.asarray(decision_cpu_s) * 1000.0, 99)),
         "fault": fault,
         "events_file": str(events_file),
     }

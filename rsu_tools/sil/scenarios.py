@@ -51,6 +51,8 @@ class Scenario:
     truck_share: float = 0.08
     motorcycle_share: float = 0.03
     bicycle_share: float = 0.02
+    # Buses among the randomly arriving vehicles (besides the scheduled lines), turning like cars.
+    bus_share: float = 0.0
     # Scheduled buses straight through: headway per approach (0: no line).
     bus_headway_s: Mapping[str, float] = field(default_factory=lambda: {"N": 600.0, "S": 600.0, "E": 900.0, "W": 900.0})
     # Pedestrians per hour per crossing pair (both directions).
@@ -70,10 +72,11 @@ class Scenario:
     def lane_flows_pcu_per_hour(self, peak: bool = False) -> dict[str, float]:
         """Expected flow per site lane in passenger-car units per hour (mean over the run, or at the peak)."""
         factor = self.peak_factor if peak else self.mean_multiplier()
-        car_share = 1.0 - self.truck_share - self.motorcycle_share - self.bicycle_share
+        car_share = 1.0 - self.truck_share - self.motorcycle_share - self.bicycle_share - self.bus_share
         pce_per_vehicle = (
             car_share * PCE["car"]
             + self.truck_share * PCE["truck"]
+            + self.bus_share * PCE["bus"]
             + self.motorcycle_share * PCE["motorcycle"]
             + self.bicycle_share * PCE["bicycle"]
         )
@@ -136,10 +139,40 @@ SCENARIOS: dict[str, Scenario] = {
             peak_factor=1.5,
             pedestrians_per_hour=80.0,
         ),
+        # Held-out demand, never tuned on: the volumes and vehicle mix of the junction in issue 13
+        # (cars with 6 % trucks and 4 % buses, no pedestrians, no motorcycles or bicycles, no
+        # scheduled lines) on the sample geometry.
+        *(
+            Scenario(
+                f"unseen_{name}",
+                f"issue 13's unseen junction demand: {description}; 6 % trucks, 4 % buses, no pedestrians",
+                volumes,
+                truck_share=0.06,
+                bus_share=0.04,
+                motorcycle_share=0.0,
+                bicycle_share=0.0,
+                bus_headway_s={},
+                pedestrians_per_hour=0.0,
+                peak_factor=peak,
+            )
+            for name, description, volumes, peak in (
+                ("light", "400 veh/h per approach", dict.fromkeys(APPROACHES, 400.0), 1.0),
+                ("balanced", "600 veh/h per approach", dict.fromkeys(APPROACHES, 600.0), 1.0),
+                (
+                    "unbalanced",
+                    "main street 900, side street 250 veh/h",
+                    {"N": 900.0, "S": 900.0, "E": 250.0, "W": 250.0},
+                    1.0,
+                ),
+                ("peak", "300 veh/h per approach rising to 750 and back", dict.fromkeys(APPROACHES, 300.0), 2.5),
+            )
+        ),
     )
 }
 # What `rsu bench signal` runs unless told otherwise.
 DEFAULT_SCENARIOS = ("light", "balanced", "unbalanced", "peak")
+STRESS_SCENARIOS = ("heavy_lefts", "saturated", "asymmetric_peak")
+UNSEEN_SCENARIOS = ("unseen_light", "unseen_balanced", "unseen_unbalanced", "unseen_peak")
 
 
 def _thinned_poisson(
@@ -167,9 +200,13 @@ def write_scenario_demand(path: str | Path, scenario: Scenario, seed: int, durat
     movements = list(scenario.turn_shares)
     turn_p = np.array([scenario.turn_shares[m] for m in movements], dtype=float)
     turn_p /= turn_p.sum()
-    car_share = 1.0 - scenario.truck_share - scenario.motorcycle_share - scenario.bicycle_share
+    car_share = 1.0 - scenario.truck_share - scenario.motorcycle_share - scenario.bicycle_share - scenario.bus_share
     types = ["car", "truck", "motorcycle", "bicycle"]
-    type_p = np.array([car_share, scenario.truck_share, scenario.motorcycle_share, scenario.bicycle_share])
+    shares = [car_share, scenario.truck_share, scenario.motorcycle_share, scenario.bicycle_share]
+    if scenario.bus_share > 0:
+        types.append("bus")
+        shares.append(scenario.bus_share)
+    type_p = np.array(shares)
     departures: list[tuple[float, str]] = []
     for approach in APPROACHES:
         for index, time_s in enumerate(_thinned_poisson(rng, scenario, scenario.approach_vph[approach], duration_s)):

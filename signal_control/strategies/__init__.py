@@ -11,6 +11,7 @@ from signal_control.strategies.base import (
     next_called_stage,
 )
 from signal_control.strategies.fixed_time import FixedTimeStrategy
+from signal_control.strategies.schedule import ScheduleParameters, ScheduleStrategy
 
 __all__ = [
     "Action",
@@ -20,6 +21,8 @@ __all__ = [
     "Decision",
     "DecisionContext",
     "FixedTimeStrategy",
+    "ScheduleParameters",
+    "ScheduleStrategy",
     "Strategy",
     "Termination",
     "next_called_stage",

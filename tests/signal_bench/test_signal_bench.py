@@ -16,9 +16,26 @@ from rsu.samples import SAMPLE_SITE
 from rsu_cli import main
 from rsu_contracts.config import SiteConfig
 from rsu_contracts.config.load import resolve_relative
-from rsu_tools.bench.signal import _cached, _run_in_worker, _store
+from rsu_tools.bench.signal import (
+    SignalBenchOptions,
+    _cached,
+    _run_in_worker,
+    _store,
+    _summarise,
+    parse_scenarios,
+    parse_seeds,
+    render_markdown,
+)
 from rsu_tools.sil.programs import BUILTIN_PROGRAMS, REFERENCE_PROGRAMS, signal_heads_for_network, write_program
-from rsu_tools.sil.runner import ALL_PROGRAMS, RunResult, RunSpec
+from rsu_tools.sil.runner import (
+    ALL_PROGRAMS,
+    PLANS,
+    PROTECTED_ONLY_PLAN,
+    RunResult,
+    RunSpec,
+    programs_for_plan,
+    site_for_plan,
+)
 from rsu_tools.sil.safety import ShownStateChecker
 from rsu_tools.sil.scenarios import SCENARIOS, write_scenario_demand
 from signal_control import PhasePlan
@@ -134,7 +151,7 @@ def test_a_run_that_fails_in_a_worker_is_reported_by_name(tmp_path: Path) -> Non
     # SUMO's own exceptions cannot cross the process boundary; the bench names the failed run.
     missing_site = str(tmp_path / "none.yaml")
     spec = RunSpec("balanced", 1, "delay_based", 10.0, 0.0, STEP_S, str(tmp_path), site_path=missing_site)
-    with pytest.raises(RuntimeError, match=r"run balanced_s1_delay_based failed: .*none\.yaml") as failure:
+    with pytest.raises(RuntimeError, match=r"run permissive_balanced_s1_delay_based failed: .*none\.yaml") as failure:
         _run_in_worker(spec)
     assert pickle.loads(pickle.dumps(failure.value)).args == failure.value.args
 
@@ -154,15 +171,20 @@ def test_quick_bench_runs_every_program_and_writes_table_and_json(
         assert run["vehicles"] > 20 and run["completed"] > 0
         assert run["safety_violations"] == 0, run["safety_examples"]
         assert run["mean_delay_s"] > 0
+    # Every scenario runs on both plans; the permissive-only reference only where it means something.
+    assert {(run["plan"], run["program"]) for run in runs} == {
+        (plan, program) for plan in PLANS for program in programs_for_plan(ALL_PROGRAMS, plan)
+    }
     unit_runs = [run for run in runs if run["program"].startswith("unit:")]
     for run in unit_runs:
         assert run["fault"] is None
         assert run["decision_p99_ms"] is not None
         log = Path(run["events_file"]).read_text().splitlines()
         assert log[0] == "time_s,event_code,parameter" and len(log) > 10
-    assert "balanced" in data["summary"]["targets"]
+    for plan in PLANS:
+        assert "unit:schedule" in data["summary"]["targets"][plan]["balanced"]
     markdown = (tmp_path / "signal_bench.md").read_text()
-    assert markdown.startswith("| scenario | program |") and "unit:adaptive" in markdown
+    assert markdown.startswith("| plan | scenario | program |") and "unit:schedule" in markdown
 
 
 def _result(spec: RunSpec, mean_delay_s: float) -> RunResult:
@@ -170,6 +192,7 @@ def _result(spec: RunSpec, mean_delay_s: float) -> RunResult:
         scenario=spec.scenario,
         seed=spec.seed,
         program=spec.program,
+        plan=spec.plan,
         vehicles=100,
         completed=99,
         mean_delay_s=mean_delay_s,
@@ -194,9 +217,67 @@ def test_sumo_baselines_are_reused_from_the_cache_for_the_same_run_only(tmp_path
     assert _cached(tmp_path, replace(spec, seed=2)) is None
     assert _cached(tmp_path, replace(spec, duration_s=900.0)) is None
     assert _cached(tmp_path, replace(spec, program="actuated")) is None
+    assert _cached(tmp_path, replace(spec, plan=PROTECTED_ONLY_PLAN)) is None
     # The unit's own runs are always run afresh.
     unit = replace(spec, program="unit:adaptive")
     _store(tmp_path, unit, _result(unit, 20.0))
     assert _cached(tmp_path, unit) is None
     # Without a cache folder nothing is kept.
     assert _cached(None, spec) is None
+
+
+def test_the_protected_only_plan_takes_every_permissive_turn_away_and_nothing_else(sample_site: SiteConfig) -> None:
+    protected = site_for_plan(sample_site, PROTECTED_ONLY_PLAN)
+    assert [g.permissive_with for g in protected.signal_groups] == [None] * len(protected.signal_groups)
+    assert [g.id for g in protected.signal_groups] == [g.id for g in sample_site.signal_groups]
+    assert protected.conflicts == sample_site.conflicts and protected.controller == sample_site.controller
+    assert any(g.permissive_with for g in sample_site.signal_groups), "the sample's own plan is permissive"
+    # The permissive-only reference would never serve a protected-only left: not run there.
+    assert "delay_based_permissive_only" not in programs_for_plan(ALL_PROGRAMS, PROTECTED_ONLY_PLAN)
+    with pytest.raises(ValueError, match="unknown signal plan 'fya'"):
+        site_for_plan(sample_site, "fya")
+
+
+def test_seeds_and_scenarios_can_be_named_so_tuning_and_reporting_use_different_demand() -> None:
+    assert parse_seeds("3") == (1, 2, 3)
+    assert parse_seeds("101-105") == (101, 102, 103, 104, 105)
+    assert parse_seeds("1,7, 9") == (1, 7, 9)
+    with pytest.raises(ValueError, match="--seeds"):
+        parse_seeds("a-b")
+    assert parse_scenarios("default") == ("light", "balanced", "unbalanced", "peak")
+    assert parse_scenarios("peak,stress,peak") == ("peak", "heavy_lefts", "saturated", "asymmetric_peak")
+    assert set(parse_scenarios("unseen")) <= set(SCENARIOS)
+
+
+def test_the_summary_compares_each_unit_program_with_the_best_sumo_program_per_plan_and_counts_seeds_won(
+    tmp_path: Path,
+) -> None:
+    delays = {  # (plan, program) -> mean delay per seed 1..3
+        ("permissive", "delay_based"): (30.0, 30.0, 30.0),
+        ("permissive", "actuated"): (40.0, 40.0, 40.0),
+        ("permissive", "unit:schedule"): (20.0, 35.0, 20.0),
+        (PROTECTED_ONLY_PLAN, "delay_based"): (50.0, 50.0, 50.0),
+        (PROTECTED_ONLY_PLAN, "actuated"): (45.0, 44.0, 46.0),
+        (PROTECTED_ONLY_PLAN, "unit:schedule"): (40.0, 50.0, 40.0),
+    }
+    results = [
+        _result(RunSpec("balanced", seed, program, 600.0, 60.0, STEP_S, str(tmp_path), plan=plan), per_seed[seed - 1])
+        for (plan, program), per_seed in delays.items()
+        for seed in (1, 2, 3)
+    ]
+    options = SignalBenchOptions(
+        scenarios=("balanced",), seeds=(1, 2, 3), programs=("unit:schedule", "delay_based", "actuated")
+    )
+    summary = _summarise(results, options)
+    permissive = summary["targets"]["permissive"]["balanced"]["unit:schedule"]
+    assert permissive["best_sumo_program"] == "delay_based"
+    assert permissive["delay_ratio"] == pytest.approx(25.0 / 30.0) and permissive["delay_target_met"]
+    assert (permissive["seeds_won"], permissive["seeds"]) == (2, 3)
+    protected = summary["targets"][PROTECTED_ONLY_PLAN]["balanced"]["unit:schedule"]
+    # On the other plan the best SUMO program is another one; seeds are won against its own runs.
+    assert protected["best_sumo_program"] == "actuated"
+    assert protected["delay_ratio"] == pytest.approx((130.0 / 3) / 45.0) and not protected["delay_target_met"]
+    assert protected["seeds_won"] == 2
+    table = render_markdown(summary)
+    assert "| permissive | balanced | unit:schedule |" in table and "(2/3 seeds won)" in table
+    assert f"| {PROTECTED_ONLY_PLAN} | balanced | actuated |" in table and "1.00x (best)" in table
