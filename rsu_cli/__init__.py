@@ -187,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     from_sumo.add_argument("--tls", required=True, help="id of the traffic light")
     from_sumo.add_argument("--out", help="site file to write (default: beside the network, NAME.site.yaml)")
     from_sumo.add_argument("--unit-id", help="the unit's id (default: sumo-<junction id>)")
-    from_sumo.add_argument("--routes", help="route file for the simulation section (default: from a .sumocfg beside it)")
+    from_sumo.add_argument(
+        "--routes", help="route file for the simulation section (default: from a .sumocfg beside it)"
+    )
     from_sumo.add_argument(
         "--reference", help="LAT,LON of the junction centre (default: from the network's UTM projection)"
     )
@@ -202,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     from rsu_tools.bench.conflicts import add_bench_conflicts_parser
     from rsu_tools.bench.latency import add_bench_latency_parser
     from rsu_tools.bench.perception import add_bench_perception_parser
+    from rsu_tools.bench.resco import add_bench_cologne_parser
     from rsu_tools.bench.signal import add_bench_signal_parser
     from rsu_tools.bench.uplink import add_bench_uplink_parser
 
@@ -212,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_perception_parser(benches)
     add_bench_latency_parser(benches)
     add_bench_conflicts_parser(benches)
+    add_bench_cologne_parser(benches)
     add_centre_parser(commands)
     add_doctor_parser(commands)
     add_export_parser(commands)

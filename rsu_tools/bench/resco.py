@@ -284,9 +284,7 @@ def _program_file(path: Path, kind: str, net_file: Path) -> Path:
     root = ET.parse(net_file).getroot()
     logic = next(logic for logic in root.iter("tlLogic") if logic.get("id") == COLOGNE1_TLS)
     out = ET.Element("additional")
-    program = ET.SubElement(
-        out, "tlLogic", id=COLOGNE1_TLS, type=kind, programID="bench", offset="0"
-    )
+    program = ET.SubElement(out, "tlLogic", id=COLOGNE1_TLS, type=kind, programID="bench", offset="0")
     longest = max(float(phase.get("duration", "0")) for phase in logic.iter("phase"))
     for phase in logic.iter("phase"):
         state = phase.get("state", "")
@@ -344,7 +342,9 @@ def run_one(spec: RunSpec) -> RunRecord:
         elif spec.program.startswith(UNIT_PREFIX):
             yellow, all_red = _run_unit(libsumo, spec, facts, step, out_dir, decision_ms, notes)
         else:
-            raise ValueError(f"unknown program {spec.program!r} (known: {', '.join(DEFAULT_PROGRAMS)}, unit:<strategy>)")
+            raise ValueError(
+                f"unknown program {spec.program!r} (known: {', '.join(DEFAULT_PROGRAMS)}, unit:<strategy>)"
+            )
         waiting = sum(libsumo.lane.getLastStepHaltingNumber(lane) for lane in COLOGNE1_INCOMING)
         end_s = float(libsumo.simulation.getTime())
     finally:
@@ -516,7 +516,14 @@ def _run_unit(
         def _map_links(self) -> list[ControlledLink]:
             links = self._api.getControlledLinks(self.traffic_light_id)
             return [
-                ControlledLink(index, *connections[0], signal_group=link_groups[index], is_crossing=False)
+                ControlledLink(
+                    index,
+                    from_lane=str(connections[0][0]),
+                    to_lane=str(connections[0][1]),
+                    via_lane=str(connections[0][2]),
+                    signal_group=link_groups[index],
+                    is_crossing=False,
+                )
                 for index, connections in enumerate(links)
             ]
 
@@ -602,15 +609,13 @@ def render_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
     lines = [header]
     for program, row in summary.items():
         free = row["mean_delay_without_gridlock_s"]
-        ratio = (
-            f"{free / summary[best]['mean_delay_without_gridlock_s']:.2f}x" if best is not None and free else "-"
-        )
+        ratio = f"{free / summary[best]['mean_delay_without_gridlock_s']:.2f}x" if best is not None and free else "-"
         locked = ",".join(map(str, row["gridlocked_seeds"])) or "none"
         lines.append(
             f"{program:<16}{row['seeds']:>6}{row['mean_delay_s']:>9.1f}"
             f"{(f'{free:.1f}' if free is not None else '-'):>14}{ratio:>9}{locked:>12}{row['box_conflicts']:>15}"
             f"{'/'.join(f'{v:g}' for v in row['yellow_s']):>10}{'/'.join(f'{v:g}' for v in row['all_red_s']):>11}"
-            f"{README_SUMO128.get(program, float('nan')):>12.1f}{RESCO_PUBLISHED_SUMO19.get(program, float('nan')):>10.1f}"
+            f"{README_SUMO128.get(program, math.nan):>12.1f}{RESCO_PUBLISHED_SUMO19.get(program, math.nan):>10.1f}"
         )
     if best is not None:
         lines.append(f"best baseline (without gridlocked seeds): {best}")

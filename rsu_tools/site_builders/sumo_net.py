@@ -462,7 +462,8 @@ def _nema_numbers(
     # Nominal bearings (the compass sector the approach comes from): a lane's own bearing is off
     # its road's axis by the lane offset.
     bearing = {
-        approach: 45.0 * (round(_bearing_deg(_approach_point(facts, edge_of[approach], facts.links), origin) / 45.0) % 8)
+        approach: 45.0
+        * (round(_bearing_deg(_approach_point(facts, edge_of[approach], facts.links), origin) / 45.0) % 8)
         for approach in through
     }
     ordered = sorted(through, key=lambda approach: bearing[approach])
@@ -597,9 +598,7 @@ def _stages(
     return stages
 
 
-def _gives_way(
-    facts: TrafficLightFacts, link_groups: dict[int, str], phase: NetPhase, group: str, other: str
-) -> bool:
+def _gives_way(facts: TrafficLightFacts, link_groups: dict[int, str], phase: NetPhase, group: str, other: str) -> bool:
     """In this phase a link of ``group`` shows minor green against a major-green foe link of ``other``."""
     return any(
         link_groups[a] == group
@@ -640,8 +639,7 @@ def _approaches(
                     }
                 )
                 notes.append(
-                    f"lane {lane_id} (shared) is released by {group}; its {', '.join(others)} "
-                    "(one group per site lane)"
+                    f"lane {lane_id} (shared) is released by {group}; its {', '.join(others)} (one group per site lane)"
                 )
             shape, width, lane_speed, _ = facts.lanes[lane_id]
             speed = max(speed, lane_speed)
