@@ -20,7 +20,13 @@ Programs, each on the same demand, options and seed:
 * ``unit:<strategy>``: the unit's SignalController on the site imported from the network
   (``rsu_tools.site_builders.sumo_net``), with its ITE clearances, fed per site lane what a camera
   sees from SUMO's vehicles (no detectors, see ``camera_view``) and shown on the exact links of its
-  signal groups.
+  signal groups. The site is used as imported: a shared lane's view calls the group of its through
+  movement, so the lefts and U-turns of cologne1's shared lanes turn permissively (SUMO's minor
+  green) beside their opposing through and their protected groups are never called;
+  ``--shared-lane-calls`` gives each shared lane a twin site lane per other group it serves (a
+  stop-bar detector on a shared lane calling every phase serving it), which on seed 1 raised the
+  delay of ``unit:actuated`` from 23.3 to 70.3 s: through vehicles at the head of the shared lane
+  extend the protected left they cannot use.
 
 Per run: the RESCO delay, vehicles, unfinished trips, whether the junction gridlocked, the
 clearance used, and conflicts in the box: pairs of vehicles inside the junction at the same time
@@ -209,6 +215,7 @@ class RunSpec:
     scenario_dir: str
     begin_s: float = BEGIN_S
     end_s: float = END_S
+    shared_lane_calls: bool = False
 
 
 @dataclass
@@ -226,6 +233,7 @@ class RunRecord:
     wall_s: float
     decision_p99_ms: float | None = None
     notes: list[str] = field(default_factory=list)
+    box_conflict_examples: list[str] = field(default_factory=list)
 
 
 class BoxWatch:
@@ -237,6 +245,7 @@ class BoxWatch:
         self.entered_on: dict[str, str] = {}
         self.link_of_vehicle: dict[str, int] = {}
         self.pairs: set[frozenset[str]] = set()
+        self.examples: list[str] = []
         self.last_exit_s = -math.inf
 
     def observe(self, now_s: float, in_box: Mapping[str, str], state: str) -> None:
@@ -257,8 +266,14 @@ class BoxWatch:
         for i, a in enumerate(clearing):
             foes_a = self.foes.get(self.link_of_vehicle[a], frozenset())
             for b in clearing[i + 1 :]:
-                if self.link_of_vehicle[b] in foes_a:
-                    self.pairs.add(frozenset((a, b)))
+                pair = frozenset((a, b))
+                if self.link_of_vehicle[b] in foes_a and pair not in self.pairs:
+                    self.pairs.add(pair)
+                    if len(self.examples) < 5:
+                        self.examples.append(
+                            f"{now_s:g} s: {a} (link {self.link_of_vehicle[a]}, entered on {self.entered_on[a]}) and "
+                            f"{b} (link {self.link_of_vehicle[b]}, entered on {self.entered_on[b]})"
+                        )
 
 
 def _sumo_command(spec: RunSpec, tripinfo: Path, extra: Sequence[str] = ()) -> list[str]:
@@ -365,6 +380,7 @@ def run_one(spec: RunSpec) -> RunRecord:
         wall_s=time.perf_counter() - started,
         decision_p99_ms=float(np.percentile(decision_ms, 99)) if decision_ms else None,
         notes=notes,
+        box_conflict_examples=box.examples,
     )
 
 
@@ -505,7 +521,10 @@ def _run_unit(
     strategy = spec.program.removeprefix(UNIT_PREFIX)
     net_file = Path(spec.scenario_dir) / "cologne1.net.xml"
     imported = import_site(net_file, COLOGNE1_TLS, out_dir / "cologne1.site.yaml")
-    site = SiteConfig.model_validate(controller_site(imported.site, imported.link_groups, facts))
+    # As imported: a shared lane calls only the group of its through movement; with
+    # shared_lane_calls its view also calls (and extends) the other groups it serves.
+    site_data = controller_site(imported.site, imported.link_groups, facts) if spec.shared_lane_calls else imported.site
+    site = SiteConfig.model_validate(site_data)
     if strategy == "adaptive":
         site = with_ring_barrier_stages(site)
     link_groups = imported.link_groups
@@ -623,13 +642,18 @@ def render_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def run_bench(
-    programs: Sequence[str], seeds: Sequence[int], out: Path, scenarios: Path, end_s: float = END_S
+    programs: Sequence[str],
+    seeds: Sequence[int],
+    out: Path,
+    scenarios: Path,
+    end_s: float = END_S,
+    shared_lane_calls: bool = False,
 ) -> dict[str, Any]:
     runs_dir = Path(tempfile.mkdtemp(prefix="rsu-cologne-"))
     records: list[RunRecord] = []
     for seed in seeds:
         for program in programs:
-            spec = RunSpec(program, seed, str(runs_dir), str(scenarios), BEGIN_S, end_s)
+            spec = RunSpec(program, seed, str(runs_dir), str(scenarios), BEGIN_S, end_s, shared_lane_calls)
             record = run_in_subprocess(spec)
             records.append(record)
             print(
@@ -643,6 +667,7 @@ def run_bench(
         "begin_s": BEGIN_S,
         "end_s": end_s,
         "seeds": list(seeds),
+        "shared_lane_calls": shared_lane_calls,
         "summary": summary,
         "runs": [asdict(record) for record in records],
         "references": {"readme_sumo_1_28": README_SUMO128, "resco_published_sumo_1_9": RESCO_PUBLISHED_SUMO19},
@@ -674,7 +699,7 @@ def _bench(args: argparse.Namespace) -> int:
     programs = tuple(args.programs.split(",")) if args.programs else DEFAULT_PROGRAMS
     end_s = BEGIN_S + args.duration_s if args.duration_s else END_S
     print(f"rsu bench cologne: {len(programs)} programs x {len(seeds)} seeds, {BEGIN_S:g}-{end_s:g} s")
-    result = run_bench(programs, seeds, Path(args.out), scenarios, end_s)
+    result = run_bench(programs, seeds, Path(args.out), scenarios, end_s, args.shared_lane_calls)
     print(render_table(result["summary"]))
     print(f"wrote {args.out}")
     return 0
@@ -692,6 +717,11 @@ def add_bench_cologne_parser(benches: Any) -> None:
     parser.add_argument("--programs", help=f"comma-separated (default {','.join(DEFAULT_PROGRAMS)})")
     parser.add_argument("--duration-s", type=float, help="shorter runs from 25200 s (default: to 28800 s)")
     parser.add_argument("--scenario-dir", help="folder with cologne1.sumocfg (default: RSU_SCENARIOS_DIR or shared)")
+    parser.add_argument(
+        "--shared-lane-calls",
+        action="store_true",
+        help="unit: a shared lane's view also calls the groups of its turns (default: as imported, its through group)",
+    )
     parser.add_argument("--out", default="bench-results/cologne1.json", help="JSON to write")
     parser.set_defaults(handler=_bench)
 

@@ -27,9 +27,10 @@ What is read, and how it becomes the site:
   group ids name approach and movement.
 * **Stages**: the program's green phases in order (a phase whose greens are a subset of the one
   before, e.g. a pedestrian clearance, is the same stage); **timings**: min / max green from the
-  phases' ``minDur`` / ``maxDur`` where given; yellow and all-red are left to the ITE formulas
-  from the approach speed (the fastest lane) and the clearance width (the longest path through
-  the junction of the group's links); the program's own yellow is reported in ``notes``.
+  phases' ``minDur`` / ``maxDur`` where given; yellow and all-red written out from the ITE
+  formulas (rounded up to 0.1 s) with the group's own approach speed (its fastest lane) and
+  clearance width (the longest path of its links through the junction), a permissive turn's
+  capped at its partner's; the program's own yellow is reported in ``notes``.
 * **Geometry**: metres in a local frame centred on the junction (SUMO's x east, y north); lane
   centre lines are SUMO's lane shapes, which end at the stop line. The geographic reference
   comes from the network's UTM projection when it has one.
@@ -49,6 +50,7 @@ from typing import Any
 import yaml
 
 from rsu_tools.site_builders.geodesy import utm_to_geodetic
+from signal_control.timing import MIN_ALL_RED_S, MIN_YELLOW_S, ite_all_red_s, ite_yellow_s
 
 Point = tuple[float, float]
 
@@ -325,8 +327,8 @@ def build_site(
     yellow = sorted({phase.duration_s for phase in facts.phases if "y" in phase.state.lower()})
     if yellow:
         notes.append(
-            f"the network's program changes with {', '.join(f'{y:g}' for y in yellow)} s yellow; the site leaves "
-            "yellow and all-red to the ITE formulas (approach speed, clearance width)"
+            f"the network's program changes with {', '.join(f'{y:g}' for y in yellow)} s yellow; the site's yellow "
+            "and all-red are the ITE values (approach speed, clearance width)"
         )
     reach = max(math.dist((0.0, 0.0), point) for approach in approaches for lane in approach["lanes"]
                 for point in lane["centerline_m"])  # fmt: skip
@@ -700,10 +702,28 @@ def _signal_groups(
         widths = [facts.lanes[link.via][3] for link in links if link.via in facts.lanes]
         if widths:
             entry["clearance_width_m"] = round(min(100.0, max(1.0, max(widths))), 1)
+        # ITE clearances from the group's own approach (the fastest of its lanes), rounded up to
+        # 0.1 s; written out because a group released only from a shared lane has no site lane of
+        # its own that would tell the formulas its approach.
+        speed = max(facts.lanes[link.from_lane][2] for link in links)
+        entry["yellow_s"] = _round_up(max(MIN_YELLOW_S, min(8.0, ite_yellow_s(speed))))
+        width = entry.get("clearance_width_m", 20.0)
+        entry["all_red_s"] = _round_up(max(MIN_ALL_RED_S, min(6.0, ite_all_red_s(width, speed))))
         if group_id in permissive:
             entry["permissive_with"] = permissive[group_id]
         groups.append(entry)
+    # A permissive turn clears with its partner: its yellow and all-red fit within the partner's.
+    by_id = {entry["id"]: entry for entry in groups}
+    for entry in groups:
+        partner = by_id.get(entry.get("permissive_with", ""))
+        if partner is not None:
+            for key in ("yellow_s", "all_red_s"):
+                entry[key] = min(entry[key], partner[key])
     return groups
+
+
+def _round_up(value_s: float) -> float:
+    return math.ceil(value_s * 10.0 - 1e-9) / 10.0
 
 
 def _crosswalks(

@@ -12,6 +12,7 @@ from rsu_cli import main as rsu_main
 from rsu_contracts.config import SiteConfig, load_site_config
 from rsu_tools.bench.resco import COLOGNE1_TLS, scenario_dir
 from rsu_tools.site_builders.sumo_net import ImportedSite, SumoNetError, import_site, read_traffic_light
+from signal_control.phasing import PhasePlan
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_NET = REPO / "datasets/sample_intersection/sumo/intersection.net.xml"
@@ -88,6 +89,7 @@ def test_the_sample_junction_imports_with_the_sample_sites_numbering_and_vehicle
     north = next(lane for lane in site.lanes if lane.sumo_lane == "N2C_0")
     assert north.centerline_m[-1] == pytest.approx((-4.8, 12.14), abs=0.05)
     assert site.reference is not None and site.reference.latitude_deg == pytest.approx(MUNICH[0])
+    PhasePlan.from_site(site)
     imported = import_site(SAMPLE_NET, "C", out, reference=MUNICH)
     _check_links_and_conflicts(imported, SAMPLE_NET, "C")
 
@@ -114,6 +116,15 @@ def test_cologne1_imports_with_shared_lanes_nema_numbers_and_the_foe_matrix_as_c
     assert site.reference is not None
     assert math.dist((site.reference.latitude_deg, site.reference.longitude_deg), (50.93, 6.93)) < 0.02
     assert yaml.safe_load(out.read_text())["simulation"]["routes"].endswith("cologne1.rou.xml")
+    # The controller's phase plan takes it as written: a left released only from a shared lane
+    # clears (ITE, its own approach) within the opposing through it gives way to.
+    plan = PhasePlan.from_site(site)
+    for group in plan.groups.values():
+        if group.permissive_with is not None:
+            partner = plan.groups[group.permissive_with]
+            assert group.change_interval_s <= partner.change_interval_s
+            assert group.all_red_s <= partner.all_red_s
+        assert group.change_interval_s >= 3.0 and group.all_red_s >= 1.0
 
 
 def test_an_unknown_traffic_light_is_named_with_the_ones_the_network_has() -> None:
