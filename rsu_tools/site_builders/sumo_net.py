@@ -717,8 +717,8 @@ def _signal_groups(
     for entry in groups:
         partner = by_id.get(entry.get("permissive_with", ""))
         if partner is not None:
-            for key in ("yellow_s", "all_red_s"):
-                entry[key] = min(entry[key], partner[key])
+            for interval in ("yellow_s", "all_red_s"):
+                entry[interval] = min(entry[interval], partner[interval])
     return groups
 
 
