@@ -623,7 +623,7 @@ def render_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
     best = min(baselines, key=lambda p: summary[p]["mean_delay_without_gridlock_s"], default=None)
     header = (
         f"{'program':<16}{'seeds':>6}{'delay s':>9}{'w/o gridlock':>14}{'vs best':>9}{'gridlocked':>12}"
-        f"{'box conflicts':>15}{'yellow s':>10}{'all-red s':>11}{'README 1.28':>12}{'RESCO 1.9':>10}"
+        f"{'box conflicts':>15}{'yellow s':>10}  {'all-red s':<18}{'README 1.28':>12}{'RESCO 1.9':>10}"
     )
     lines = [header]
     for program, row in summary.items():
@@ -633,12 +633,16 @@ def render_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
         lines.append(
             f"{program:<16}{row['seeds']:>6}{row['mean_delay_s']:>9.1f}"
             f"{(f'{free:.1f}' if free is not None else '-'):>14}{ratio:>9}{locked:>12}{row['box_conflicts']:>15}"
-            f"{'/'.join(f'{v:g}' for v in row['yellow_s']):>10}{'/'.join(f'{v:g}' for v in row['all_red_s']):>11}"
-            f"{README_SUMO128.get(program, math.nan):>12.1f}{RESCO_PUBLISHED_SUMO19.get(program, math.nan):>10.1f}"
+            f"{'/'.join(f'{v:g}' for v in row['yellow_s']):>10}  {'/'.join(f'{v:g}' for v in row['all_red_s']):<18}"
+            f"{_figure(README_SUMO128.get(program)):>12}{_figure(RESCO_PUBLISHED_SUMO19.get(program)):>10}"
         )
     if best is not None:
         lines.append(f"best baseline (without gridlocked seeds): {best}")
     return "\n".join(lines)
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def run_bench(
@@ -699,9 +703,10 @@ def _bench(args: argparse.Namespace) -> int:
     programs = tuple(args.programs.split(",")) if args.programs else DEFAULT_PROGRAMS
     end_s = BEGIN_S + args.duration_s if args.duration_s else END_S
     print(f"rsu bench cologne: {len(programs)} programs x {len(seeds)} seeds, {BEGIN_S:g}-{end_s:g} s")
-    result = run_bench(programs, seeds, Path(args.out), scenarios, end_s, args.shared_lane_calls)
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="rsu-bench-cologne-")) / "cologne1.json"
+    result = run_bench(programs, seeds, out, scenarios, end_s, args.shared_lane_calls)
     print(render_table(result["summary"]))
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
     return 0
 
 
@@ -722,7 +727,7 @@ def add_bench_cologne_parser(benches: Any) -> None:
         action="store_true",
         help="unit: a shared lane's view also calls the groups of its turns (default: as imported, its through group)",
     )
-    parser.add_argument("--out", default="bench-results/cologne1.json", help="JSON to write")
+    parser.add_argument("--out", default=None, help="JSON to write (default: cologne1.json in a new temp folder)")
     parser.set_defaults(handler=_bench)
 
 
