@@ -277,6 +277,9 @@ def build_site(
     group_id_of_key = _group_ids(keys, links_of_key, movements_of_key, nema, facts, origin)
     link_groups = {index: group_id_of_key[key] for index, key in group_key_of_link.items()}
     pedestrian = {group_id_of_key[key] for key in keys if key[0].startswith("crossing:")}
+    turn_only = {
+        group_id_of_key[key] for key in keys if movements_of_key[key] and "through" not in movements_of_key[key]
+    }
 
     foe_pairs = {
         frozenset((link_groups[a], link_groups[b]))
@@ -295,10 +298,25 @@ def build_site(
                 if group_a == group_b or phase.state[a] not in _GREEN or phase.state[b] not in _GREEN:
                     continue
                 yielding.add(frozenset((group_a, group_b)))
-                if phase.state[a] == "g" and phase.state[b] == "G" and not {group_a, group_b} & pedestrian:
+                if (
+                    phase.state[a] == "g"
+                    and phase.state[b] == "G"
+                    and group_a in turn_only
+                    and not {group_a, group_b} & pedestrian
+                ):
                     permissive_candidates.setdefault(group_a, set()).add(group_b)
-    conflicts = {pair for pair in foe_pairs if not (pair in yielding and pair & pedestrian)}
-    conflicts |= {pair for pair in yielding if not pair & pedestrian}
+    # A turn-only group giving way to a vehicle group stays in conflict with it (and may turn
+    # permissively beside it); a pair shown together otherwise is left to SUMO's right of way: a
+    # turn beside its pedestrians, or a shared-lane left inside its own through's green (two-phase
+    # plans).
+    turning = {frozenset((turn, other)) for turn, others in permissive_candidates.items() for other in others}
+    conflicts = {pair for pair in foe_pairs if pair not in yielding or pair in turning}
+    mixed = sorted(sorted(pair) for pair in yielding - turning if not pair & pedestrian)
+    if mixed:
+        notes.append(
+            "foe pairs the program shows green together, giving way within a group's own green, are not conflicts: "
+            + ", ".join("-".join(pair) for pair in mixed)
+        )
     shown_together = {
         frozenset((a, b))
         for phase in facts.phases
@@ -321,6 +339,11 @@ def build_site(
             "conflicting group; the program cannot be read as stages"
         )
 
+    if len(stages) < 2 or not conflicts:
+        raise SumoNetError(
+            f"traffic light {facts.tls_id!r}: {len(stages)} stage(s) and {len(conflicts)} conflicting pairs; a site "
+            "needs at least two stages and one conflict (nothing to control at this light)"
+        )
     approaches = _approaches(facts, vehicle_links, approach_ids, link_groups, origin, notes)
     groups = _signal_groups(facts, keys, links_of_key, group_id_of_key, pedestrian, permissive)
     crosswalks = _crosswalks(facts, crossing_links, link_groups, origin)

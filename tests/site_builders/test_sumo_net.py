@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,41 @@ def test_a_network_without_projection_is_written_without_a_made_up_reference(
     else:
         assert code == 0
         assert "reference" not in yaml.safe_load(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def grid_net(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3x3 grid from netgenerate: two-lane legs, SUMO's guessed two-phase programs."""
+    from rsu.sim.network import sumo_tool
+
+    net = tmp_path_factory.mktemp("grid") / "grid.net.xml"
+    subprocess.run(
+        [
+            sumo_tool("netgenerate"), "--grid", "--grid.number", "3", "--grid.length", "200",
+            "--default.lanenumber", "2", "--default-junction-type", "traffic_light", "-o", str(net),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return net
+
+
+@pytest.mark.sumo
+def test_a_two_phase_junction_leaves_lefts_giving_way_within_their_own_green(tmp_path: Path, grid_net: Path) -> None:
+    out = _write(tmp_path, grid_net, "B1", "--reference", f"{MUNICH[0]},{MUNICH[1]}")
+    site = load_site_config(out)
+    imported = import_site(grid_net, "B1", out, reference=MUNICH)
+    _check_links_and_conflicts(imported, grid_net, "B1")
+    # One group per approach (its left shows the same column as its through), numbered 2/4/6/8.
+    assert sorted(g.nema_phase for g in site.signal_groups if g.nema_phase) == [2, 4, 6, 8]
+    assert [set(stage.signal_groups) for stage in site.controller.stages] == [{"2", "6"}, {"4", "8"}]
+    # The opposing approaches cross (left against through) but run together: not a declared conflict.
+    assert imported.yielding_pairs == {frozenset(("2", "6")), frozenset(("4", "8"))}
+    PhasePlan.from_site(site)
+
+
+@pytest.mark.sumo
+def test_a_light_with_nothing_to_control_is_refused_with_the_reason(grid_net: Path, tmp_path: Path) -> None:
+    # A0 is a corner of the grid: two legs that never conflict.
+    with pytest.raises(SumoNetError, match=r"'A0'.*at least two stages and one conflict"):
+        import_site(grid_net, "A0", tmp_path / "a0.yaml", reference=MUNICH)
