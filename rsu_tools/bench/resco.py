@@ -30,8 +30,9 @@ Programs, each on the same demand, options and seed:
 
 Per run: the RESCO delay, vehicles, unfinished trips, whether the junction gridlocked, the
 clearance used, and conflicts in the box: pairs of vehicles inside the junction at the same time
-on foe links (junction foe matrix) neither of which entered on a minor green (giving way), i.e.
-a vehicle still clearing when a conflicting movement is released.
+on foe links (junction foe matrix) neither of which entered on a minor green (giving way) and not
+both on yellow (released together, under SUMO's right of way), i.e. mostly a vehicle still
+clearing when a conflicting movement is released (or one held in the box by spillback).
 """
 
 from __future__ import annotations
@@ -267,7 +268,10 @@ class BoxWatch:
             foes_a = self.foes.get(self.link_of_vehicle[a], frozenset())
             for b in clearing[i + 1 :]:
                 pair = frozenset((a, b))
-                if self.link_of_vehicle[b] in foes_a and pair not in self.pairs:
+                # Both released by the same yellow: they met under SUMO's right of way (a permissive
+                # turn and its opposing through), not because one was still clearing.
+                same_release = self.entered_on[a] in "yY" and self.entered_on[b] in "yY"
+                if self.link_of_vehicle[b] in foes_a and pair not in self.pairs and not same_release:
                     self.pairs.add(pair)
                     if len(self.examples) < 5:
                         self.examples.append(

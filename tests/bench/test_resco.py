@@ -99,6 +99,10 @@ def test_box_conflicts_count_clearing_vehicles_on_foe_links_but_not_turns_giving
     assert watch.pairs == {frozenset(("late", "early"))}
     watch.observe(4.0, {"early": ":j_1"}, "rGr")
     assert watch.last_exit_s == 4.0
+    # Two vehicles both entering on the same yellow were released together: not counted.
+    watch.observe(5.0, {"early": ":j_1", "y1": ":j_0"}, "yyr")
+    watch.observe(6.0, {"early": ":j_1", "y1": ":j_0", "y2": ":j_1"}, "yyr")
+    assert watch.pairs == {frozenset(("late", "early")), frozenset(("early", "y1"))}
 
 
 @pytest.fixture(scope="module")
