@@ -163,6 +163,45 @@ def _site_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _site_from_sumo(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from rsu_contracts.config.model import SiteConfig
+    from rsu_tools.site_builders.sumo_net import SumoNetError, import_site, to_yaml
+
+    reference = None
+    if args.reference:
+        try:
+            latitude, longitude = (float(value) for value in args.reference.split(","))
+        except ValueError:
+            print(f"rsu: error: --reference {args.reference!r}: expected LAT,LON in degrees", file=sys.stderr)
+            return 2
+        reference = (latitude, longitude)
+    out = Path(args.out) if args.out else Path(args.net).with_suffix("").with_suffix(".site.yaml")
+    try:
+        imported = import_site(args.net, args.tls, out, unit_id=args.unit_id, routes=args.routes, reference=reference)
+        SiteConfig.model_validate(imported.site)
+    except (SumoNetError, OSError) as exc:
+        print(f"rsu: error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        hint = ""
+        if any(error["loc"][:1] == ("reference",) for error in exc.errors()):
+            hint = " (the network has no UTM projection: give --reference LAT,LON of the junction centre)"
+        print(f"rsu: error: the imported site does not validate{hint}:\n{exc}", file=sys.stderr)
+        return 2
+    out.write_text(to_yaml(imported, f"{args.net} --tls {args.tls}"), encoding="utf-8")
+    site = imported.site
+    print(
+        f"{out}: {len(site['approaches'])} approaches, {sum(len(a['lanes']) for a in site['approaches'])} lanes, "
+        f"{len(site['signal_groups'])} signal groups ({'NEMA numbered' if imported.nema else 'no NEMA numbering'}), "
+        f"{len(site['conflicts'])} conflicts, {len(site['controller']['stages'])} stages"
+    )
+    for note in imported.notes:
+        print(f"  note: {note}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rsu", description="rsu-edge: the roadside traffic edge unit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log stage activity")
@@ -242,6 +281,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reference.set_defaults(handler=_site_reference)
 
+    site = commands.add_parser("site", help="build site files")
+    site_commands = site.add_subparsers(dest="site_command", required=True)
+    from_sumo = site_commands.add_parser(
+        "from-sumo",
+        help="write a site file for one traffic light of a SUMO network",
+        description="Approaches, lanes and movements, signal groups from the traffic light's link indices, "
+        "conflicts from the junction's foe matrix, NEMA numbering where it fits, stages from its program, "
+        "geometry in metres around the junction centre.",
+    )
+    from_sumo.add_argument("net", help="SUMO network (.net.xml)")
+    from_sumo.add_argument("--tls", required=True, help="id of the traffic light")
+    from_sumo.add_argument("--out", help="site file to write (default: beside the network, NAME.site.yaml)")
+    from_sumo.add_argument("--unit-id", help="the unit's id (default: sumo-<junction id>)")
+    from_sumo.add_argument(
+        "--routes", help="route file for the simulation section (default: from a .sumocfg beside it)"
+    )
+    from_sumo.add_argument(
+        "--reference", help="LAT,LON of the junction centre (default: from the network's UTM projection)"
+    )
+    from_sumo.set_defaults(handler=_site_from_sumo)
+
     from rsu.centre.collector import add_centre_parser
     from rsu.detectors.export import add_export_parser
     from rsu.doctor import add_doctor_parser
@@ -251,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     from rsu_tools.bench.conflicts import add_bench_conflicts_parser
     from rsu_tools.bench.latency import add_bench_latency_parser
     from rsu_tools.bench.perception import add_bench_perception_parser
+    from rsu_tools.bench.resco import add_bench_cologne_parser
     from rsu_tools.bench.signal import add_bench_signal_parser
     from rsu_tools.bench.uplink import add_bench_uplink_parser
 
@@ -261,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_perception_parser(benches)
     add_bench_latency_parser(benches)
     add_bench_conflicts_parser(benches)
+    add_bench_cologne_parser(benches)
     add_centre_parser(commands)
     add_doctor_parser(commands)
     add_export_parser(commands)
