@@ -15,6 +15,7 @@ from rsu.runtime.shutdown import EXIT_REQUESTED_STOP
 from rsu.runtime.stage import RunOptions
 from rsu.samples import SAMPLE_SITE
 from rsu_contracts.config import ConfigError, load_site_config
+from rsu_contracts.enums import CameraSource
 
 
 def _allow_open_bus(args: argparse.Namespace) -> None:
@@ -138,7 +139,24 @@ def _broker_config(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    site = load_site_config(Path(args.config))
+    from rsu.detectors.base import DetectorError
+    from rsu.detectors.model_input import check_camera_input_size
+
+    path = Path(args.config)
+    site = load_site_config(path)
+    # An exported model's input size is fixed: a detector.imgsz that differs is an error, found here.
+    problems: list[str] = []
+    for camera in site.cameras:
+        if camera.source is not CameraSource.VIDEO:
+            continue
+        try:
+            check_camera_input_size(camera, path.resolve().parent)
+        except DetectorError as exc:
+            problems.append(str(exc))
+    if problems:
+        for problem in problems:
+            print(f"rsu: error: {args.config}: {problem}", file=sys.stderr)
+        return 2
     print(
         f"{args.config}: valid site config for unit {site.unit_id}: {len(site.approaches)} approaches, "
         f"{len(site.lanes)} lanes, {len(site.signal_groups)} signal groups, {len(site.cameras)} camera(s)"

@@ -228,15 +228,18 @@ class ExportedYoloDetector(FrameDetector):
         return self.backend.description + self.passes.description
 
 
-def check_input_size(config: DetectorConfig, model_hw: tuple[int, int], model_path: Path) -> None:
-    """An imgsz set in the site file must be the exported model's fixed input."""
+def check_input_size(
+    config: DetectorConfig, model_hw: tuple[int, int], model_path: Path, field: str = "detector.imgsz"
+) -> None:
+    """A detector.imgsz set in the site file must be the exported model's fixed input; DetectorError naming `field`."""
     if "imgsz" not in config.model_fields_set:
         return
     wanted = (config.imgsz, config.imgsz) if isinstance(config.imgsz, int) else tuple(config.imgsz)
     if wanted != model_hw:
         raise DetectorError(
-            f"detector.imgsz {list(wanted)} does not match the input {list(model_hw)} of {model_path}; "
-            f"export again with `rsu export --imgsz {wanted[0]} {wanted[1]}` or remove detector.imgsz"
+            f"{field} {list(wanted)} does not match the input {list(model_hw)} of {model_path}; "
+            f"export again with `rsu export --imgsz {wanted[0]} {wanted[1]}` or remove {field} (an exported "
+            "model always runs at its own input size)"
         )
 
 
@@ -279,7 +282,7 @@ def build_exported_detector(
     """
     model_path = resolve_model_file(config.weights, weights_dir, suffix)
     backend = load(model_path)
-    check_input_size(config, backend.input_hw, model_path)
+    check_input_size(config, backend.input_hw, model_path, f"cameras[{camera_id}].detector.imgsz")
     log.info("detector %s: %s, input %s", camera_id, backend.description, backend.input_hw)
     class_names = class_names_of(model_path, backend)
     detail_backends: dict[str, InferenceBackend] = {}

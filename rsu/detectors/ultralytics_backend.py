@@ -122,6 +122,8 @@ class UltralyticsPass:
         return PassDetections(boxes_px, tuple(self._road_user_of_class[int(c)] for c in class_ids), confidence)
 
     def predict(self, image_bgr: ImageArray) -> tuple[FloatArray, npt.NDArray[np.int64], FloatArray]:
+        from rsu.detectors.ultralytics_setup import pin_torch_threads  # torch is loaded by now
+
         results = self._model.predict(
             image_bgr,
             imgsz=self.imgsz,
@@ -131,6 +133,8 @@ class UltralyticsPass:
             verbose=False,
         )
         result = cast("Results", next(iter(results)))
+        # A predictor (re)built in that call has reset torch to cpu_count - 1 threads.
+        pin_torch_threads(self.config.threads)
         boxes = result.boxes
         if boxes is None:
             return np.zeros((0, 4)), np.zeros(0, dtype=np.int64), np.zeros(0)

@@ -2,9 +2,13 @@
 
 Call `prepare_ultralytics(threads)` before the first `import ultralytics`. Left alone, Ultralytics
 probes DNS at import, may pip-install packages, sends usage events when settings `sync` is on and
-picks its own thread count. And on these machines torchvision's C++ ops do not load beside the
-CPU torch, so `import torchvision` (which Ultralytics does before every `predict()`) fails with
-"operator torchvision::nms does not exist"; a pure-torch NMS is put in its place.
+picks its own thread count: its `select_device()`, run when a model's predictor is first built (the
+first predict() or track(), and again whenever a setup argument such as the tracker changes), sets
+torch to `cpu_count - 1` threads. `pin_torch_threads(threads)` after such a call puts the count back.
+
+On these machines torchvision's C++ ops do not load beside the CPU torch, so `import torchvision`
+(which Ultralytics does before every `predict()`) fails with "operator torchvision::nms does not
+exist"; a pure-torch NMS is put in its place.
 
 Drawing results stays offline only on OpenCV's path: `Results.plot(pil=True)` downloads a font.
 """
@@ -42,6 +46,19 @@ def prepare_ultralytics(threads: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     ensure_offline_ultralytics()
     torch.set_num_threads(threads)
+
+
+def pin_torch_threads(threads: int) -> bool:
+    """Torch back to `threads` threads if Ultralytics (or anything) changed it; True if it had to.
+
+    Cheap enough to call after every predict(): torch.get_num_threads() is a plain read.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    if torch.get_num_threads() == threads:
+        return False
+    torch.set_num_threads(threads)
+    return True
 
 
 def ensure_offline_ultralytics() -> None:
