@@ -11,9 +11,10 @@ recorded, ``in_control`` turns false, and the next tick simply tries again.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rsu.cabinet.snmp import SnmpClient, SnmpError, SnmpTarget
 from rsu_contracts.config.cabinet import CabinetConfig, cabinet_phase_maps
@@ -33,6 +34,11 @@ from signal_control.backends.ntcip_objects import (
     control_request,
     divergences,
 )
+from signal_control.backends.shown_state import as_shown, called_groups
+from signal_control.controller import ControllerOutput
+from signal_control.phasing import PhasePlan
+
+log = logging.getLogger(__name__)
 
 UNIT_FLASH_STATUS: Oid = (*ASC, 3, 6, 0)
 NOT_FLASH = 2
@@ -153,3 +159,27 @@ class NtcipSignalHeads:
         self.health.last_error = str(error)
         self.health.reachable = False
         self.health.in_control = False
+
+
+def through_cabinet(
+    heads: NtcipSignalHeads, plan: PhasePlan, output: ControllerOutput, now_s: float
+) -> ControllerOutput:
+    """Request the decided states from the cabinet, then return what to publish: what it shows."""
+    try:
+        heads.apply(output.groups, called_groups(plan, output))
+    except ConflictingGreensError as error:
+        # The controller's own monitor should never let this through; the cabinet was told to
+        # end every phase and its MMU stays the last word.
+        log.error("cabinet request refused: %s", error)
+    health = heads.health
+    shown = heads.shown if health.reachable else None
+    return as_shown(output, shown, now_s, flashing=health.flashing, problem=health.reason())
+
+
+def leave_cabinet(heads: NtcipSignalHeads, output: ControllerOutput, now_s: float) -> ControllerOutput:
+    """On stop: write nothing more (the cabinet returns to its own plan within its backup time)
+    and publish what it shows now."""
+    shown = heads.poll()
+    final = as_shown(output, shown or None, now_s, flashing=heads.health.flashing, problem=heads.health.reason())
+    reason = f"the unit stopped; the cabinet returns to its own plan within {heads.cabinet.backup_time_s} s"
+    return replace(final, reason=reason)
