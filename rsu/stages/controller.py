@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from rsu.cabinet.heads import NtcipSignalHeads, leave_cabinet, through_cabinet
 from rsu.key_files import priority_gate_from_site
 from rsu.runtime.bus import MqttBus, Received
 from rsu.runtime.input_guard import InputGuard, TopicRule
@@ -33,6 +34,7 @@ from rsu_contracts.messages import DetectorStates, PriorityStatus, PriorityStatu
 from rsu_contracts.topics import DETECTORS, PRIORITY_REQUEST, PRIORITY_STATUS, SIGNAL_STATE, Topics
 from signal_control import ControllerOutput, SignalController
 from signal_control.lookahead import arrivals_by_lane
+from signal_control.phasing import PhasePlan
 from signal_control.priority import PriorityCall
 from v2x.priority import PriorityGate, PriorityOutcome
 from v2x.signing import UnitSigner
@@ -99,24 +101,51 @@ def run(ctx: StageContext) -> None:
         outlet = Outlet(bus, site.unit_id)
         desk = PriorityDesk(gate, signer, outlet, topics)
         controller = SignalController(site)
-        if ctx.options.realtime:
-            run_on_wall_clock(ctx, bus, outlet, topics, controller, desk)
-        else:
-            run_on_message_time(ctx, bus, outlet, topics, controller, desk)
-        end_in_safe_state(ctx, outlet, topics, controller)
+        heads = cabinet_heads(site, ctx.options.realtime)
+        try:
+            if ctx.options.realtime:
+                run_on_wall_clock(ctx, bus, outlet, topics, controller, desk, heads)
+            else:
+                run_on_message_time(ctx, bus, outlet, topics, controller, desk)
+            end_in_safe_state(ctx, outlet, topics, controller, heads)
+        finally:
+            if heads is not None:
+                heads.close()
     finally:
         bus.close()
 
 
-def end_in_safe_state(ctx: StageContext, outlet: Outlet, topics: Topics, controller: SignalController) -> None:
-    """On a requested stop: every head to flashing red, published as the stage's last signal state
-    (V2X, stopped after this stage, still turns it into SPaT)."""
+def cabinet_heads(site: SiteConfig, realtime: bool) -> NtcipSignalHeads | None:
+    """The site's NTCIP cabinet, if it has one; a cabinet keeps wall-clock time, so it needs a
+    real-time run."""
+    if site.cabinet is None:
+        return None
+    if not realtime:
+        raise ValueError(
+            "site.cabinet: a signal cabinet keeps wall-clock time; run the unit in real time "
+            "(rsu run, or rsu demo --realtime)"
+        )
+    return NtcipSignalHeads(site, site.cabinet)
+
+
+def end_in_safe_state(
+    ctx: StageContext,
+    outlet: Outlet,
+    topics: Topics,
+    controller: SignalController,
+    heads: NtcipSignalHeads | None = None,
+) -> None:
+    """On a requested stop: every head the unit drives to flashing red, published as the stage's
+    last signal state (V2X, stopped after this stage, still turns it into SPaT). A cabinet is
+    not told to flash: the unit stops writing and the cabinet returns to its own plan."""
     last_s = controller.last_time_s
     if last_s is None:
         return  # never stepped: nothing was shown
     # On message time the next instant after the last step; live, now.
     now_s = max(time.time(), last_s + 0.1) if ctx.options.realtime else last_s + 0.1
     output = controller.shut_down(now_s)
+    if heads is not None:
+        output = leave_cabinet(heads, output, now_s)
     publish(outlet, topics, output, now_s, now_s)
 
 
@@ -186,8 +215,10 @@ def run_on_wall_clock(
     topics: Topics,
     controller: SignalController,
     desk: PriorityDesk,
+    heads: NtcipSignalHeads | None = None,
 ) -> None:
     ratekeeper = Ratekeeper(ctx.site.controller.decision_rate_hz)
+    plan = PhasePlan.from_site(ctx.site)
     stale_after_s = ctx.site.controller.detector_stale_after_s
     newest: DetectorStates | None = None
     guard = input_guard(ctx.site)
@@ -208,6 +239,9 @@ def run_on_wall_clock(
         crosswalks = newest.crosswalks if fresh and newest is not None else []
         arrivals = lookahead_of(newest) if fresh and newest is not None else None
         output = controller.step(now_s, lanes, crosswalks, arrivals_s=arrivals, priority=desk.calls(now_s))
+        if heads is not None:
+            # The cabinet decides what the lamps show; publish that, not the request.
+            output = through_cabinet(heads, plan, output, now_s)
         # Decided on fresh detector states: their capture time; otherwise (recall, no camera) on
         # nothing but the clock, so the state is stamped now and stays fresh for its readers.
         capture_s = newest.capture_time_s if fresh and newest is not None else now_s
