@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import cv2
+import numpy as np
 
 from rsu.perception.pipeline import PerceptionOutput, PerceptionPipeline
 from rsu_contracts.config import load_site_config
@@ -115,7 +116,7 @@ def export_frames(
             ok, image = capture.read()
             if not ok or image is None:
                 break
-            detections = detector.detect(image, index / fps)
+            detections = detector.detect(np.asarray(image, dtype=np.uint8), index / fps)
             output = pipeline.process(detections)
             matched = pipeline.tracker.matched_detections
             rows = [

@@ -104,7 +104,19 @@ def test_the_export_is_what_the_pipeline_publishes_plus_first_hits(
         assert f < first_published
 
 
-def test_a_missing_clip_is_an_error_naming_the_option(shared_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["track", "--config", str(SITE_FILE), "--clip", str(tmp_path / "nope.mp4"), "--mot-out", str(tmp_path / "o.txt")])
+def test_a_missing_clip_is_an_error_naming_the_option(
+    shared_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "track",
+            "--config",
+            str(SITE_FILE),
+            "--clip",
+            str(tmp_path / "nope.mp4"),
+            "--mot-out",
+            str(tmp_path / "o.txt"),
+        ]
+    )
     assert code == 2
     assert "--clip" in capsys.readouterr().err

@@ -234,7 +234,8 @@ def test_image_boxes_of_the_local_track_list_never_reach_vehicles(sample_site: S
     boxed = tracks.model_copy(update={"objects": [o.model_copy(update={"image_box": box}) for o in tracks.objects]})
     output.on_tracks(boxed, now)
     [objects] = [
-        m for m in received(bus.sent, TopicLayout(prefix="rsu"), SignatureVerifier([signer.public_key]))
+        m
+        for m in received(bus.sent, TopicLayout(prefix="rsu"), SignatureVerifier([signer.public_key]))
         if m.message_class is MessageClass.OBJECTS
     ]
     assert [o["track_id"] for o in objects.fields["objects"]] == [1, 2, 3]
