@@ -332,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     from rsu_tools.bench.resco import add_bench_cologne_parser
     from rsu_tools.bench.signal import add_bench_signal_parser
     from rsu_tools.bench.uplink import add_bench_uplink_parser
+    from rsu_tools.track_export import add_track_parser
 
     bench = commands.add_parser("bench", help="benchmarks: each prints a table and writes JSON")
     benches = bench.add_subparsers(dest="bench", required=True)
@@ -344,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_centre_parser(commands)
     add_doctor_parser(commands)
     add_export_parser(commands)
+    add_track_parser(commands)
     add_bridge_parser(commands)
     add_vehicle_parser(commands)
     add_priority_parser(commands)

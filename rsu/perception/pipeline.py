@@ -19,6 +19,7 @@ from rsu_contracts.config.model import SiteConfig
 from rsu_contracts.messages.bounds import MAX_TRACKED_OBJECTS
 from rsu_contracts.messages.perception import (
     CrosswalkObservation,
+    ImageBox,
     LaneObservation,
     LineCrossing,
     TrackedObject,
@@ -106,4 +107,13 @@ def _tracked_object(track: Track, position: LanePosition | None) -> TrackedObjec
         # A road user past its stop line is in the junction, no longer in the lane.
         lane_id=position.lane_id if position is not None and position.before_stop_line else None,
         age_s=track.age_s,
+        image_box=None
+        if track.box_px is None
+        else ImageBox(
+            x1_px=track.box_px[0],
+            y1_px=track.box_px[1],
+            x2_px=track.box_px[2],
+            y2_px=track.box_px[3],
+            predicted=track.box_predicted,
+        ),
     )

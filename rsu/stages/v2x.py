@@ -244,7 +244,8 @@ class V2XOutput:
                 SharedObjects(
                     **self._header(SharedObjects.SCHEMA, capture_s, publish_time_s),
                     camera_id=tracks.camera_id,
-                    objects=tracks.objects,
+                    # Image boxes are for local readers (export, the operator's page), never for vehicles.
+                    objects=[o.model_copy(update={"image_box": None}) if o.image_box else o for o in tracks.objects],
                     reference=self.site.reference,
                 )
             )

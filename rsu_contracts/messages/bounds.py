@@ -17,6 +17,8 @@ MESSAGE_MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=Fal
 # Positions are metres east / north of the site's origin; a junction and its approaches fit well
 # within this radius.
 MAX_DISTANCE_FROM_ORIGIN_M = 5_000.0
+# Image coordinates (pixels): a predicted box may leave the frame, but no camera is this large.
+MAX_IMAGE_COORDINATE_PX = 100_000.0
 # 252 km/h: faster than any road user a roadside camera tracks.
 MAX_SPEED_MPS = 70.0
 # Tracker estimates are noisy, but beyond ten times the hardest braking they are garbage.

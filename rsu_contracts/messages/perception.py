@@ -16,6 +16,7 @@ from rsu_contracts.messages.bounds import (
     MAX_DURATION_S,
     MAX_EVENTS_PER_MESSAGE,
     MAX_IDENTIFIER,
+    MAX_IMAGE_COORDINATE_PX,
     MAX_LANES,
     MAX_PEDESTRIANS,
     MAX_QUEUE_LENGTH_M,
@@ -41,6 +42,21 @@ class _Part(BaseModel):
     model_config = MESSAGE_MODEL_CONFIG
 
 
+def _image_px() -> Any:
+    return Field(ge=-MAX_IMAGE_COORDINATE_PX, le=MAX_IMAGE_COORDINATE_PX)
+
+
+class ImageBox(_Part):
+    """A track's box in the camera image (the detector's pixels, x right, y down). Local topics only:
+    the V2X stage strips it before anything reaches a vehicle."""
+
+    x1_px: float = _image_px()
+    y1_px: float = _image_px()
+    x2_px: float = _image_px()
+    y2_px: float = _image_px()
+    predicted: bool = Field(default=False, description="no detection this frame: the tracker's predicted box")
+
+
 class TrackedObject(_Part):
     track_id: int = Field(ge=0, le=MAX_IDENTIFIER)
     road_user: RoadUserType
@@ -53,6 +69,7 @@ class TrackedObject(_Part):
     width_m: float = Field(default=1.8, gt=0, le=MAX_ROAD_USER_WIDTH_M)
     lane_id: str | None = None
     age_s: float = Field(ge=0, le=MAX_DURATION_S)
+    image_box: ImageBox | None = None
 
 
 class TrackList(Message):

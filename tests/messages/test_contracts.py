@@ -23,7 +23,7 @@ from rsu_contracts.messages import (
 )
 
 # A float field must say its unit: seconds, metres, m/s, m/s², degrees, vehicles or a ratio.
-UNIT_SUFFIX = re.compile(r"_(s|m|mps|mps2|deg|ratio|vehicles)$")
+UNIT_SUFFIX = re.compile(r"_(s|m|mps|mps2|deg|ratio|vehicles|px)$")
 UNITLESS_FLOATS = {"confidence"}
 PER_VEHICLE_KEYS = {"track_id", "x_m", "y_m", "latitude_deg", "longitude_deg", "object_id", "image", "plate"}
 

@@ -165,3 +165,28 @@ def test_a_track_beyond_the_message_bounds_is_left_out_and_counted(sample_site: 
     assert output is not None
     assert [round(o.x_m, 1) for o in output.tracks] == [-4.8]
     assert pipeline.implausible_tracks > 0
+
+
+def test_published_tracks_carry_their_image_box_detected_or_predicted(sample_site: SiteConfig) -> None:
+    pipeline = PerceptionPipeline(sample_site, CAMERA)
+    x, y = lane_point(sample_site, LANE, 40.0)
+    published: list[TrackedObject] = []
+    for step in range(8):
+        box = (100.0 + 4.0 * step, 50.0, 140.0 + 4.0 * step, 80.0)
+        seen = step != 6  # missed once
+        output = pipeline.process(
+            Detections(
+                capture_time_s=10.0 + step * FRAME_S,
+                ground_xy_m=np.array([[x, y]] if seen else np.zeros((0, 2))).reshape(-1, 2),
+                road_user=(CAR,) if seen else (),
+                confidence=np.array([0.9] if seen else []),
+                boxes_px=np.array([box] if seen else np.zeros((0, 4))).reshape(-1, 4),
+            )
+        )
+        published.extend(output.tracks)
+    boxes = [(o.image_box.x1_px, o.image_box.predicted) for o in published if o.image_box is not None]
+    assert len(boxes) == len(published) == 6  # confirmed from the third frame on
+    assert boxes[:4] == [(108.0, False), (112.0, False), (116.0, False), (120.0, False)]
+    predicted_x, predicted = boxes[4]
+    assert predicted and predicted_x == pytest.approx(124.0, abs=2.0)
+    assert boxes[5] == (128.0, False)

@@ -13,15 +13,18 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
 
 from rsu.stages.unit_keys import state_dir, unit_key_paths, unit_signer
 from rsu.stages.v2x import RateLimit, V2XOutput, wire_publisher
 from rsu_contracts.config.model import SiteConfig, V2XConfig, V2XEncodings
 from rsu_contracts.messages import (
     CollisionWarning,
+    ImageBox,
     SignalState,
     TrackList,
 )
+from rsu_contracts.messages.sharing import SharedObjects
 from rsu_contracts.messages.warnings import Severity, WarningKind, WarningStatus
 from rsu_tools.testing.signal_states import TimingWindows, steady_signal_state
 from tests.v2x.builders import NORTH, SOUTH, track
@@ -198,3 +201,37 @@ def test_unit_topic_table_matches_the_wire_layout() -> None:
         ("objects", MessageClass.OBJECTS),
     ):
         assert getattr(topics, name) == layout.topic("rsu-test", message_class)
+
+
+def test_image_boxes_of_the_local_track_list_never_reach_vehicles(sample_site: SiteConfig) -> None:
+    bus = FakeBus()
+    signer = UnitSigner(Ed25519PrivateKey.generate(), sample_site.unit_id)
+    output = V2XOutput(sample_site, wire_publisher(sample_site, bus, signer))
+    now = time.time()
+    tracks = conflicting_tracks(sample_site, now)
+    box = ImageBox(x1_px=10.0, y1_px=20.0, x2_px=60.0, y2_px=80.0)
+    boxed = tracks.model_copy(update={"objects": [o.model_copy(update={"image_box": box}) for o in tracks.objects]})
+    output.on_tracks(boxed, now)
+    [objects] = [
+        m
+        for m in received(bus.sent, TopicLayout(prefix="rsu"), SignatureVerifier([signer.public_key]))
+        if m.message_class is MessageClass.OBJECTS
+    ]
+    assert [o["track_id"] for o in objects.fields["objects"]] == [1, 2, 3]
+    assert all(o.get("image_box") is None for o in objects.fields["objects"])
+    assert b"x1_px" not in b"".join(p.payload for p in bus.sent)
+
+
+def test_shared_objects_refuse_an_image_box(sample_site: SiteConfig) -> None:
+    tracks = conflicting_tracks(sample_site, 100.0)
+    boxed = tracks.objects[0].model_copy(update={"image_box": ImageBox(x1_px=0, y1_px=0, x2_px=1, y2_px=1)})
+    with pytest.raises(ValidationError, match="image_box"):
+        SharedObjects(
+            unit_id=sample_site.unit_id,
+            seq=1,
+            capture_time_s=100.0,
+            publish_time_s=100.0,
+            camera_id="cam",
+            objects=[boxed],
+            reference=sample_site.reference,
+        )
