@@ -18,6 +18,7 @@ from rsu.runtime.broker_config import stage_login
 from rsu.runtime.bus import MqttBus
 from rsu.runtime.shutdown import StopSignals
 from rsu.runtime.stage import RunOptions
+from rsu.stages.v2x import topic_layout as wire_layout
 from rsu.unit import Unit
 from rsu_contracts.bus_roles import BusRole
 from rsu_contracts.config import load_site_config
@@ -26,12 +27,24 @@ from rsu_contracts.messages import (
     CollisionWarning,
     DetectorStates,
     Message,
+    SignalState,
     Spat,
+    TrackList,
     WarningStatus,
     WorldStatistics,
     decode,
 )
-from rsu_contracts.topics import AGGREGATES, DETECTORS, SIGNAL_STATE, SIM_STATISTICS, SPAT, WARNINGS, Topics
+from rsu_contracts.topics import (
+    AGGREGATES,
+    DETECTORS,
+    SIGNAL_STATE,
+    SIM_STATISTICS,
+    SPAT_SENT,
+    TRACKS,
+    WARNINGS_SENT,
+    Topics,
+)
+from v2x.wire import MessageClass, TopicLayout, WireError, decode_payload
 
 # Extra simulated time after the requested duration so the last full interval can be sealed.
 RUN_OUT_S = 1.0
@@ -53,26 +66,62 @@ class Observation:
     line_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     latest_statistics: WorldStatistics | None = None
     latest_sim_time_s: float = 0.0
+    # Capture times of the unit's own messages (not aggregates): the span of input the run covered.
+    first_capture_s: float | None = None
+    # The newest controller mode and number of tracked objects (the run's status line).
+    latest_mode: str | None = None
+    latest_objects: int = 0
+    last_capture_s: float | None = None
+
+    @property
+    def covered_s(self) -> float:
+        if self.first_capture_s is None or self.last_capture_s is None:
+            return 0.0
+        return self.last_capture_s - self.first_capture_s
 
 
 class Observer:
-    def __init__(self, topics: Topics, mqtt_bus: MqttBus, sim_epoch_s: float) -> None:
+    """Reads the unit's internal messages for the counts, and checks what went to vehicles.
+
+    The counts (warnings, SPaT, crossings, aggregates, the simulation's statistics) come from the
+    unit's own JSON topics (the V2X stage's internal copies: SPAT_SENT, WARNINGS_SENT), so they
+    are the same whatever v2x.encodings and v2x.topic_layout put on the wire. The vehicle-facing
+    topics of the site's layout (china included) are decoded the way a vehicle decodes them
+    (v2x.wire.decode_payload: JSON or UPER), and a payload that does not decode is an invalid one.
+    """
+
+    def __init__(
+        self, topics: Topics, mqtt_bus: MqttBus, sim_epoch_s: float, wire_layout: TopicLayout | None = None
+    ) -> None:
         self.topics = topics
         self.bus = mqtt_bus
         self.sim_epoch_s = sim_epoch_s
         self.seen = Observation()
         self._schemas: dict[str, type[Message]] = topics.decoders(
-            (SPAT, WARNINGS, AGGREGATES, SIM_STATISTICS, SIGNAL_STATE, DETECTORS)
+            (SPAT_SENT, WARNINGS_SENT, AGGREGATES, SIM_STATISTICS, SIGNAL_STATE, DETECTORS, TRACKS)
         )
+        layout = wire_layout if wire_layout is not None else TopicLayout(prefix=topics.prefix)
+        self._wire: dict[str, MessageClass] = {
+            topic: message_class
+            for topic, message_class in layout.subscriptions(topics.unit_id).items()
+            if message_class is not MessageClass.STATUS
+        }
 
     def start(self) -> None:
         self.bus.subscribe(f"{self.topics.base}/#", qos=1)
         self.bus.subscribe(self.topics.aggregates, qos=1)
+        for topic in self._wire:
+            if not topic.startswith(f"{self.topics.base}/"):
+                self.bus.subscribe(topic, qos=1)
         self.bus.connect()
 
     def pump(self) -> None:
         for item in self.bus.drain():
             self.seen.messages_per_topic[item.topic] += 1
+            wire_class = self._wire.get(item.topic)
+            if wire_class is not None:
+                self._check_wire(item.topic, wire_class, item.payload, dict(item.user_properties))
+                continue
             schema = self._schemas.get(item.topic)
             if schema is None:
                 continue
@@ -84,6 +133,12 @@ class Observer:
             if message.capture_time_s <= self.sim_epoch_s:
                 continue  # retained leftovers of an earlier run
             self.seen.latest_sim_time_s = max(self.seen.latest_sim_time_s, message.capture_time_s - self.sim_epoch_s)
+            if not isinstance(message, Aggregate):
+                first = self.seen.first_capture_s
+                self.seen.first_capture_s = (
+                    message.capture_time_s if first is None else min(first, message.capture_time_s)
+                )
+                self.seen.last_capture_s = max(self.seen.last_capture_s or 0.0, message.capture_time_s)
             if isinstance(message, CollisionWarning) and message.status is WarningStatus.NEW:
                 self.seen.warnings_new[message.kind.value] += 1
             elif isinstance(message, Aggregate):
@@ -92,9 +147,21 @@ class Observer:
                 self.seen.latest_statistics = message
             elif isinstance(message, Spat):
                 self.seen.spat_messages += 1
+            elif isinstance(message, SignalState):
+                self.seen.latest_mode = message.mode.value
+            elif isinstance(message, TrackList):
+                self.seen.latest_objects = len(message.objects)
             elif isinstance(message, DetectorStates):
                 for crossing in message.crossings:
                     self.seen.line_counts[(crossing.line_id, crossing.road_user.value)] += 1
+
+    def _check_wire(self, topic: str, message_class: MessageClass, payload: bytes, properties: dict[str, str]) -> None:
+        if message_class is MessageClass.MAP and not payload:
+            return  # a cleared retained MAP
+        try:
+            decode_payload(message_class, payload, properties)
+        except WireError as exc:
+            self.seen.invalid_messages.append(f"{topic}: {exc}")
 
 
 @dataclass(frozen=True)
@@ -116,6 +183,8 @@ class DemoSummary:
     stage_troubles: dict[str, str] = field(default_factory=dict)
     # The signal that ended the run early (SIGINT, SIGTERM), None when it ran its full duration.
     stopped_by: str | None = None
+    # The base aggregation interval (uplink.interval_s), for the reason of a zero.
+    interval_s: float = 60.0
 
     def render(self) -> str:
         delay = "n/a" if self.mean_delay_s is None else f"{self.mean_delay_s:.1f} s"
@@ -131,10 +200,15 @@ class DemoSummary:
             + (
                 f"({', '.join(f'{k} {v}' for k, v in sorted(self.warnings_sent.items()))})"
                 if self.warnings_sent
-                else ""
+                else "(no conflict or violation was detected)"
             ),
             f"  aggregates delivered   {self.aggregates_delivered} of {self.aggregates_expected} intervals"
-            + (f" (+{self.long_aggregates_delivered} longer)" if self.long_aggregates_delivered else ""),
+            + (f" (+{self.long_aggregates_delivered} longer)" if self.long_aggregates_delivered else "")
+            + (
+                f" (the run covered {self.duration_s:.0f} s, shorter than the {self.interval_s:.0f} s interval)"
+                if self.aggregates_expected == 0
+                else ""
+            ),
             f"  invalid messages       {len(self.invalid_messages)}",
             f"  stage restarts         {sum(self.stage_restarts.values())}",
         ]
@@ -197,7 +271,10 @@ def run_demo(
     with StopSignals() as signals:
         unit.preflight()
         observer = Observer(
-            unit.topics, MqttBus(stage_login(site, BusRole.MONITOR), f"{site.unit_id}-demo-observer"), sim_epoch_s
+            unit.topics,
+            MqttBus(stage_login(site, BusRole.MONITOR), f"{site.unit_id}-demo-observer"),
+            sim_epoch_s,
+            wire_layout(site),
         )
         observer.start()
         _run_until_done(unit, observer, signals, interval_s, expected, deadline, wall_timeout_s, progress, duration_s)
@@ -226,6 +303,7 @@ def run_demo(
         line_counts=dict(seen.line_counts),
         stage_troubles=unit.supervisor.troubled_stages(),
         stopped_by=signals.received,
+        interval_s=interval_s,
     )
 
 

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rsu.runtime.mqtt import BrokerUnavailable
 from rsu.runtime.preflight import PreflightError, RedisUnavailable
@@ -26,11 +27,26 @@ def _allow_open_bus(args: argparse.Namespace) -> None:
         os.environ[ALLOW_OPEN_BUS_VARIABLE] = "1"
 
 
+if TYPE_CHECKING:
+    from rsu.demo import Observation
+
+
+def start_line(command: str, site_path: Path, verbose: bool) -> str:
+    """What a person needs at start: which unit, which site, where its page is, where logs go."""
+    site = load_site_config(site_path)
+    name = f" ({site.name})" if site.name else ""
+    level = "stage activity (-v)" if verbose else "warnings and errors; -v for stage activity"
+    return (
+        f"rsu {command}: unit {site.unit_id}, site {site_path}{name}; "
+        f"web page http://{site.web.host}:{site.web.port}/; logs to stderr ({level})"
+    )
+
+
 def _demo(args: argparse.Namespace) -> int:
     from rsu.demo import run_demo
-
     from rsu.runtime.preflight import open_bus_allowed
 
+    print(start_line("demo", Path(args.site), args.verbose), flush=True)
     _allow_open_bus(args)
     site_path = Path(args.site)
     site = load_site_config(site_path)
@@ -68,12 +84,14 @@ def _run(args: argparse.Namespace) -> int:
     from rsu.demo import Observer, render_line_counts
     from rsu.runtime.broker_config import stage_login
     from rsu.runtime.bus import MqttBus
+    from rsu.stages.v2x import topic_layout as wire_layout
     from rsu.unit import Unit, plays_recorded_video
     from rsu_contracts.bus_roles import BusRole
 
     _allow_open_bus(args)
     site_path = Path(args.config)
     site = load_site_config(site_path)
+    print(start_line("run", site_path, args.verbose), flush=True)
     # A recorded clip runs on its own timestamps (as fast as the box can go); live sources on the wall clock.
     realtime = site.is_simulated or not plays_recorded_video(site)
     # A simulated junction on the wall clock starts its time now, so its timestamps are fresh for
@@ -85,10 +103,22 @@ def _run(args: argparse.Namespace) -> int:
         unit.topics,
         MqttBus(stage_login(site, BusRole.MONITOR), f"{site.unit_id}-run-observer-{os.getpid()}"),
         sim_epoch_s,
+        wire_layout(site),
     )
     observer.start()
+    started_s = time.monotonic()
+    next_status_s = started_s + STATUS_PERIOD_S
+
+    def on_tick() -> None:
+        nonlocal next_status_s
+        observer.pump()
+        now_s = time.monotonic()
+        if now_s >= next_status_s:
+            next_status_s = now_s + STATUS_PERIOD_S
+            print(status_line(observer.seen, unit.topics.tracks, now_s - started_s), flush=True)
+
     try:
-        stopped_by = unit.run_forever(on_tick=observer.pump)
+        stopped_by = unit.run_forever(on_tick=on_tick)
     finally:
         observer.pump()
         observer.bus.close()
@@ -97,8 +127,9 @@ def _run(args: argparse.Namespace) -> int:
     print(f"rsu run: unit {site.unit_id} {how}")
     for name, trouble in sorted(unit.supervisor.troubled_stages().items()):
         print(f"  stage {name:<12} {trouble}")
-    print(f"  warnings sent          {sum(seen.warnings_new.values())} {dict(seen.warnings_new) or ''}")
-    print(f"  aggregates delivered   {len(seen.aggregates)}")
+    kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(seen.warnings_new.items()))
+    print(f"  warnings sent          {sum(seen.warnings_new.values())}" + (f" ({kinds})" if kinds else ""))
+    print(f"  aggregates delivered   {len(seen.aggregates)}" + _why_no_aggregates(seen, site.uplink.interval_s))
     print("  counted at the lines:")
     print(render_line_counts(seen.line_counts))
     print("  messages per topic:")
@@ -136,6 +167,27 @@ def _broker_config(args: argparse.Namespace) -> int:
     print(f"  passwords        {files.credentials} (mode 0600)")
     print(f"  site file        mqtt: {{credentials_dir: {files.credentials}}}")
     return 0
+
+
+STATUS_PERIOD_S = 5.0
+
+
+def status_line(seen: Observation, tracks_topic: str, elapsed_s: float) -> str:
+    """One line of `rsu run`'s sign of life: frames, tracked objects, controller mode, warnings, aggregates."""
+    return (
+        f"rsu run: {elapsed_s:.0f} s: frames {seen.messages_per_topic.get(tracks_topic, 0)}, "
+        f"tracks {seen.latest_objects}, mode {seen.latest_mode or 'not yet decided'}, "
+        f"warnings {sum(seen.warnings_new.values())}, aggregates {len(seen.aggregates)}"
+    )
+
+
+def _why_no_aggregates(seen: Observation, interval_s: float) -> str:
+    if seen.aggregates:
+        return ""
+    covered_s = seen.covered_s
+    if covered_s < interval_s:
+        return f" (the input covered {covered_s:.0f} s, shorter than the {interval_s:.0f} s interval)"
+    return f" (the input covered {covered_s:.0f} s, but no sealed interval reached the centre: see the uplink's log)"
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -225,11 +277,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log stage activity")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="run the whole unit on the simulated sample intersection")
-    demo.add_argument("--site", default=str(SAMPLE_SITE), help="site config with a simulated camera")
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole unit on the simulated sample intersection",
+        description="Run the whole unit (every stage, the real broker and Redis) on a simulated "
+        "intersection (SUMO) for --duration-s simulated seconds, faster than real time unless "
+        "--realtime, then print a summary. Exit 0 after a full or requested stop, 1 when a message "
+        "could not be parsed by its readers, 2 when a check before start fails.",
+    )
+    demo.add_argument(
+        "--site", default=str(SAMPLE_SITE), help=f"site config with a simulated camera (default {SAMPLE_SITE})"
+    )
     demo.add_argument("--duration-s", type=float, default=600.0, help="simulated seconds to run (default 600)")
     demo.add_argument("--realtime", action="store_true", help="run at wall-clock speed instead of lock-step")
-    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument(
+        "--seed", type=int, default=42, help="seed of the simulated demand: same seed, same run (default 42)"
+    )
     demo.add_argument(
         "--allow-open-bus",
         action="store_true",
@@ -245,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         "start fails) or until a recorded clip has been played to its end.",
     )
     run.add_argument("--config", required=True, help="site config YAML")
-    run.add_argument("--seed", type=int, default=42)
+    run.add_argument("--seed", type=int, default=42, help="seed of a simulated site's demand (default 42)")
     run.add_argument(
         "--allow-open-bus",
         action="store_true",
@@ -278,8 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
     broker.add_argument("--rotate", action="store_true", help="generate new passwords for every login")
     broker.set_defaults(handler=_broker_config)
 
-    check = commands.add_parser("check-config", help="validate a site config and say what is wrong")
-    check.add_argument("config")
+    check = commands.add_parser(
+        "check-config",
+        help="validate a site config and say what is wrong",
+        description="Load and validate a site config without starting anything: print a one-line summary "
+        "(exit 0), or every problem with the file and the path of the field (exit 2).",
+    )
+    check.add_argument("config", help="site config YAML")
     check.set_defaults(handler=_check_config)
 
     schemas = commands.add_parser("schemas", help="write the JSON Schema of every message, one file per schema")

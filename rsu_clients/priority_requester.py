@@ -100,12 +100,17 @@ def add_priority_parser(subparsers: Any) -> argparse.ArgumentParser:
     request.add_argument("--site", required=True, help="the unit's site config (broker, unit id, approaches)")
     request.add_argument("--key", required=True, help="the requester's private key (PEM)")
     request.add_argument("--requester-id", required=True, help="the requester id in the unit's allow-list")
-    request.add_argument("--kind", required=True, choices=[kind.value for kind in PriorityKind])
+    request.add_argument(
+        "--kind", required=True, choices=[kind.value for kind in PriorityKind], help="emergency or transit priority"
+    )
     target = request.add_mutually_exclusive_group()
     target.add_argument("--approach", help="approach id of the site")
     target.add_argument("--signal-group", help="vehicle signal group id of the site")
     request.add_argument(
-        "--action", default=PriorityAction.CHECK_IN.value, choices=[action.value for action in PriorityAction]
+        "--action",
+        default=PriorityAction.CHECK_IN.value,
+        choices=[action.value for action in PriorityAction],
+        help=f"what to ask for (default {PriorityAction.CHECK_IN.value})",
     )
     request.add_argument("--request-id", help="request id (default: a new one; give it for check_out / cancel)")
     request.add_argument("--arrival-in-s", type=float, default=0.0, help="estimated seconds to the stop line")

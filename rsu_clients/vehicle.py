@@ -460,9 +460,19 @@ def add_vehicle_parser(subparsers: Any) -> argparse.ArgumentParser:
     listen.add_argument("--lon", type=float, help="vehicle longitude (deg)")
     listen.add_argument("--heading", type=float, default=0.0, help="direction of travel, deg clockwise from north")
     listen.add_argument("--radius-m", type=float, default=DEFAULT_RADIUS_M, help="warning radius (default 300)")
-    listen.add_argument("--layout", choices=[style.value for style in LayoutStyle], default="rsu")
+    listen.add_argument(
+        "--layout",
+        choices=[style.value for style in LayoutStyle],
+        default="rsu",
+        help="the unit's v2x.topic_layout: rsu (default) or china",
+    )
     listen.add_argument("--prefix", default="rsu", help="the unit's topic prefix (default rsu)")
-    listen.add_argument("--encoding", choices=["json", "uper", "any"], default="any")
+    listen.add_argument(
+        "--encoding",
+        choices=["json", "uper", "any"],
+        default="any",
+        help="accept only this payload encoding (default any)",
+    )
     listen.add_argument("--count", type=int, help="stop after this many messages")
     listen.add_argument("--timeout-s", type=float, help="stop after this many seconds")
     add_mqtt_connection_options(listen)

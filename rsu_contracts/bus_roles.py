@@ -29,9 +29,11 @@ from rsu_contracts.topics import (
     SIM_CAMERA,
     SIM_STATISTICS,
     SPAT,
+    SPAT_SENT,
     STATUS,
     TRACKS,
     WARNINGS,
+    WARNINGS_SENT,
 )
 
 
@@ -64,6 +66,8 @@ PUBLISHER: Mapping[str, BusRole | None] = {
     MAP.name: BusRole.V2X,
     WARNINGS.name: BusRole.V2X,
     OBJECTS.name: BusRole.V2X,
+    SPAT_SENT.name: BusRole.V2X,
+    WARNINGS_SENT.name: BusRole.V2X,
     AGGREGATES.name: BusRole.UPLINK,
     PRIORITY_REQUEST.name: None,
 }

@@ -227,6 +227,30 @@ STATUS = TopicSpec(
     payload=PayloadKind.TEXT,
 )
 
+# What the V2X stage sent to vehicles, in the internal JSON form and on the unit's own topics,
+# whatever v2x.encodings and v2x.topic_layout put on the wire (UPER, the china layout's names). The
+# unit's own readers (uplink, web page, demo and run observers, metrics) read these, never the
+# vehicle-facing forms. Not under v2x/, so the vehicle ACL (deploy/mosquitto) does not grant them.
+SPAT_SENT = TopicSpec(
+    "spat_sent",
+    "{prefix}/{unit}/internal/spat",
+    Spat,
+    qos=0,
+    retain=False,
+    rate_hz=10.0,  # one per SPaT sent
+    scope=Scope.LOCAL,
+    stale_after_s=_PERIODIC_STALE_AFTER_S,
+)
+WARNINGS_SENT = TopicSpec(
+    "warnings_sent",
+    "{prefix}/{unit}/internal/warnings",
+    CollisionWarning,
+    qos=1,  # every warning counts (uplink warnings_by_kind, the summary)
+    retain=False,
+    rate_hz=None,
+    scope=Scope.LOCAL,
+)
+
 # Upstream: aggregates for the traffic-management centre, one per sealed interval (60 s and 900 s
 # by default; a backlog drains in bursts), so no single expected rate.
 AGGREGATES = TopicSpec(
@@ -255,6 +279,8 @@ REGISTRY: tuple[TopicSpec, ...] = (
     CAMERA_PREVIEW,
     PRIORITY_REQUEST,
     PRIORITY_STATUS,
+    SPAT_SENT,
+    WARNINGS_SENT,
     AGGREGATES,
 )
 BY_NAME: Mapping[str, TopicSpec] = {spec.name: spec for spec in REGISTRY}
@@ -343,6 +369,14 @@ class Topics:
     @property
     def warnings(self) -> str:
         return self.topic(WARNINGS)
+
+    @property
+    def spat_sent(self) -> str:
+        return self.topic(SPAT_SENT)
+
+    @property
+    def warnings_sent(self) -> str:
+        return self.topic(WARNINGS_SENT)
 
     @property
     def objects(self) -> str:

@@ -334,7 +334,7 @@ def add_export_parser(subparsers: Any, name: str = "export") -> argparse.Argumen
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     parser.add_argument("--weights", required=True, help="Ultralytics .pt file")
-    parser.add_argument("--format", required=True, choices=["onnx", "openvino"])
+    parser.add_argument("--format", required=True, choices=["onnx", "openvino"], help="what to export the weights to")
     parser.add_argument(
         "--imgsz",
         required=True,

@@ -94,6 +94,10 @@ def open_bus_allowed(config: MqttConfig) -> bool:
     return config.allow_open_bus or flag in ("1", "true", "yes")
 
 
+# The probe is not a registered topic; QoS 1 so a lost packet cannot pass for a refused write.
+PROBE_QOS = 1
+
+
 def probe_open_bus(site: SiteConfig, wait_s: float = OPEN_BUS_PROBE_WAIT_S) -> OpenBusVerdict:
     """Connect without credentials to the unit's broker and publish under one of the unit's local
     topics (a probe subtopic of its signal state, which no stage reads); the unit's own
@@ -111,7 +115,7 @@ def probe_open_bus(site: SiteConfig, wait_s: float = OPEN_BUS_PROBE_WAIT_S) -> O
             intruder.connect(timeout_s=3.0)
         except BrokerUnavailable:
             return OpenBusVerdict(anonymous_connects=False, anonymous_write_delivered=False, probe_topic=probe_topic)
-        info = intruder.publish(probe_topic, b"rsu preflight: an anonymous client wrote this", qos=1)
+        info = intruder.publish(probe_topic, b"rsu preflight: an anonymous client wrote this", qos=PROBE_QOS)
         deadline = time.monotonic() + wait_s
         info.wait_for_publish(wait_s)
         while (remaining := deadline - time.monotonic()) > 0:

@@ -42,20 +42,23 @@ from rsu.uplink.aggregator import DEFAULT_RESUME_MAX_GAP_S, AggregateBody, Inter
 from rsu.uplink.outbox import BufferedOutbox, Outbox, OutboxUnavailable
 from rsu_contracts.config.model import SiteConfig
 from rsu_contracts.messages import Aggregate, CollisionWarning, DetectorStates, SignalState
-from rsu_contracts.topics import AGGREGATES, DETECTORS, SIGNAL_STATE, WARNINGS, Route, Topics
+from rsu_contracts.topics import AGGREGATES, DETECTORS, SIGNAL_STATE, WARNINGS_SENT, Route, Topics
 
 log = logging.getLogger(__name__)
 
 FORWARD_BATCH = 50
 ACK_TIMEOUT_S = 2.0
 TRIM_CHECK_PERIOD_S = 2.0
+# The warnings as the V2X stage sent them, in the internal JSON form: the vehicle-facing topic may
+# carry UPER DENMs or use another layout (v2x.encodings, v2x.topic_layout).
+INPUTS = (DETECTORS, SIGNAL_STATE, WARNINGS_SENT)
 
 
 def run(ctx: StageContext) -> None:
     site = ctx.site
     topics = Topics.for_site(site)
     local = MqttBus(site.mqtt, ctx.client_id())
-    for spec in (DETECTORS, SIGNAL_STATE, WARNINGS):
+    for spec in INPUTS:
         local.subscribe(topics.topic(spec), qos=spec.qos)
     local.connect()
     # The backhaul may be down when the unit starts: sealing must not wait for it.
@@ -192,10 +195,7 @@ def input_guard(site: SiteConfig) -> InputGuard:
     topics = Topics.for_site(site)
     return InputGuard(
         "uplink",
-        [
-            TopicRule.of(topics, spec, newest_only=False, check_age=False)
-            for spec in (DETECTORS, SIGNAL_STATE, WARNINGS)
-        ],
+        [TopicRule.of(topics, spec, newest_only=False, check_age=False) for spec in INPUTS],
     )
 
 

@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from rsu.runtime.bus import MqttBus, Received
 from rsu.runtime.input_guard import FUTURE_TOLERANCE_S, Admitted, InputGuard, Rejection, TopicRule
@@ -50,7 +50,7 @@ from rsu_contracts.messages import (
     TrackList,
     WarningStatus,
 )
-from rsu_contracts.topics import SIGNAL_STATE, TRACKS, Topics
+from rsu_contracts.topics import SIGNAL_STATE, SPAT_SENT, TRACKS, WARNINGS_SENT, Route, Topics
 from signal_control.backends import conflicting_pairs
 from v2x.conflicts import ConflictDetector
 from v2x.mapdata import MapData, build_map
@@ -101,6 +101,46 @@ class Wire(Protocol):
     """Encodes, signs and publishes one message (v2x.wire.WirePublisher)."""
 
     def publish(self, message: Message) -> object: ...
+
+
+class LocalPublisher(Protocol):
+    """What UnitWire needs for the internal copies (rsu.runtime.bus.MqttBus fits)."""
+
+    def publish_to(self, route: Route, payload: bytes) -> Any: ...
+
+
+class UnitWire:
+    """The stage's wire: each message to vehicles (encoded, signed, in the site's topic layout),
+    then the SPaT and warnings once more in the internal JSON form on the unit's own topics
+    (rsu_contracts.topics SPAT_SENT, WARNINGS_SENT), which the unit's readers use whatever the
+    vehicles get. The vehicle-facing message goes first: the copy never delays a warning."""
+
+    def __init__(self, wire: Wire, local: LocalPublisher, topics: Topics) -> None:
+        self.wire = wire
+        self.local = local
+        self._spat = topics.route(SPAT_SENT)
+        self._warnings = topics.route(WARNINGS_SENT)
+        # The newest internal copy's publish handle (paho's MQTTMessageInfo): it is the last
+        # message queued, so once it is out everything before it is too.
+        self._last: Any = None
+
+    def publish(self, message: Message) -> object:
+        sent = self.wire.publish(message)
+        if isinstance(message, Spat):
+            self._last = self.local.publish_to(self._spat, message.to_json())
+        elif isinstance(message, CollisionWarning):
+            self._last = self.local.publish_to(self._warnings, message.to_json())
+        return sent
+
+    def wait_until_sent(self, timeout_s: float) -> None:
+        """Before the connection closes: let the last messages (the ENDED warnings) go out; a
+        disconnect drops what paho still holds beyond its in-flight window."""
+        if self._last is None:
+            return
+        try:
+            self._last.wait_for_publish(timeout_s)
+        except (RuntimeError, ValueError):
+            log.warning("v2x stage stopping: the last messages may not have gone out")
 
 
 @dataclass
@@ -303,7 +343,8 @@ def run(ctx: StageContext) -> None:
     bus.subscribe(topics.tracks, qos=TRACKS.qos)
     bus.connect()
     signer = unit_signer(site, ctx.site_path)
-    output = V2XOutput(site, wire_publisher(site, bus, signer))
+    wire = UnitWire(wire_publisher(site, bus, signer), bus, topics)
+    output = V2XOutput(site, wire)
     freeze_startup_objects()
     if ctx.options.realtime:
         now = time.time()
@@ -327,5 +368,6 @@ def run(ctx: StageContext) -> None:
                 last_capture_s = max(last_capture_s, handle(output, topics, admitted, ctx.options.realtime))
         if last_capture_s:
             output.end_all(last_capture_s, time.time() if ctx.options.realtime else last_capture_s)
+        wire.wait_until_sent(2.0)
     finally:
         bus.close()

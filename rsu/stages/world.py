@@ -69,6 +69,11 @@ def run(ctx: StageContext) -> None:
             if newest is not None and newest.capture_time_s >= wait_for_capture_s:
                 return newest
             if time.monotonic() > deadline:
+                if newest is None:
+                    # Normal start-up: the controller has not decided yet (it may still be loading
+                    # the unit's key). Not a stall, and nothing for an operator to act on.
+                    log.info("waiting for the controller's first signal state")
+                    return newest
                 stalls += 1
                 log.warning("no signal state for capture %.1f within %.1f s", wait_for_capture_s, LOCKSTEP_TIMEOUT_S)
                 return newest

@@ -128,7 +128,12 @@ def add_bridge_config_command(subparsers: argparse._SubParsersAction[argparse.Ar
     parser.add_argument("--config", required=True, help="site config YAML")
     parser.add_argument("--central-host", required=True, help="host name or address of the centre's broker")
     parser.add_argument("--central-port", type=int, default=1883, help="centre broker port (default 1883)")
-    parser.add_argument("--protocol", choices=["mqttv50", "mqttv311"], default="mqttv50")
+    parser.add_argument(
+        "--protocol",
+        choices=["mqttv50", "mqttv311"],
+        default="mqttv50",
+        help="MQTT version of the bridge link (default mqttv50)",
+    )
     parser.add_argument("--remote-username", default=None, help="user name on the centre's broker")
     parser.add_argument("--tls-cafile", default=None, help="CA file for TLS to the centre (enables TLS)")
     parser.add_argument(

@@ -7,8 +7,10 @@ countdowns use the unit's message clock (`clock_s`), which in a fast simulation 
 
 from __future__ import annotations
 
+import re
 from collections import Counter, deque
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from rsu_contracts.config.model import SiteConfig
@@ -31,9 +33,9 @@ from rsu_contracts.topics import (
     HEALTH,
     SIGNAL_STATE,
     SIM_STATISTICS,
-    SPAT,
+    SPAT_SENT,
     TRACKS,
-    WARNINGS,
+    WARNINGS_SENT,
     Topics,
     TopicSpec,
 )
@@ -41,17 +43,33 @@ from rsu_contracts.topics import (
 WARNING_FEED_LENGTH = 40
 # A warning that neither ends nor updates for this long is shown as over (its stage may have restarted).
 WARNING_EXPIRY_S = 5.0
-# The JSON topics the page decodes and shows (the camera preview JPEG goes to rsu.web.hub).
+# The JSON topics the page decodes and shows (the camera preview JPEG goes to rsu.web.hub). SPaT and
+# warnings are the V2X stage's internal copies: what vehicles get may be UPER or on the china
+# layout's topics (v2x.encodings, v2x.topic_layout), which the page never reads.
 PAGE_TOPICS: tuple[TopicSpec, ...] = (
     TRACKS,
     DETECTORS,
     SIGNAL_STATE,
-    SPAT,
-    WARNINGS,
+    SPAT_SENT,
+    WARNINGS_SENT,
     HEALTH,
     SIM_STATISTICS,
     AGGREGATES,
 )
+
+
+# The controller's reasons name instants as seconds since the epoch ("until t=1796350362.4 s").
+_EPOCH_INSTANT = re.compile(r"\bt=(\d{9,}(?:\.\d+)?) s\b")
+
+
+def readable_reason(reason: str) -> str:
+    """The reason with every epoch instant as a UTC time of day ("until 13:12:42.4 UTC")."""
+
+    def clock(match: re.Match[str]) -> str:
+        instant = datetime.fromtimestamp(float(match.group(1)), tz=UTC)
+        return f"{instant:%H:%M:%S}.{instant.microsecond // 100_000} UTC"
+
+    return _EPOCH_INSTANT.sub(clock, reason)
 
 
 @dataclass(frozen=True)
@@ -166,6 +184,8 @@ class LiveState:
             "unit_id": self.site.unit_id,
             "clock_s": clock,
             "realtime": self.realtime,
+            # Only a simulated junction is "(simulated)"; a recorded clip runs on its own times.
+            "simulated": self.site.is_simulated,
             "status": self.status_text,
             "tracks": self._tracks_view(now_monotonic_s),
             "signals": self._signals_view(clock, now_monotonic_s),
@@ -239,7 +259,7 @@ class LiveState:
         return {
             "mode": self.signal.mode.value,
             "strategy": self.signal.strategy,
-            "reason": self.signal.reason,
+            "reason": readable_reason(self.signal.reason),
             "seq": self.signal.seq,
             "age_s": age,
             "stale": SIGNAL_STATE.is_stale(age),

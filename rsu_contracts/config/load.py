@@ -15,6 +15,15 @@ class ConfigError(Exception):
     """The site file is missing, unreadable or invalid; the message names the file and field."""
 
 
+def describe_yaml_error(path: Path, exc: yaml.YAMLError) -> str:
+    """One message naming the file, line and column (PyYAML's own text says `in "<unicode string>"`)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        what = "; ".join(part for part in (exc.context, exc.problem) if part)
+        return f"{path}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {what}"
+    return f"{path}: not valid YAML: {exc}"
+
+
 def load_site_config(path: str | Path) -> SiteConfig:
     path = Path(path)
     try:
@@ -26,7 +35,7 @@ def load_site_config(path: str | Path) -> SiteConfig:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(describe_yaml_error(path, exc)) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     return parse_site_config(raw, source=str(path), site_dir=path.resolve().parent)

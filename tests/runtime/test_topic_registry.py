@@ -189,6 +189,8 @@ RAW_PUBLISH_ALLOWED = {
     "rsu_tools/bench/latency/playback.py": 1,
     # A raw paho client standing in for many units (AGGREGATES.format, AGGREGATES.qos).
     "rsu_tools/bench/uplink.py": 1,
+    # The preflight's anonymous write probe: an unregistered subtopic that no stage reads.
+    "rsu/runtime/preflight.py": 1,
 }
 PUBLISH_METHODS = {"publish", "publish_and_wait", "publish_to", "publish_to_and_wait", "send", "send_and_wait"}
 

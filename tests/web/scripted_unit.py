@@ -43,7 +43,16 @@ from rsu_contracts.messages import (
     WarningStatus,
 )
 from rsu_contracts.messages.signal import ControllerMode, Indication
-from rsu_contracts.topics import CAMERA_PREVIEW, DETECTORS, HEALTH, SIGNAL_STATE, SPAT, TRACKS, WARNINGS, Topics
+from rsu_contracts.topics import (
+    CAMERA_PREVIEW,
+    DETECTORS,
+    HEALTH,
+    SIGNAL_STATE,
+    SPAT_SENT,
+    TRACKS,
+    WARNINGS_SENT,
+    Topics,
+)
 
 CYCLE_S = 12.0
 
@@ -135,10 +144,10 @@ class ScriptedUnit:
         self.bus.publish_to(self.topics.route(DETECTORS), self.detectors(t, capture, now).to_json())
         state = self.signal_state(t, capture, now)
         self.bus.publish_to(self.topics.route(SIGNAL_STATE), state.to_json())
-        self.bus.publish_to(self.topics.route(SPAT), self.spat(state, now).to_json())
+        self.bus.publish_to(self.topics.route(SPAT_SENT), self.spat(state, now).to_json())
         warning = self.warning(t, capture, now)
         if warning is not None:
-            self.bus.publish_to(self.topics.route(WARNINGS), warning.to_json())
+            self.bus.publish_to(self.topics.route(WARNINGS_SENT), warning.to_json())
         if self.rounds % int(self.rate_hz) == 0:
             self.bus.publish_to(self.topics.route(HEALTH), self.health(now).to_json())
         if self.with_preview and self.rounds % 3 == 0:

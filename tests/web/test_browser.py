@@ -199,7 +199,7 @@ def test_live_page_on_a_footage_clip(tmp_path: Path, page: Any, models_dir: Path
             now = time.time()
             warning = unit_warnings.warning(0.0, now, now)
             assert warning is not None
-            unit_warnings.bus.publish(unit_warnings.topics.warnings, warning.to_json(), qos=1)
+            unit_warnings.bus.publish(unit_warnings.topics.warnings_sent, warning.to_json(), qos=1)
         observe_live_page(page, url, expect_camera=True, expect_warnings=True)
         assert page.locator("#camera-panel").is_visible()
         shot = screenshot(page, "live-footage")

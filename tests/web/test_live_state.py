@@ -30,10 +30,10 @@ def feed_rounds(hub: LiveHub, unit: ScriptedUnit, clock: FakeClock, rounds: int)
         hub.absorb(topics.detectors, unit.detectors(t, capture, clock.wall).to_json())
         state = unit.signal_state(t, capture, clock.wall)
         hub.absorb(topics.signal_state, state.to_json())
-        hub.absorb(topics.spat, unit.spat(state, clock.wall).to_json())
+        hub.absorb(topics.spat_sent, unit.spat(state, clock.wall).to_json())
         warning = unit.warning(t, capture, clock.wall)
         if warning is not None:
-            hub.absorb(topics.warnings, warning.to_json())
+            hub.absorb(topics.warnings_sent, warning.to_json())
         if unit.rounds % 10 == 0:
             hub.absorb(topics.health, unit.health(clock.wall).to_json())
         unit.rounds += 1

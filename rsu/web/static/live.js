@@ -108,7 +108,7 @@
   function render(state) {
     snapshots += 1;
     document.body.dataset.snapshots = snapshots;
-    $("clock").textContent = clockText(state.clock_s) + (state.realtime ? "" : " (simulated)");
+    $("clock").textContent = clockText(state.clock_s) + (state.simulated ? " (simulated)" : state.realtime ? "" : " (recorded)");
     const tracks = state.tracks;
     $("track-count").textContent = `${tracks ? tracks.objects.length : 0} tracks`;
     if (tracks) $("map").dataset.seq = tracks.seq;

@@ -40,9 +40,24 @@ def add_bench_latency_parser(
     parser.add_argument("--threads", type=int, default=None, help="detector threads (default: the site's)")
     parser.add_argument("--broker", default=None, help="HOST:PORT of a loopback broker (default: the site's)")
     parser.add_argument("--clients", type=int, default=defaults.clients, help=f"fan-out clients ({defaults.clients})")
-    parser.add_argument("--client-processes", type=int, default=defaults.client_processes)
-    parser.add_argument("--fanout-messages", type=int, default=defaults.fanout_messages)
-    parser.add_argument("--fanout-rate-hz", type=float, default=defaults.fanout_rate_hz)
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=defaults.client_processes,
+        help=f"processes the fan-out clients are spread over ({defaults.client_processes})",
+    )
+    parser.add_argument(
+        "--fanout-messages",
+        type=int,
+        default=defaults.fanout_messages,
+        help=f"messages sent in the fan-out run ({defaults.fanout_messages})",
+    )
+    parser.add_argument(
+        "--fanout-rate-hz",
+        type=float,
+        default=defaults.fanout_rate_hz,
+        help=f"rate of the fan-out messages ({defaults.fanout_rate_hz} Hz)",
+    )
     parser.add_argument(
         "--client-kind",
         choices=["raw", "paho"],
