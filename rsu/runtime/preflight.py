@@ -96,6 +96,9 @@ def open_bus_allowed(config: MqttConfig) -> bool:
 
 # The probe is not a registered topic; QoS 1 so a lost packet cannot pass for a refused write.
 PROBE_QOS = 1
+# The probe's subtopic under the signal state: a subscriber to the unit's whole tree sees it once
+# per start on an open bus (its payload is plain text, not a message).
+PROBE_SUBTOPIC_PREFIX = "preflight-probe-"
 
 
 def probe_open_bus(site: SiteConfig, wait_s: float = OPEN_BUS_PROBE_WAIT_S) -> OpenBusVerdict:
@@ -104,7 +107,7 @@ def probe_open_bus(site: SiteConfig, wait_s: float = OPEN_BUS_PROBE_WAIT_S) -> O
     authenticated subscription tells whether the broker delivered it. Raises BrokerUnavailable
     when the unit's own login cannot connect, CredentialsError when its password is missing."""
     topics = Topics.for_site(site)
-    probe_topic = f"{topics.signal_state}/preflight-probe-{uuid.uuid4().hex[:12]}"
+    probe_topic = f"{topics.signal_state}/{PROBE_SUBTOPIC_PREFIX}{uuid.uuid4().hex[:12]}"
     watcher = MqttBus(stage_login(site, BusRole.MONITOR), f"{site.unit_id}-monitor-probe-{os.getpid()}")
     anonymous_config = site.mqtt.model_copy(update={"username": None, "password": None, "credentials_dir": None})
     intruder = MqttBus(anonymous_config, f"rsu-anonymous-probe-{uuid.uuid4().hex[:12]}")

@@ -94,7 +94,7 @@ def test_a_missing_file_names_the_path(tmp_path: Path) -> None:
 def test_broken_yaml_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("unit_id: [unclosed\n")
-    with pytest.raises(ConfigError, match=r"broken\.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"broken\.yaml:2:1: not valid YAML"):
         load_site_config(path)
 
 

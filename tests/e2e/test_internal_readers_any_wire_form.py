@@ -32,9 +32,10 @@ from v2x.wire import Encoding, MessageClass, decode_payload
 
 pytestmark = [pytest.mark.services, pytest.mark.sumo, pytest.mark.slow]
 
-# Long enough for warnings (the demand has red-light runners and jaywalkers) and two full 60 s
-# intervals; short enough to run four times.
-SIMULATED_S = 150.0
+# Long enough for warnings (the demand has red-light runners and jaywalkers) inside three full 60 s
+# intervals (the first ones come 110-150 s in, a little earlier or later by how the stages
+# interleave); short enough to run four times.
+SIMULATED_S = 190.0
 
 
 class Listener:
