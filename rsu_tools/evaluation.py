@@ -551,6 +551,14 @@ class DetectionScore:
     def precision(self) -> float:
         return self.true_positives / self.vehicle_detections if self.vehicle_detections else math.nan
 
+    @property
+    def f1(self) -> float:
+        """Detection F1 at the operating point: the ceiling of IDF1 given these boxes."""
+        recall, precision = self.recall, self.precision
+        if not (math.isfinite(recall) and math.isfinite(precision)) or recall + precision == 0:
+            return math.nan
+        return 2 * recall * precision / (recall + precision)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "iou_threshold": self.iou_threshold,
@@ -559,6 +567,7 @@ class DetectionScore:
             "vehicle_detections": self.vehicle_detections,
             "recall": _finite(self.recall),
             "precision": _finite(self.precision),
+            "f1": _finite(self.f1),
             "per_class": {
                 name: {
                     "truth": c.truth,
@@ -642,17 +651,30 @@ class TrackingScore:
     misses: int
     truth_objects: int
     frames: int
+    # Distinct track ids the tracker output over the frames, and distinct ground-truth ids in them.
+    distinct_tracks: int = 0
+    truth_tracks: int = 0
+    # HOTA and its detection / association parts (TrackEval's definition, roboflow `trackers`'
+    # port); None where that library is not installed.
+    hota: float | None = None
+    deta: float | None = None
+    assa: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "mota": _finite(self.mota),
             "idf1": _finite(self.idf1),
+            "hota": None if self.hota is None else _finite(self.hota),
+            "deta": None if self.deta is None else _finite(self.deta),
+            "assa": None if self.assa is None else _finite(self.assa),
             "motp_iou": _finite(self.motp_iou),
             "id_switches": self.id_switches,
             "false_positives": self.false_positives,
             "misses": self.misses,
             "truth_objects": self.truth_objects,
             "frames": self.frames,
+            "distinct_tracks": self.distinct_tracks,
+            "truth_tracks": self.truth_tracks,
         }
 
 
@@ -681,6 +703,8 @@ def evaluate_tracking(
         )
     row = summary.loc["all"]
     motp_distance = float(row["motp"])
+    hota = _hota(truth, tracks, empty)
+    frames_truth = [truth.get(frame, empty).track_ids for frame in tracks]
     return TrackingScore(
         mota=float(row["mota"]),
         idf1=float(row["idf1"]),
@@ -690,4 +714,28 @@ def evaluate_tracking(
         misses=int(row["num_misses"]),
         truth_objects=int(row["num_objects"]),
         frames=len(tracks),
+        distinct_tracks=len({int(i) for frame in tracks.values() for i in frame.track_ids}),
+        truth_tracks=len({int(i) for ids in frames_truth for i in ids}),
+        hota=None if hota is None else float(hota["HOTA"]),
+        deta=None if hota is None else float(hota["DetA"]),
+        assa=None if hota is None else float(hota["AssA"]),
     )
+
+
+def _hota(
+    truth: Mapping[int, TruthBoxes], tracks: Mapping[int, TrackedBoxes], empty: TruthBoxes
+) -> dict[str, Any] | None:
+    """HOTA over the frames in `tracks` with IoU similarity, or None without the `trackers` library."""
+    try:
+        from trackers.eval.hota import compute_hota_metrics
+    except ImportError:
+        return None
+    frames = sorted(tracks)
+    truth_ids, tracker_ids, similarity = [], [], []
+    for frame in frames:
+        frame_truth = truth.get(frame, empty)
+        truth_ids.append(frame_truth.track_ids.astype(np.int64))
+        tracker_ids.append(tracks[frame].track_ids.astype(np.int64))
+        similarity.append(iou_matrix(frame_truth.boxes_px, tracks[frame].boxes_px))
+    result: dict[str, Any] = compute_hota_metrics(truth_ids, tracker_ids, similarity)
+    return result

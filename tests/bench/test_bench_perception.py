@@ -186,3 +186,58 @@ def test_bench_in_its_own_process_in_realtime_with_mot_ground_truth(
     # Scored in the clip's own pixels although the frames were doubled: the vehicles are found.
     assert detection["recall"] > 0.3 and detection["precision"] > 0.5
     assert {"mota", "idf1", "id_switches"} <= set(variant["accuracy"]["tracking"])
+
+
+def test_by_default_the_bench_runs_both_ultralytics_loops_and_a_library_tracker(weights: Path) -> None:
+    clip = Path(__file__)  # any existing file: the plan does not open it
+    plan, specs = plan_from_args(
+        parse(["--site", str(JAMCAM_SITE), "--clip", str(clip), "--baseline-weights", str(weights)])
+    )
+    assert [(s.name, s.kind) for s in specs] == [
+        ("baseline", "baseline"),
+        ("baseline_botsort", "baseline"),
+        ("rsu", "rsu"),
+        ("lib_bytetrack", "library"),
+    ]
+    assert specs[0].baseline_tracker == "bytetrack.yaml" and specs[1].baseline_tracker == "botsort.yaml"
+    _, only_ours = plan_from_args(
+        parse(["--site", str(JAMCAM_SITE), "--clip", str(clip), "--no-baseline", "--no-library-trackers"])
+    )
+    assert [s.name for s in only_ours] == ["rsu"]
+
+
+@pytest.mark.footage
+def test_a_library_tracker_gets_the_rsu_detections_and_is_scored_the_same_way(
+    footage_dir: Path, openvino_fp32: ExportResult
+) -> None:
+    pytest.importorskip("trackers")
+    folder = footage_dir / "jamcam"
+    clip = folder / "2019-06-28_13-02-35.503167_00001.03601.mp4"
+    plan = BenchPlan(
+        site_path=JAMCAM_SITE,
+        camera_id="jamcam_20190628",
+        clips=(clip,),
+        resize_wh=None,
+        max_frames=60,
+        loop_minutes=None,
+        realtime=False,
+        threads=2,
+        otc_events=None,
+        mot_ground_truth=(folder / "2019-06-28_13-02-35.503167_00001.03601.gt.txt",),
+        time_tolerance_s=2.0,
+    )
+    model = {"type": "openvino", "weights": str(openvino_fp32.model_path)}
+    variants = [
+        VariantSpec("fp32", "rsu", detector_fields=model),
+        VariantSpec("lib_bytetrack", "library", detector_fields=model, library_tracker="bytetrack"),
+    ]
+    report = run_bench(plan, variants, isolated=False)
+    check_report(report, ["fp32", "lib_bytetrack"])
+    ours, library = report["variants"]
+    # The same detector on the same frames: the same detections, so only the tracking differs.
+    assert library["accuracy"]["detection"] == ours["accuracy"]["detection"]
+    tracking = library["accuracy"]["tracking"]
+    assert tracking["frames"] == 60 and tracking["distinct_tracks"] > 0
+    assert 0.0 < tracking["hota"] <= 1.0
+    assert "trackers bytetrack" in library["tracker"]
+    assert "HOTA" in render_table(report) and "distinct tracks" in render_table(report)

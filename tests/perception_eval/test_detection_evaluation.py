@@ -90,6 +90,20 @@ def test_hand_computed_mota_and_idf1_with_one_identity_switch() -> None:
     assert score.idf1 == pytest.approx(2 / 3)
     assert (score.id_switches, score.false_positives, score.misses, score.truth_objects) == (1, 0, 0, 3)
     assert score.motp_iou == pytest.approx(1.0)
+    assert (score.distinct_tracks, score.truth_tracks) == (2, 1)
+
+
+def test_hota_is_one_for_a_perfect_track_and_falls_with_a_broken_identity() -> None:
+    pytest.importorskip("trackers")
+    car = boxes((0, 0, 10, 10))
+    truth = {frame: TruthBoxes(car, np.array([1]), np.array([1])) for frame in range(1, 7)}
+    perfect = evaluate_tracking(truth, {frame: TrackedBoxes(car, np.array([7])) for frame in truth})
+    broken = evaluate_tracking(truth, {frame: TrackedBoxes(car, np.array([7 if frame <= 3 else 8])) for frame in truth})
+    assert perfect.hota == pytest.approx(1.0) and perfect.assa == pytest.approx(1.0)
+    # Detection is as good (DetA 1); association halves: each id covers half of the object's frames.
+    assert broken.deta == pytest.approx(1.0)
+    assert broken.assa == pytest.approx(0.5)
+    assert broken.hota == pytest.approx(0.5**0.5)
 
 
 def test_a_box_below_iou_half_is_a_miss_and_a_false_positive() -> None:

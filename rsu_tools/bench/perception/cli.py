@@ -9,9 +9,13 @@ from typing import Any
 
 from rsu_contracts.config import load_site_config
 from rsu_contracts.enums import RoadUserType
+from rsu_tools.bench.perception.library_trackers import LIBRARY_TRACKERS
 from rsu_tools.bench.perception.plan import BenchError, BenchPlan, VariantSpec
 from rsu_tools.bench.perception.report import render_table, write_report
 from rsu_tools.bench.perception.runner import run_bench
+
+DEFAULT_BASELINE_TRACKERS = ("bytetrack.yaml", "botsort.yaml")
+DEFAULT_LIBRARY_TRACKERS = ("bytetrack",)
 
 
 def parse_variant(text: str) -> VariantSpec:
@@ -130,12 +134,28 @@ def plan_from_args(args: argparse.Namespace) -> tuple[BenchPlan, list[VariantSpe
             weights = expand_uri(camera.detector.weights, site_path.parent)
         if weights is None:
             raise BenchError("the site's detector is not a .pt: give --baseline-weights (or --no-baseline)")
-        trackers = args.baseline_tracker or ["bytetrack.yaml"]
+        # The ByteTrack-configured loop first (the reference of the speed ratios), then the naive one.
+        trackers = args.baseline_tracker or list(DEFAULT_BASELINE_TRACKERS)
         for position, tracker in enumerate(trackers):
             name = "baseline" if position == 0 else f"baseline_{Path(tracker).stem}"
             specs.insert(
                 position,
                 VariantSpec(name=name, kind="baseline", baseline_weights=str(weights), baseline_tracker=tracker),
+            )
+    if not args.no_library_trackers:
+        # Fed the first rsu variant's detector: the same detections, so only the tracker differs.
+        detector_source = next(spec for spec in specs if spec.kind == "rsu")
+        for name in args.library_tracker or list(DEFAULT_LIBRARY_TRACKERS):
+            if name not in LIBRARY_TRACKERS:
+                raise BenchError(f"--library-tracker {name!r}: choose from {', '.join(LIBRARY_TRACKERS)}")
+            specs.append(
+                VariantSpec(
+                    name=f"lib_{name}",
+                    kind="library",
+                    detector_fields=detector_source.detector_fields,
+                    motion_fields=detector_source.motion_fields,
+                    library_tracker=name,
+                )
             )
     return plan, specs
 
@@ -183,9 +203,18 @@ def add_bench_perception_parser(subparsers: Any, name: str = "perception") -> ar
         "--baseline-tracker",
         action="append",
         default=[],
-        help="Ultralytics tracker config of the baseline (default bytetrack.yaml; ultralytics 8.4's own default "
-        "is tracktrack.yaml); repeat to run several baselines",
+        help="Ultralytics tracker config of a baseline (default: bytetrack.yaml, then botsort.yaml, the naive "
+        "loop's tracker before ultralytics 8.4 made tracktrack.yaml its default); repeat to run several baselines",
     )
+    parser.add_argument(
+        "--library-tracker",
+        action="append",
+        default=[],
+        choices=list(LIBRARY_TRACKERS),
+        help="a tracker of the `trackers` library (Roboflow; supervision's ByteTrack moved there) fed the first rsu "
+        "variant's detections (default: bytetrack); repeatable",
+    )
+    parser.add_argument("--no-library-trackers", action="store_true", help="run no library tracker")
     parser.add_argument("--no-baseline", action="store_true", help="run only the rsu variants")
     parser.add_argument("--resize", help="resize frames to WIDTHxHEIGHT in the reader (e.g. 1280x720)")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")

@@ -25,12 +25,13 @@ class BenchError(RuntimeError):
 @dataclass(frozen=True)
 class VariantSpec:
     name: str
-    kind: str  # "rsu" or "baseline"
+    kind: str  # "rsu", "baseline" (Ultralytics' own loop) or "library" (a library tracker on rsu's detections)
     # rsu: DetectorConfig fields and motion-gate fields set over the site camera's detector config.
     detector_fields: dict[str, Any] = field(default_factory=dict)
     motion_fields: dict[str, Any] = field(default_factory=dict)
     baseline_weights: str | None = None  # baseline: the .pt
     baseline_tracker: str = "bytetrack.yaml"  # baseline: Ultralytics tracker config
+    library_tracker: str = "bytetrack"  # library: which `trackers` tracker (library_trackers.LIBRARY_TRACKERS)
 
     def detector_config(self, base: DetectorConfig) -> DetectorConfig:
         if not self.detector_fields and not self.motion_fields:

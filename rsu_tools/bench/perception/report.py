@@ -79,9 +79,17 @@ def render_table(report: dict[str, Any]) -> str:
             )
         tracking = accuracy.get("tracking")
         if tracking:
+            hota = "" if tracking.get("hota") is None else f", HOTA {tracking['hota']:.3f}"
             lines.append(
-                f"  tracking: MOTA {tracking['mota']}, IDF1 {tracking['idf1']}, ID switches {tracking['id_switches']}"
+                f"  tracking: MOTA {tracking['mota']}, IDF1 {tracking['idf1']}{hota}, ID switches "
+                f"{tracking['id_switches']}, distinct tracks {tracking.get('distinct_tracks')} "
+                f"(ground truth {tracking.get('truth_tracks')})"
             )
+            if detection and detection.get("f1"):
+                lines.append(
+                    f"  identity vs detection: IDF1 / detection F1 = {tracking['idf1'] / detection['f1']:.2f} "
+                    "(1.0: identity lossless given the boxes; below 0.9 the tracker limits the figure)"
+                )
     ratios = report.get("speed_ratio_to_baseline")
     if ratios:
         lines.append("")

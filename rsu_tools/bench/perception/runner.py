@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rsu_tools.bench.perception.baselines import _run_baseline
+from rsu_tools.bench.perception.library_trackers import _run_library_tracker
 from rsu_tools.bench.perception.plan import BenchError, BenchPlan, VariantSpec, _clip_fps, _clip_size
 from rsu_tools.bench.perception.playback import ClipPlayer, _run_rsu
 from rsu_tools.bench.perception.statistics import _accuracy
@@ -31,7 +32,8 @@ def run_variant(plan: BenchPlan, spec: VariantSpec) -> dict[str, Any]:
         plan.clips, plan.resize_wh, max_frames=plan.max_frames, loop_until=loop_until, realtime=plan.realtime
     )
     load_before = os.getloadavg()
-    runner = _run_rsu if spec.kind == "rsu" else _run_baseline
+    runners = {"rsu": _run_rsu, "baseline": _run_baseline, "library": _run_library_tracker}
+    runner = runners[spec.kind]
     _, collected, info, speed = runner(plan, spec, player, source_wh, collect)
     result: dict[str, Any] = {"name": spec.name, "kind": spec.kind, **info, **speed}
     result["load_average_before"] = [round(x, 2) for x in load_before]
