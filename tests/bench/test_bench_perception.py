@@ -190,7 +190,7 @@ def test_bench_in_its_own_process_in_realtime_with_mot_ground_truth(
 
 def test_by_default_the_bench_runs_both_ultralytics_loops_and_a_library_tracker(weights: Path) -> None:
     clip = Path(__file__)  # any existing file: the plan does not open it
-    plan, specs = plan_from_args(
+    _, specs = plan_from_args(
         parse(["--site", str(JAMCAM_SITE), "--clip", str(clip), "--baseline-weights", str(weights)])
     )
     assert [(s.name, s.kind) for s in specs] == [
