@@ -660,6 +660,16 @@ class TrackingScore:
     deta: float | None = None
     assa: float | None = None
 
+    @property
+    def box_f1(self) -> float:
+        """F1 of the tracked boxes as detections (matched at the IoU threshold): IDF1's ceiling."""
+        found = self.truth_objects - self.misses
+        output = found + self.false_positives
+        if self.truth_objects == 0 or output == 0 or found == 0:
+            return math.nan
+        recall, precision = found / self.truth_objects, found / output
+        return 2 * recall * precision / (recall + precision)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "mota": _finite(self.mota),
@@ -675,6 +685,7 @@ class TrackingScore:
             "frames": self.frames,
             "distinct_tracks": self.distinct_tracks,
             "truth_tracks": self.truth_tracks,
+            "box_f1": _finite(self.box_f1),
         }
 
 

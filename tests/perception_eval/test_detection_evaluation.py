@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,8 @@ def test_hand_computed_mota_and_idf1_with_one_identity_switch() -> None:
     assert (score.id_switches, score.false_positives, score.misses, score.truth_objects) == (1, 0, 0, 3)
     assert score.motp_iou == pytest.approx(1.0)
     assert (score.distinct_tracks, score.truth_tracks) == (2, 1)
+    # Every box found, none extra: the boxes are perfect, so only identity keeps IDF1 below 1.
+    assert score.box_f1 == pytest.approx(1.0)
 
 
 def test_hota_is_one_for_a_perfect_track_and_falls_with_a_broken_identity() -> None:
@@ -110,3 +113,4 @@ def test_a_box_below_iou_half_is_a_miss_and_a_false_positive() -> None:
     truth = {1: TruthBoxes(boxes((0, 0, 10, 10)), np.array([1]), np.array([1]))}
     score = evaluate_tracking(truth, {1: TrackedBoxes(boxes((6, 0, 16, 10)), np.array([3]))})
     assert (score.misses, score.false_positives, score.mota) == (1, 1, pytest.approx(-1.0))
+    assert math.isnan(score.box_f1)  # nothing found
