@@ -11,6 +11,9 @@ refuses what a real controller refuses.
   green; a forced-off (or omitted) phase ends after its min green; a phase neither held nor
   forced off ends at its local max green if another phase is called; the next phase is the next
   one in ring order with a vehicle or pedestrian call from the unit that is not omitted.
+* Pedestrian recycle: a pedestrian call that arrives while its phase is green and the walk has
+  not been served this green starts the walk then (the green is extended to cover walk and
+  clearance), as controllers configured for ped recycle / rest in walk do.
 * Backup mode (no write for ``backup_time_s``): every control object is reset to zero and the
   local plan runs: every phase on recall for its local max green.
 * An MMU-style monitor checks every step that no two conflicting phases show anything but red;
@@ -111,6 +114,7 @@ class _Ring:
     interval: Interval
     since_s: float
     walk_served: bool = False
+    walk_since_s: float = 0.0
 
 
 class DualRingController:
@@ -147,6 +151,7 @@ class DualRingController:
             self.backup_mode = True
             self.controls = Controls()
         for ring in self._rings:
+            self._recycle_walk(ring, now_s)
             self._advance(ring, now_s)
         self._cross_barrier(now_s)
         self._monitor()
@@ -161,7 +166,7 @@ class DualRingController:
         elapsed = now_s - ring.since_s
         needed = timing.min_green_s
         if ring.walk_served:
-            needed = max(needed, timing.walk_s + timing.ped_clear_s)
+            needed = max(needed, ring.walk_since_s - ring.since_s + timing.walk_s + timing.ped_clear_s)
         if elapsed < needed:
             return False
         if self.backup_mode:
@@ -172,6 +177,13 @@ class DualRingController:
             return True
         # Not held: the phase's own max green ends it once another phase is called.
         return elapsed >= timing.local_max_green_s and bool(self._calls() - {ring.phase})
+
+    def _recycle_walk(self, ring: _Ring, now_s: float) -> None:
+        timing = self.timing.phases[ring.phase]
+        if ring.interval is not Interval.GREEN or ring.walk_served or timing.walk_s <= 0 or self.backup_mode:
+            return
+        if ring.phase in self.controls.ped_call and ring.phase not in self.controls.ped_omit:
+            ring.walk_served, ring.walk_since_s = True, now_s
 
     def _advance(self, ring: _Ring, now_s: float) -> None:
         timing = self.timing.phases[ring.phase]
@@ -220,6 +232,7 @@ class DualRingController:
         timing = self.timing.phases[phase]
         ped_called = self.backup_mode or phase in self.controls.ped_call
         ring.walk_served = timing.walk_s > 0 and ped_called and phase not in self.controls.ped_omit
+        ring.walk_since_s = now_s
 
     def _monitor(self) -> None:
         lit = [ring.phase for ring in self._rings if ring.interval in (Interval.GREEN, Interval.YELLOW)]
@@ -255,7 +268,7 @@ class DualRingController:
         for ring in self._rings:
             if ring.interval is Interval.GREEN and ring.walk_served:
                 timing = self.timing.phases[ring.phase]
-                elapsed = now_s - ring.since_s
+                elapsed = now_s - ring.walk_since_s
                 if elapsed < timing.walk_s:
                     walks.add(ring.phase)
                 elif elapsed < timing.walk_s + timing.ped_clear_s:

@@ -17,16 +17,19 @@ from signal_control import SignalController
 from signal_control.phasing import PhasePlan
 
 TICK_S = 0.1
-RUN_S = 30.0
+# Recall mode (no detector data) at 5 s greens with the pedestrian intervals: 4/8 go green ~47 s in.
+RUN_S = 60.0
 
 
 def quick_site(site: SiteConfig) -> SiteConfig:
-    """The sample junction with short greens, so a test sees several stage changes."""
+    """The sample junction with short greens, so a test sees a whole cycle (both barrier sides)."""
     groups = [
         group.model_copy(update={"min_green_s": 3.0, "max_green_s": 5.0}) if group.nema_phase else group
         for group in site.signal_groups
     ]
-    return site.model_copy(update={"signal_groups": groups})
+    # No detector data in this test: the controller runs recall, whose green is fixed_green_s.
+    controller = site.controller.model_copy(update={"fixed_green_s": 5.0})
+    return site.model_copy(update={"signal_groups": groups, "controller": controller})
 
 
 def test_the_published_state_is_the_cabinets_and_follows_the_controller(

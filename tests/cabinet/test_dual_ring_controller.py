@@ -124,3 +124,31 @@ def test_the_monitor_flashes_the_cabinet_on_conflicting_phases() -> None:
     shown = controller.shown(5.1)
     assert shown.flash and not shown.greens
     assert "conflicting phases 2 and 8" in controller.flash_reason
+
+
+def test_a_pedestrian_call_during_its_green_gets_the_walk_and_the_green_covers_it() -> None:
+    walking = PhaseTiming(
+        min_green_s=2.0, local_max_green_s=4.0, yellow_s=1.0, all_red_s=0.5, walk_s=3.0, ped_clear_s=2.0
+    )
+    controller = DualRingController(CabinetTiming(phases={2: walking, 4: TIMING, 6: walking, 8: TIMING}), 0.0)
+    controller.set_backup_time(5.0, 0.0)
+    serve_two_six = Controls(hold=frozenset({2, 6}), veh_call=frozenset({2, 6}), omit=frozenset({4, 8}))
+    controller.write(serve_two_six, 0.0)
+    run(controller, 0.0, 3.0)
+    assert controller.shown(3.0).greens == {2, 6} and not controller.shown(3.0).walks
+    # The call comes 1 s into the green (the phase started before the unit asked for the walk).
+    controller.write(Controls(veh_call=frozenset({4, 8}), force_off=frozenset({2, 6}), ped_call=frozenset({2, 6})), 3.0)
+    trace = []
+    for index in range(1, 200):
+        now = 3.0 + index * STEP_S
+        controller.step(now)
+        shown = controller.shown(now)
+        trace.append((now, shown.greens, shown.walks, shown.ped_clears))
+    walk_times = [now for now, _, walks, _ in trace if 2 in walks]
+    clear_times = [now for now, _, _, clears in trace if 2 in clears]
+    green_times = [now for now, greens, _, _ in trace if 2 in greens]
+    assert walk_times and clear_times
+    assert walk_times[-1] - walk_times[0] >= 3.0 - 2 * STEP_S
+    # Forced off, the green still lasts until the pedestrian clearance is over: no walk cut short.
+    assert green_times[-1] >= clear_times[-1]
+    assert controller.shown(trace[-1][0]).greens == {4, 8}
