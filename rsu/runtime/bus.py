@@ -41,6 +41,7 @@ class MqttBus(MqttClient):
         last_will: LastWill | None = None,
         inbox_size: int = 10_000,
         birth: BirthMessage | None = None,
+        refusal_expected: bool = False,
     ) -> None:
         self.inbox: queue.Queue[Received] = queue.Queue(maxsize=inbox_size)
         self.dropped_inbound = 0
@@ -55,6 +56,7 @@ class MqttBus(MqttClient):
             max_queued_messages=10_000,
             tcp_nodelay=True,
             unreachable_hint="is Mosquitto running? (scripts/setup.sh starts it)",
+            refusal_expected=refusal_expected,
         )
 
     def publish(

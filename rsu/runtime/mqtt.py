@@ -186,12 +186,16 @@ class MqttClient:
         tcp_nodelay: bool = False,
         broker_label: str = "MQTT broker",
         unreachable_hint: str = "",
+        refusal_expected: bool = False,
     ) -> None:
         """max_queued_messages bounds what paho buffers while disconnected (0: no bound);
         tcp_nodelay sends small messages at once instead of waiting for delayed ACKs;
         broker_label names the broker in errors and logs ("centre MQTT broker");
-        unreachable_hint is added to the error when the broker cannot be reached at all."""
+        unreachable_hint is added to the error when the broker cannot be reached at all;
+        refusal_expected: a refused login is the hoped-for answer (the preflight's anonymous probe),
+        logged at INFO, not as a WARNING."""
         self.config = config
+        self._refusal_level = logging.INFO if refusal_expected else logging.WARNING
         self.client_id = client_id
         self.broker_label = broker_label
         self._unreachable_hint = unreachable_hint
@@ -531,8 +535,13 @@ class MqttClient:
     ) -> None:
         if reason_code.is_failure:
             self._last_refusal = reason_code
-            log.warning(
-                "%s: %s at %s refused the connection: %s", self.client_id, self.broker_label, self.address, reason_code
+            log.log(
+                self._refusal_level,
+                "%s: %s at %s refused the connection: %s",
+                self.client_id,
+                self.broker_label,
+                self.address,
+                reason_code,
             )
             return
         self._last_refusal = None
@@ -606,9 +615,10 @@ class MqttClient:
             self._warn_takeover("was taken over", "the broker said so: DISCONNECT, session taken over")
         elif reason_code.is_failure:
             self._lost_at_monotonic_s = time.monotonic()
-            log.warning(
-                "%s: lost %s at %s (%s); reconnecting", self.client_id, self.broker_label, self.address, reason_code
-            )
+            # After a refused login paho reports the close as a failure too: one cause, one line.
+            level = self._refusal_level if self._last_refusal is not None else logging.WARNING
+            label, address = self.broker_label, self.address
+            log.log(level, "%s: lost %s at %s (%s); reconnecting", self.client_id, label, address, reason_code)
 
     def _warn_takeover(self, verdict: str, evidence: str) -> None:
         self.takeovers += 1

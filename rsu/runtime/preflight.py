@@ -110,7 +110,7 @@ def probe_open_bus(site: SiteConfig, wait_s: float = OPEN_BUS_PROBE_WAIT_S) -> O
     probe_topic = f"{topics.signal_state}/{PROBE_SUBTOPIC_PREFIX}{uuid.uuid4().hex[:12]}"
     watcher = MqttBus(stage_login(site, BusRole.MONITOR), f"{site.unit_id}-monitor-probe-{os.getpid()}")
     anonymous_config = site.mqtt.model_copy(update={"username": None, "password": None, "credentials_dir": None})
-    intruder = MqttBus(anonymous_config, f"rsu-anonymous-probe-{uuid.uuid4().hex[:12]}")
+    intruder = MqttBus(anonymous_config, f"rsu-anonymous-probe-{uuid.uuid4().hex[:12]}", refusal_expected=True)
     try:
         watcher.subscribe(probe_topic, qos=1)
         watcher.connect(timeout_s=3.0)

@@ -259,11 +259,15 @@ def test_one_stage_login_cannot_publish_another_stages_topic(unit: SecuredUnit) 
 
 
 def test_the_preflight_accepts_the_secured_broker_without_the_flag(
-    unit: SecuredUnit, monkeypatch: pytest.MonkeyPatch
+    unit: SecuredUnit, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.delenv(ALLOW_OPEN_BUS_VARIABLE, raising=False)
-    verdict = check_open_bus(unit.site)
+    with caplog.at_level(logging.INFO):
+        verdict = check_open_bus(unit.site)
     assert not verdict.anonymous_connects and not verdict.open
+    # The refused anonymous probe is the hoped-for answer: said at INFO, never as a WARNING.
+    assert any("refused the connection" in r.getMessage() for r in caplog.records)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def open_site(folder: Path, broker: EphemeralMosquitto, **mqtt: object) -> Path:
