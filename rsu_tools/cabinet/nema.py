@@ -8,7 +8,8 @@ refuses what a real controller refuses.
   ring times green (at least its min green, longer if its walk and pedestrian clearance need it),
   yellow and red clearance; both rings cross the barrier together.
 * System control (the unit's writes, valid while the backup timer runs): a held phase stays
-  green; a forced-off (or omitted) phase ends after its min green; a phase neither held nor
+  green; a forced-off phase ends after its min green (an omit only keeps a phase from being
+  selected next); a phase neither held nor
   forced off ends at its local max green if another phase is called; the next phase is the next
   one in ring order with a vehicle or pedestrian call from the unit that is not omitted.
 * Pedestrian recycle: a pedestrian call that arrives while its phase is green and the walk has
@@ -173,7 +174,10 @@ class DualRingController:
             return elapsed >= timing.local_max_green_s
         if ring.phase in self.controls.hold:
             return False
-        if ring.phase in self.controls.force_off or ring.phase in self.controls.omit:
+        # Modelled on controllers where an omit only keeps a phase from being selected and does not
+        # end one already green: the unit ends a green by force-off, never by omit alone (vendors
+        # differ here; this keeps a cabinet that ignores force-offs visibly green).
+        if ring.phase in self.controls.force_off:
             return True
         # Not held: the phase's own max green ends it once another phase is called.
         return elapsed >= timing.local_max_green_s and bool(self._calls() - {ring.phase})
