@@ -974,7 +974,10 @@ class SiteConfig(Strict):
     counting_lines: list[CountingLine] = Field(default_factory=list, description="Virtual lines that count traffic.")
     signal_groups: list[SignalGroup] = Field(min_length=2, description="Signal groups and their timings.")
     conflicts: list[tuple[Identifier, Identifier]] = Field(
-        min_length=1, description="Pairs of signal group ids that must never be green at the same time."
+        default_factory=list,
+        description="Pairs of signal group ids that must never be green at the same time. Empty: derived from the "
+        "vehicle groups' NEMA phases 1-8 (dual ring, barrier between 1/2/5/6 and 3/4/7/8); listed: every derived "
+        "pair must be among them.",
     )
     controller: ControllerConfig = Field(description="The signal controller.")
     cameras: list[CameraConfig] = Field(min_length=1, description="The cameras (or the simulated one).")
@@ -1078,6 +1081,8 @@ class SiteConfig(Strict):
                     )
             if a == b:
                 raise FieldError(("conflicts", index), f"conflicts: '{a}' cannot conflict with itself")
+        self._check_nema_phases()
+        self._check_nema_phases()
         conflict_set = {frozenset(pair) for pair in self.conflicts}
         served: set[str] = set()
         for index, stage in enumerate(self.controller.stages):
@@ -1104,6 +1109,47 @@ class SiteConfig(Strict):
             )
         self._check_permissive_lefts(conflict_set)
         return self
+
+    def _check_nema_phases(self) -> None:
+        """Duplicate phase numbers are refused; with no conflicts listed they are derived from the
+        dual ring, and listed ones must include every derived pair (a missing one is refused)."""
+        numbered: dict[int, str] = {}
+        for index, group in enumerate(self.signal_groups):
+            if group.nema_phase is None:
+                continue
+            if group.nema_phase in numbered:
+                raise FieldError(
+                    ("signal_groups", index, "nema_phase"),
+                    f"signal_groups[{group.id}].nema_phase {group.nema_phase} is also "
+                    f"signal group '{numbered[group.nema_phase]}''s phase",
+                )
+            numbered[group.nema_phase] = group.id
+        derived = nema_conflicts(self.signal_groups)
+        if not self.conflicts:
+            if not derived:
+                raise FieldError(
+                    ("conflicts",),
+                    "conflicts: none listed and none derivable (no two vehicle groups with NEMA phases 1-8)",
+                )
+            unnumbered = [g.id for g in self.signal_groups if not _in_dual_ring(g)]
+            if unnumbered:
+                raise FieldError(
+                    ("conflicts",),
+                    f"conflicts: none listed, and groups {unnumbered} have no NEMA phase 1-8 (or are pedestrian) "
+                    "to derive theirs from; list the conflicts",
+                )
+            # Frozen model: the derived default is filled in once, here, before anything reads it.
+            object.__setattr__(self, "conflicts", derived)
+            return
+        declared = {frozenset(pair) for pair in self.conflicts}
+        for a, b in derived:
+            if frozenset((a, b)) not in declared:
+                phase_a, phase_b = self.signal_group(a).nema_phase, self.signal_group(b).nema_phase
+                raise FieldError(
+                    ("conflicts",),
+                    f"conflicts: '{a}' (NEMA {phase_a}) and '{b}' (NEMA {phase_b}) conflict in the dual ring "
+                    "but are not listed",
+                )
 
     def _check_permissive_lefts(self, conflict_set: set[frozenset[str]]) -> None:
         """A permissive left runs only beside its partner's green and clears with it, so every other
@@ -1141,6 +1187,38 @@ class SiteConfig(Strict):
                         f"{where}: '{group.id}' crosses '{other_id}', which does not conflict with '{partner_id}'; "
                         f"the permissive turn clears with '{partner_id}', so '{other_id}' could start too early",
                     )
+
+
+# The standard dual ring: ring 1 runs 1-2 | 3-4, ring 2 runs 5-6 | 7-8, the barrier between.
+_RING_OF_PHASE = {1: 1, 2: 1, 3: 1, 4: 1, 5: 2, 6: 2, 7: 2, 8: 2}
+_BARRIER_SIDE_OF_PHASE = {1: 0, 2: 0, 5: 0, 6: 0, 3: 1, 4: 1, 7: 1, 8: 1}
+
+
+def _in_dual_ring(group: SignalGroup) -> bool:
+    return group.kind is SignalGroupKind.VEHICLE and group.nema_phase in _RING_OF_PHASE
+
+
+def nema_phases_conflict(phase_a: int, phase_b: int) -> bool:
+    """Two vehicle phases of the dual ring conflict when they share a ring (served in turn: a
+    left and its opposing through, 1-2, 5-6) or stand on opposite sides of the barrier."""
+    same_ring = _RING_OF_PHASE[phase_a] == _RING_OF_PHASE[phase_b]
+    across_barrier = _BARRIER_SIDE_OF_PHASE[phase_a] != _BARRIER_SIDE_OF_PHASE[phase_b]
+    return same_ring or across_barrier
+
+
+def nema_conflicts(groups: list[SignalGroup]) -> list[tuple[str, str]]:
+    """The conflict pairs among vehicle groups numbered 1-8, in file order.
+
+    A protected/permissive (FYA) left keeps its own phase's conflicts: it conflicts with the
+    opposing through it gives way to (its ring-mate), as ``permissive_with`` requires."""
+    ringed = [g for g in groups if _in_dual_ring(g)]
+    pairs: list[tuple[str, str]] = []
+    for i, a in enumerate(ringed):
+        for b in ringed[i + 1 :]:
+            assert a.nema_phase is not None and b.nema_phase is not None  # _in_dual_ring
+            if nema_phases_conflict(a.nema_phase, b.nema_phase):
+                pairs.append((a.id, b.id))
+    return pairs
 
 
 def _require_unique(field: str, located_ids: list[tuple[FieldLocation, str]]) -> None:
