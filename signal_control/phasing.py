@@ -257,7 +257,7 @@ def _resolve_group(site: SiteConfig, group: SignalGroup) -> GroupTiming:
             max_green_s=group.walk_s,
             passage_s=group.passage_s,
             change_interval_s=timing.pedestrian_clearance_s(max(lengths)),
-            all_red_s=max(timing.MIN_ALL_RED_S, group.all_red_s or 0.0),
+            all_red_s=site.configured_all_red_s(group) or timing.MIN_ALL_RED_S,
             lane_ids=lane_ids,
             crosswalk_ids=crosswalk_ids,
         )
@@ -265,16 +265,19 @@ def _resolve_group(site: SiteConfig, group: SignalGroup) -> GroupTiming:
     # A group fed by several approaches (or none: no lanes mapped) takes the most conservative
     # interval over the candidates: the longest yellow and the longest all-red.
     yellow = max(
-        timing.yellow_s(a.speed_limit_mps, a.grade_percent / 100.0, configured_s=group.yellow_s) for a in approaches
+        timing.yellow_s(a.speed_limit_mps, a.grade_percent / 100.0, configured_s=site.configured_yellow_s(group))
+        for a in approaches
     )
     all_red = max(
-        timing.all_red_s(group.clearance_width_m, a.speed_limit_mps, configured_s=group.all_red_s) for a in approaches
+        timing.all_red_s(group.clearance_width_m, a.speed_limit_mps, configured_s=site.configured_all_red_s(group))
+        for a in approaches
     )
+    min_green_s, max_green_s = site.green_bounds_s(group)
     return GroupTiming(
         group_id=group.id,
         kind=group.kind,
-        min_green_s=group.min_green_s,
-        max_green_s=group.max_green_s,
+        min_green_s=min_green_s,
+        max_green_s=max_green_s,
         passage_s=group.passage_s,
         change_interval_s=yellow,
         all_red_s=all_red,

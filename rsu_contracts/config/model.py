@@ -27,6 +27,11 @@ Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIE
 FieldLocation = tuple[str | int, ...]
 
 
+# Safety floors of the change and clearance intervals: a configured value below one is refused.
+MIN_YELLOW_S = 3.0
+MIN_ALL_RED_S = 1.0
+
+
 class FieldError(ValueError):
     """A check across fields found one of them wrong.
 
@@ -151,15 +156,17 @@ class SignalGroup(Strict):
     )
     yellow_s: float | None = Field(
         default=None,
-        ge=3.0,
+        ge=MIN_YELLOW_S,
         le=8.0,
-        description="Yellow change interval, seconds; none: the ITE formula from approach speed and grade.",
+        description="Yellow change interval, seconds; none: signal.defaults.yellow_s, else the ITE formula from "
+        "approach speed and grade.",
     )
     all_red_s: float | None = Field(
         default=None,
-        ge=0.0,
+        ge=MIN_ALL_RED_S,
         le=6.0,
-        description="Red clearance interval, seconds; none: the ITE formula from clearance_width_m.",
+        description="Red clearance interval, seconds (at least the 1 s safety floor: a lower value is refused, not "
+        "raised); none: signal.defaults.all_red_s, else the ITE formula from clearance_width_m.",
     )
     walk_s: float = Field(default=7.0, ge=4.0, le=30.0, description="Pedestrian groups: walk time, seconds.")
     crossing_length_m: float | None = Field(
@@ -189,6 +196,34 @@ class SignalGroup(Strict):
         if self.kind is SignalGroupKind.PEDESTRIAN and self.crossing_length_m is None:
             raise FieldError(("crossing_length_m",), "a pedestrian signal group needs crossing_length_m")
         return self
+
+
+class TimingDefaults(Strict):
+    """Timings for every signal group that does not set its own."""
+
+    yellow_s: float | None = Field(
+        default=None, ge=MIN_YELLOW_S, le=8.0, description="Yellow, seconds; none: the ITE formula per group."
+    )
+    all_red_s: float | None = Field(
+        default=None,
+        ge=MIN_ALL_RED_S,
+        le=6.0,
+        description="All-red, seconds (1 s floor: lower is refused); none: the ITE formula per group.",
+    )
+    min_green_s: float | None = Field(
+        default=None, ge=2.0, le=60.0, description="Min green, seconds; none: 7 s (SignalGroup's default)."
+    )
+    max_green_s: float | None = Field(
+        default=None, ge=5.0, le=180.0, description="Max green, seconds; none: 40 s (SignalGroup's default)."
+    )
+
+
+class SignalSettings(Strict):
+    """Site-wide signal settings."""
+
+    defaults: TimingDefaults = Field(
+        default=TimingDefaults(), description="Timings used where a signal group omits them."
+    )
 
 
 class Stage(Strict):
@@ -973,6 +1008,7 @@ class SiteConfig(Strict):
     crosswalks: list[Crosswalk] = Field(default_factory=list, description="Pedestrian crossings.")
     counting_lines: list[CountingLine] = Field(default_factory=list, description="Virtual lines that count traffic.")
     signal_groups: list[SignalGroup] = Field(min_length=2, description="Signal groups and their timings.")
+    signal: SignalSettings = Field(default=SignalSettings(), description="Site-wide signal settings.")
     conflicts: list[tuple[Identifier, Identifier]] = Field(
         default_factory=list,
         description="Pairs of signal group ids that must never be green at the same time. Empty: derived from the "
@@ -1012,6 +1048,23 @@ class SiteConfig(Strict):
             if group.id == group_id:
                 return group
         raise KeyError(group_id)
+
+    def green_bounds_s(self, group: SignalGroup) -> tuple[float, float]:
+        """(min green, max green) of a group: its own where set, else the site default, else the field default."""
+        defaults = self.signal.defaults
+        minimum = group.min_green_s
+        if "min_green_s" not in group.model_fields_set and defaults.min_green_s is not None:
+            minimum = defaults.min_green_s
+        maximum = group.max_green_s
+        if "max_green_s" not in group.model_fields_set and defaults.max_green_s is not None:
+            maximum = defaults.max_green_s
+        return minimum, maximum
+
+    def configured_yellow_s(self, group: SignalGroup) -> float | None:
+        return group.yellow_s if group.yellow_s is not None else self.signal.defaults.yellow_s
+
+    def configured_all_red_s(self, group: SignalGroup) -> float | None:
+        return group.all_red_s if group.all_red_s is not None else self.signal.defaults.all_red_s
 
     @property
     def is_simulated(self) -> bool:
@@ -1064,6 +1117,14 @@ class SiteConfig(Strict):
                     location,
                     f"crosswalks[{crosswalk.id}].signal_group '{crosswalk.signal_group}' is a vehicle group; "
                     "a crosswalk is served by a pedestrian group",
+                )
+        for index, group in enumerate(self.signal_groups):
+            minimum, maximum = self.green_bounds_s(group)
+            if maximum < minimum:
+                raise FieldError(
+                    ("signal_groups", index, "max_green_s"),
+                    f"signal_groups[{group.id}]: max green {maximum} s is below min green {minimum} s "
+                    "(with signal.defaults applied)",
                 )
         approach_ids = {approach.id for approach in self.approaches}
         for index, line in enumerate(self.counting_lines):
