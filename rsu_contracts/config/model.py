@@ -1003,7 +1003,11 @@ class SiteConfig(Strict):
     schema_version: Literal[1] = Field(default=1, description="Version of this site file format.")
     unit_id: Identifier = Field(description="The unit's id: in every topic, message and client id; unique per unit.")
     name: str = Field(default="", description="Human-readable intersection name.")
-    reference: GeoReference = Field(description="WGS-84 origin of the local frame.")
+    reference: GeoReference | None = Field(
+        default=None,
+        description="WGS-84 origin of the local frame; required to run the unit (MAP, SPaT, warnings), not for "
+        "signal-only library use.",
+    )
     approaches: list[Approach] = Field(min_length=1, description="The roads entering the junction.")
     crosswalks: list[Crosswalk] = Field(default_factory=list, description="Pedestrian crossings.")
     counting_lines: list[CountingLine] = Field(default_factory=list, description="Virtual lines that count traffic.")
@@ -1016,7 +1020,11 @@ class SiteConfig(Strict):
         "pair must be among them.",
     )
     controller: ControllerConfig = Field(description="The signal controller.")
-    cameras: list[CameraConfig] = Field(min_length=1, description="The cameras (or the simulated one).")
+    cameras: list[CameraConfig] = Field(
+        default_factory=list,
+        description="The cameras (or the simulated one); at least one to run the unit, none for signal-only library "
+        "use.",
+    )
     tracking: TrackingConfig = Field(default=TrackingConfig(), description="Multi-object tracking.")
     v2x: V2XConfig = Field(default=V2XConfig(), description="Messages to vehicles.")
     mqtt: MqttConfig = Field(default=MqttConfig(), description="The unit's own MQTT broker.")
@@ -1068,7 +1076,26 @@ class SiteConfig(Strict):
 
     @property
     def is_simulated(self) -> bool:
-        return all(camera.source is CameraSource.SIMULATION for camera in self.cameras)
+        return bool(self.cameras) and all(camera.source is CameraSource.SIMULATION for camera in self.cameras)
+
+    @property
+    def geo_reference(self) -> GeoReference:
+        """The reference, for code that needs one (MAP, positions in WGS-84); refused clearly without it."""
+        if self.reference is None:
+            raise ValueError(
+                f"site '{self.unit_id}' has no reference (its WGS-84 origin); set reference: {{lat, lon}} in the "
+                "site file"
+            )
+        return self.reference
+
+    def unit_requirements_missing(self) -> list[str]:
+        """What the running unit needs that this site leaves out (empty: it can run)."""
+        missing = []
+        if self.reference is None:
+            missing.append("reference (the WGS-84 origin, for MAP, SPaT and warnings)")
+        if not self.cameras:
+            missing.append("cameras (at least one, or the simulated one)")
+        return missing
 
     @model_validator(mode="after")
     def _check_references(self) -> SiteConfig:
