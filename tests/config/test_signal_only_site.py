@@ -37,7 +37,7 @@ def test_it_says_what_the_unit_would_need() -> None:
 def test_asking_it_for_its_geographic_reference_is_a_clear_error() -> None:
     site = parse_site_config(signal_only_raw())
     with pytest.raises(ValueError, match=r"has no reference .*set reference"):
-        site.geo_reference
+        _ = site.geo_reference
 
 
 def test_the_sample_site_has_everything_the_unit_needs() -> None:
