@@ -7,7 +7,7 @@ strategies and the conflict monitor all read it; none of them changes it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from rsu_contracts.config.model import Approach, SignalGroup, SiteConfig, Stage
@@ -74,6 +74,9 @@ class PhasePlan:
     detector_stale_after_s: float
     fixed_green_s: float
     default_strategy: str
+    # Per stage, in order: its own fixed_time green, or None (Webster or fixed_green_s decides).
+    stage_fixed_greens_s: tuple[float | None, ...] = ()
+    design_flows_vph: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def from_site(cls, site: SiteConfig) -> PhasePlan:
@@ -97,6 +100,8 @@ class PhasePlan:
             detector_stale_after_s=site.controller.detector_stale_after_s,
             fixed_green_s=site.controller.fixed_green_s,
             default_strategy=site.controller.strategy.value,
+            stage_fixed_greens_s=tuple(stage.fixed_green_s for stage in site.controller.stages),
+            design_flows_vph=MappingProxyType(dict(site.controller.design_flows_vph)),
         )
 
     def in_conflict(self, group_a: str, group_b: str) -> bool:

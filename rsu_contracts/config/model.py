@@ -233,6 +233,13 @@ class Stage(Strict):
     signal_groups: list[Identifier] = Field(
         min_length=1, description="Ids of the signal groups green together in this stage; none may conflict."
     )
+    fixed_green_s: float | None = Field(
+        default=None,
+        ge=5.0,
+        le=120.0,
+        description="This stage's green under the fixed_time strategy, seconds; none: Webster's split of "
+        "controller.design_flows_vph if given, else controller.fixed_green_s.",
+    )
 
 
 class ControllerConfig(Strict):
@@ -253,7 +260,16 @@ class ControllerConfig(Strict):
         description="Detector data older than this, seconds, puts the controller into recall (fixed-time) mode.",
     )
     fixed_green_s: float = Field(
-        default=20.0, ge=5.0, le=120.0, description="Green per stage in recall or fixed-time mode, seconds."
+        default=20.0,
+        ge=5.0,
+        le=120.0,
+        description="Green per stage in recall mode, and under fixed_time where a stage sets none and no design "
+        "flows are given, seconds.",
+    )
+    design_flows_vph: dict[Identifier, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="Measured or design flow per lane id, vehicles per hour: fixed_time greens are then Webster's "
+        "split (a stage's own fixed_green_s still wins).",
     )
 
 
@@ -1152,6 +1168,13 @@ class SiteConfig(Strict):
                     ("signal_groups", index, "max_green_s"),
                     f"signal_groups[{group.id}]: max green {maximum} s is below min green {minimum} s "
                     "(with signal.defaults applied)",
+                )
+        lane_ids = {lane.id for _, _, lane in located_lanes}
+        for lane_id in self.controller.design_flows_vph:
+            if lane_id not in lane_ids:
+                raise FieldError(
+                    ("controller", "design_flows_vph", lane_id),
+                    f"controller.design_flows_vph: '{lane_id}' is not a defined lane",
                 )
         approach_ids = {approach.id for approach in self.approaches}
         for index, line in enumerate(self.counting_lines):
