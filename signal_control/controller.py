@@ -350,7 +350,7 @@ class SignalController:
             elif name == "adaptive":
                 self._strategies[name] = AdaptiveStrategy(self._plan)
             elif name == "fixed_time":
-                self._strategies[name] = FixedTimeStrategy(self._plan, self._plan.fixed_green_s)
+                self._strategies[name] = FixedTimeStrategy.from_plan(self._plan)
             else:
                 available = sorted({"actuated", "adaptive", "fixed_time", *self._strategies})
                 raise ValueError(f"unknown signal control strategy {name!r}; available: {', '.join(available)}")

@@ -7,7 +7,7 @@ strategies and the conflict monitor all read it; none of them changes it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from rsu_contracts.config.model import Approach, SignalGroup, SiteConfig, Stage
@@ -74,6 +74,9 @@ class PhasePlan:
     detector_stale_after_s: float
     fixed_green_s: float
     default_strategy: str
+    # Per stage, in order: its own fixed_time green, or None (Webster or fixed_green_s decides).
+    stage_fixed_greens_s: tuple[float | None, ...] = ()
+    design_flows_vph: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def from_site(cls, site: SiteConfig) -> PhasePlan:
@@ -97,6 +100,8 @@ class PhasePlan:
             detector_stale_after_s=site.controller.detector_stale_after_s,
             fixed_green_s=site.controller.fixed_green_s,
             default_strategy=site.controller.strategy.value,
+            stage_fixed_greens_s=tuple(stage.fixed_green_s for stage in site.controller.stages),
+            design_flows_vph=MappingProxyType(dict(site.controller.design_flows_vph)),
         )
 
     def in_conflict(self, group_a: str, group_b: str) -> bool:
@@ -257,7 +262,7 @@ def _resolve_group(site: SiteConfig, group: SignalGroup) -> GroupTiming:
             max_green_s=group.walk_s,
             passage_s=group.passage_s,
             change_interval_s=timing.pedestrian_clearance_s(max(lengths)),
-            all_red_s=max(timing.MIN_ALL_RED_S, group.all_red_s or 0.0),
+            all_red_s=site.configured_all_red_s(group) or timing.MIN_ALL_RED_S,
             lane_ids=lane_ids,
             crosswalk_ids=crosswalk_ids,
         )
@@ -265,16 +270,19 @@ def _resolve_group(site: SiteConfig, group: SignalGroup) -> GroupTiming:
     # A group fed by several approaches (or none: no lanes mapped) takes the most conservative
     # interval over the candidates: the longest yellow and the longest all-red.
     yellow = max(
-        timing.yellow_s(a.speed_limit_mps, a.grade_percent / 100.0, configured_s=group.yellow_s) for a in approaches
+        timing.yellow_s(a.speed_limit_mps, a.grade_percent / 100.0, configured_s=site.configured_yellow_s(group))
+        for a in approaches
     )
     all_red = max(
-        timing.all_red_s(group.clearance_width_m, a.speed_limit_mps, configured_s=group.all_red_s) for a in approaches
+        timing.all_red_s(group.clearance_width_m, a.speed_limit_mps, configured_s=site.configured_all_red_s(group))
+        for a in approaches
     )
+    min_green_s, max_green_s = site.green_bounds_s(group)
     return GroupTiming(
         group_id=group.id,
         kind=group.kind,
-        min_green_s=group.min_green_s,
-        max_green_s=group.max_green_s,
+        min_green_s=min_green_s,
+        max_green_s=max_green_s,
         passage_s=group.passage_s,
         change_interval_s=yellow,
         all_red_s=all_red,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rsu_contracts.config.model import MIN_ALL_RED_S, MIN_YELLOW_S
+
 # ITE "Guidelines for Determining Traffic Signal Change and Clearance Intervals" defaults.
 PERCEPTION_REACTION_S = 1.0
 DECELERATION_MPS2 = 3.05
@@ -15,9 +17,9 @@ VEHICLE_LENGTH_M = 6.1
 # 3.5 ft/s, the MUTCD walking speed for the pedestrian clearance interval.
 PEDESTRIAN_WALKING_SPEED_MPS = 1.07
 
-# Floors below which no computed or configured interval may go.
-MIN_YELLOW_S = 3.0
-MIN_ALL_RED_S = 1.0
+# Floors below which no interval may go: a computed one is raised to it, a configured one refused.
+# Their values live with the site schema, which refuses a configured value below them.
+__all__ = ["MIN_ALL_RED_S", "MIN_YELLOW_S"]
 
 # Webster saturates as the flow ratio sum Y approaches 1; beyond this the formula is meaningless.
 WEBSTER_MAX_FLOW_RATIO = 0.9
@@ -43,9 +45,13 @@ def ite_all_red_s(width_m: float, speed_mps: float, vehicle_length_m: float = VE
 
 
 def yellow_s(speed_mps: float, grade_fraction: float = 0.0, configured_s: float | None = None) -> float:
-    """The yellow to run: the configured value if any, else ITE; never below MIN_YELLOW_S."""
-    value = configured_s if configured_s is not None else ite_yellow_s(speed_mps, grade_fraction)
-    return max(MIN_YELLOW_S, value)
+    """The yellow to run: the configured value if any, else ITE raised to MIN_YELLOW_S.
+
+    A configured value below the floor is an error, never silently raised."""
+    if configured_s is not None:
+        _require_floor("yellow_s", configured_s, MIN_YELLOW_S)
+        return configured_s
+    return max(MIN_YELLOW_S, ite_yellow_s(speed_mps, grade_fraction))
 
 
 def all_red_s(
@@ -54,9 +60,18 @@ def all_red_s(
     configured_s: float | None = None,
     vehicle_length_m: float = VEHICLE_LENGTH_M,
 ) -> float:
-    """The all-red to run: the configured value if any, else ITE; never below MIN_ALL_RED_S."""
-    value = configured_s if configured_s is not None else ite_all_red_s(width_m, speed_mps, vehicle_length_m)
-    return max(MIN_ALL_RED_S, value)
+    """The all-red to run: the configured value if any, else ITE raised to MIN_ALL_RED_S.
+
+    A configured value below the floor is an error, never silently raised."""
+    if configured_s is not None:
+        _require_floor("all_red_s", configured_s, MIN_ALL_RED_S)
+        return configured_s
+    return max(MIN_ALL_RED_S, ite_all_red_s(width_m, speed_mps, vehicle_length_m))
+
+
+def _require_floor(name: str, configured_s: float, floor_s: float) -> None:
+    if configured_s < floor_s:
+        raise ValueError(f"{name} {configured_s} s is below its {floor_s} s safety floor")
 
 
 def pedestrian_clearance_s(crossing_length_m: float) -> float:

@@ -187,7 +187,7 @@ def build_map(site: SiteConfig, header: Mapping[str, Any], intersection_numeric_
         "lanes": [lane.model_dump(mode="json") for lane in lanes],
         "egress": [lane.model_dump(mode="json") for lane in egress_lanes],
         "crosswalks": [crosswalk.model_dump(mode="json") for crosswalk in crosswalks],
-        "reference": site.reference.model_dump(mode="json"),
+        "reference": site.geo_reference.model_dump(mode="json"),
     }
     revision = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).digest()[0] % 128
     return MapData(
@@ -196,7 +196,7 @@ def build_map(site: SiteConfig, header: Mapping[str, Any], intersection_numeric_
         intersection_numeric_id=intersection_numeric_id or default_intersection_numeric_id(site.unit_id),
         name=site.name,
         revision=revision,
-        reference=site.reference,
+        reference=site.geo_reference,
         signal_groups=[
             MapSignalGroup(id=group.id, numeric_id=geometry.group_numeric_ids[group.id], kind=group.kind)
             for group in site.signal_groups
@@ -212,7 +212,7 @@ class _MapGeometry:
 
     def __init__(self, site: SiteConfig) -> None:
         self.site = site
-        self.frame = LocalFrame.from_reference(site.reference)
+        self.frame = LocalFrame.from_reference(site.geo_reference)
         self.group_numeric_ids = signal_group_numeric_ids(site)
         if len(site.approaches) > MAX_APPROACH_ID:
             raise NumberingError(f"{len(site.approaches)} approaches; J2735 ApproachID allows {MAX_APPROACH_ID}")

@@ -273,6 +273,13 @@ def preflight_site(site: SiteConfig, site_path: Path) -> None:
     """Every check, cheapest first; the first failure raises with its one-line message."""
     from rsu.stages.unit_keys import state_dir
 
+    missing = site.unit_requirements_missing()
+    if missing:
+        raise PreflightError(
+            f"{site_path}: the unit cannot run without {' and '.join(missing)}; such a site is for signal-only "
+            "library use"
+        )
+
     check_web_port(site.web.host, site.web.port)
     if site.v2x.signing_key is not None:
         check_readable_file(resolve_relative(site_path, site.v2x.signing_key), "v2x.signing_key", "signing key")

@@ -216,7 +216,7 @@ class V2XOutput:
         self._signal_topic = topics.signal_state
         self._tracks_topic = topics.tracks
         self.detector = ConflictDetector(site, site.v2x.warnings)
-        self.tracker = WarningTracker(site.v2x.warnings, site.reference)
+        self.tracker = WarningTracker(site.v2x.warnings, site.geo_reference)
         self.latest_signal: SignalState | None = None
         self._sequencers: dict[str, Sequencer] = {}
         self._spat_rate = RateLimit(1.0 / site.v2x.spat_rate_hz)
@@ -286,7 +286,7 @@ class V2XOutput:
                     camera_id=tracks.camera_id,
                     # Image boxes are for local readers (export, the operator's page), never for vehicles.
                     objects=[o.model_copy(update={"image_box": None}) if o.image_box else o for o in tracks.objects],
-                    reference=self.site.reference,
+                    reference=self.site.geo_reference,
                 )
             )
         return sent

@@ -27,6 +27,11 @@ Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIE
 FieldLocation = tuple[str | int, ...]
 
 
+# Safety floors of the change and clearance intervals: a configured value below one is refused.
+MIN_YELLOW_S = 3.0
+MIN_ALL_RED_S = 1.0
+
+
 class FieldError(ValueError):
     """A check across fields found one of them wrong.
 
@@ -151,15 +156,17 @@ class SignalGroup(Strict):
     )
     yellow_s: float | None = Field(
         default=None,
-        ge=3.0,
+        ge=MIN_YELLOW_S,
         le=8.0,
-        description="Yellow change interval, seconds; none: the ITE formula from approach speed and grade.",
+        description="Yellow change interval, seconds; none: signal.defaults.yellow_s, else the ITE formula from "
+        "approach speed and grade.",
     )
     all_red_s: float | None = Field(
         default=None,
-        ge=0.0,
+        ge=MIN_ALL_RED_S,
         le=6.0,
-        description="Red clearance interval, seconds; none: the ITE formula from clearance_width_m.",
+        description="Red clearance interval, seconds (at least the 1 s safety floor: a lower value is refused, not "
+        "raised); none: signal.defaults.all_red_s, else the ITE formula from clearance_width_m.",
     )
     walk_s: float = Field(default=7.0, ge=4.0, le=30.0, description="Pedestrian groups: walk time, seconds.")
     crossing_length_m: float | None = Field(
@@ -191,12 +198,47 @@ class SignalGroup(Strict):
         return self
 
 
+class TimingDefaults(Strict):
+    """Timings for every signal group that does not set its own."""
+
+    yellow_s: float | None = Field(
+        default=None, ge=MIN_YELLOW_S, le=8.0, description="Yellow, seconds; none: the ITE formula per group."
+    )
+    all_red_s: float | None = Field(
+        default=None,
+        ge=MIN_ALL_RED_S,
+        le=6.0,
+        description="All-red, seconds (1 s floor: lower is refused); none: the ITE formula per group.",
+    )
+    min_green_s: float | None = Field(
+        default=None, ge=2.0, le=60.0, description="Min green, seconds; none: 7 s (SignalGroup's default)."
+    )
+    max_green_s: float | None = Field(
+        default=None, ge=5.0, le=180.0, description="Max green, seconds; none: 40 s (SignalGroup's default)."
+    )
+
+
+class SignalSettings(Strict):
+    """Site-wide signal settings."""
+
+    defaults: TimingDefaults = Field(
+        default=TimingDefaults(), description="Timings used where a signal group omits them."
+    )
+
+
 class Stage(Strict):
     """Signal groups that are green together; a controller serves stages in sequence."""
 
     id: Identifier = Field(description="Stage id, unique.")
     signal_groups: list[Identifier] = Field(
         min_length=1, description="Ids of the signal groups green together in this stage; none may conflict."
+    )
+    fixed_green_s: float | None = Field(
+        default=None,
+        ge=5.0,
+        le=120.0,
+        description="This stage's green under the fixed_time strategy, seconds; none: Webster's split of "
+        "controller.design_flows_vph if given, else controller.fixed_green_s.",
     )
 
 
@@ -218,7 +260,16 @@ class ControllerConfig(Strict):
         description="Detector data older than this, seconds, puts the controller into recall (fixed-time) mode.",
     )
     fixed_green_s: float = Field(
-        default=20.0, ge=5.0, le=120.0, description="Green per stage in recall or fixed-time mode, seconds."
+        default=20.0,
+        ge=5.0,
+        le=120.0,
+        description="Green per stage in recall mode, and under fixed_time where a stage sets none and no design "
+        "flows are given, seconds.",
+    )
+    design_flows_vph: dict[Identifier, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="Measured or design flow per lane id, vehicles per hour: fixed_time greens are then Webster's "
+        "split (a stage's own fixed_green_s still wins).",
     )
 
 
@@ -968,16 +1019,28 @@ class SiteConfig(Strict):
     schema_version: Literal[1] = Field(default=1, description="Version of this site file format.")
     unit_id: Identifier = Field(description="The unit's id: in every topic, message and client id; unique per unit.")
     name: str = Field(default="", description="Human-readable intersection name.")
-    reference: GeoReference = Field(description="WGS-84 origin of the local frame.")
+    reference: GeoReference | None = Field(
+        default=None,
+        description="WGS-84 origin of the local frame; required to run the unit (MAP, SPaT, warnings), not for "
+        "signal-only library use.",
+    )
     approaches: list[Approach] = Field(min_length=1, description="The roads entering the junction.")
     crosswalks: list[Crosswalk] = Field(default_factory=list, description="Pedestrian crossings.")
     counting_lines: list[CountingLine] = Field(default_factory=list, description="Virtual lines that count traffic.")
     signal_groups: list[SignalGroup] = Field(min_length=2, description="Signal groups and their timings.")
+    signal: SignalSettings = Field(default=SignalSettings(), description="Site-wide signal settings.")
     conflicts: list[tuple[Identifier, Identifier]] = Field(
-        min_length=1, description="Pairs of signal group ids that must never be green at the same time."
+        default_factory=list,
+        description="Pairs of signal group ids that must never be green at the same time. Empty: derived from the "
+        "vehicle groups' NEMA phases 1-8 (dual ring, barrier between 1/2/5/6 and 3/4/7/8); listed: every derived "
+        "pair must be among them.",
     )
     controller: ControllerConfig = Field(description="The signal controller.")
-    cameras: list[CameraConfig] = Field(min_length=1, description="The cameras (or the simulated one).")
+    cameras: list[CameraConfig] = Field(
+        default_factory=list,
+        description="The cameras (or the simulated one); at least one to run the unit, none for signal-only library "
+        "use.",
+    )
     tracking: TrackingConfig = Field(default=TrackingConfig(), description="Multi-object tracking.")
     v2x: V2XConfig = Field(default=V2XConfig(), description="Messages to vehicles.")
     mqtt: MqttConfig = Field(default=MqttConfig(), description="The unit's own MQTT broker.")
@@ -1010,9 +1073,45 @@ class SiteConfig(Strict):
                 return group
         raise KeyError(group_id)
 
+    def green_bounds_s(self, group: SignalGroup) -> tuple[float, float]:
+        """(min green, max green) of a group: its own where set, else the site default, else the field default."""
+        defaults = self.signal.defaults
+        minimum = group.min_green_s
+        if "min_green_s" not in group.model_fields_set and defaults.min_green_s is not None:
+            minimum = defaults.min_green_s
+        maximum = group.max_green_s
+        if "max_green_s" not in group.model_fields_set and defaults.max_green_s is not None:
+            maximum = defaults.max_green_s
+        return minimum, maximum
+
+    def configured_yellow_s(self, group: SignalGroup) -> float | None:
+        return group.yellow_s if group.yellow_s is not None else self.signal.defaults.yellow_s
+
+    def configured_all_red_s(self, group: SignalGroup) -> float | None:
+        return group.all_red_s if group.all_red_s is not None else self.signal.defaults.all_red_s
+
     @property
     def is_simulated(self) -> bool:
-        return all(camera.source is CameraSource.SIMULATION for camera in self.cameras)
+        return bool(self.cameras) and all(camera.source is CameraSource.SIMULATION for camera in self.cameras)
+
+    @property
+    def geo_reference(self) -> GeoReference:
+        """The reference, for code that needs one (MAP, positions in WGS-84); refused clearly without it."""
+        if self.reference is None:
+            raise ValueError(
+                f"site '{self.unit_id}' has no reference (its WGS-84 origin); set reference: {{lat, lon}} in the "
+                "site file"
+            )
+        return self.reference
+
+    def unit_requirements_missing(self) -> list[str]:
+        """What the running unit needs that this site leaves out (empty: it can run)."""
+        missing = []
+        if self.reference is None:
+            missing.append("reference (the WGS-84 origin, for MAP, SPaT and warnings)")
+        if not self.cameras:
+            missing.append("cameras (at least one, or the simulated one)")
+        return missing
 
     @model_validator(mode="after")
     def _check_references(self) -> SiteConfig:
@@ -1062,6 +1161,21 @@ class SiteConfig(Strict):
                     f"crosswalks[{crosswalk.id}].signal_group '{crosswalk.signal_group}' is a vehicle group; "
                     "a crosswalk is served by a pedestrian group",
                 )
+        for index, group in enumerate(self.signal_groups):
+            minimum, maximum = self.green_bounds_s(group)
+            if maximum < minimum:
+                raise FieldError(
+                    ("signal_groups", index, "max_green_s"),
+                    f"signal_groups[{group.id}]: max green {maximum} s is below min green {minimum} s "
+                    "(with signal.defaults applied)",
+                )
+        lane_ids = {lane.id for _, _, lane in located_lanes}
+        for lane_id in self.controller.design_flows_vph:
+            if lane_id not in lane_ids:
+                raise FieldError(
+                    ("controller", "design_flows_vph", lane_id),
+                    f"controller.design_flows_vph: '{lane_id}' is not a defined lane",
+                )
         approach_ids = {approach.id for approach in self.approaches}
         for index, line in enumerate(self.counting_lines):
             if line.approach is not None and line.approach not in approach_ids:
@@ -1078,6 +1192,8 @@ class SiteConfig(Strict):
                     )
             if a == b:
                 raise FieldError(("conflicts", index), f"conflicts: '{a}' cannot conflict with itself")
+        self._check_nema_phases()
+        self._check_nema_phases()
         conflict_set = {frozenset(pair) for pair in self.conflicts}
         served: set[str] = set()
         for index, stage in enumerate(self.controller.stages):
@@ -1104,6 +1220,47 @@ class SiteConfig(Strict):
             )
         self._check_permissive_lefts(conflict_set)
         return self
+
+    def _check_nema_phases(self) -> None:
+        """Duplicate phase numbers are refused; with no conflicts listed they are derived from the
+        dual ring, and listed ones must include every derived pair (a missing one is refused)."""
+        numbered: dict[int, str] = {}
+        for index, group in enumerate(self.signal_groups):
+            if group.nema_phase is None:
+                continue
+            if group.nema_phase in numbered:
+                raise FieldError(
+                    ("signal_groups", index, "nema_phase"),
+                    f"signal_groups[{group.id}].nema_phase {group.nema_phase} is also "
+                    f"signal group '{numbered[group.nema_phase]}''s phase",
+                )
+            numbered[group.nema_phase] = group.id
+        derived = nema_conflicts(self.signal_groups)
+        if not self.conflicts:
+            if not derived:
+                raise FieldError(
+                    ("conflicts",),
+                    "conflicts: none listed and none derivable (no two vehicle groups with NEMA phases 1-8)",
+                )
+            unnumbered = [g.id for g in self.signal_groups if not _in_dual_ring(g)]
+            if unnumbered:
+                raise FieldError(
+                    ("conflicts",),
+                    f"conflicts: none listed, and groups {unnumbered} have no NEMA phase 1-8 (or are pedestrian) "
+                    "to derive theirs from; list the conflicts",
+                )
+            # Frozen model: the derived default is filled in once, here, before anything reads it.
+            object.__setattr__(self, "conflicts", derived)
+            return
+        declared = {frozenset(pair) for pair in self.conflicts}
+        for a, b in derived:
+            if frozenset((a, b)) not in declared:
+                phase_a, phase_b = self.signal_group(a).nema_phase, self.signal_group(b).nema_phase
+                raise FieldError(
+                    ("conflicts",),
+                    f"conflicts: '{a}' (NEMA {phase_a}) and '{b}' (NEMA {phase_b}) conflict in the dual ring "
+                    "but are not listed",
+                )
 
     def _check_permissive_lefts(self, conflict_set: set[frozenset[str]]) -> None:
         """A permissive left runs only beside its partner's green and clears with it, so every other
@@ -1141,6 +1298,38 @@ class SiteConfig(Strict):
                         f"{where}: '{group.id}' crosses '{other_id}', which does not conflict with '{partner_id}'; "
                         f"the permissive turn clears with '{partner_id}', so '{other_id}' could start too early",
                     )
+
+
+# The standard dual ring: ring 1 runs 1-2 | 3-4, ring 2 runs 5-6 | 7-8, the barrier between.
+_RING_OF_PHASE = {1: 1, 2: 1, 3: 1, 4: 1, 5: 2, 6: 2, 7: 2, 8: 2}
+_BARRIER_SIDE_OF_PHASE = {1: 0, 2: 0, 5: 0, 6: 0, 3: 1, 4: 1, 7: 1, 8: 1}
+
+
+def _in_dual_ring(group: SignalGroup) -> bool:
+    return group.kind is SignalGroupKind.VEHICLE and group.nema_phase in _RING_OF_PHASE
+
+
+def nema_phases_conflict(phase_a: int, phase_b: int) -> bool:
+    """Two vehicle phases of the dual ring conflict when they share a ring (served in turn: a
+    left and its opposing through, 1-2, 5-6) or stand on opposite sides of the barrier."""
+    same_ring = _RING_OF_PHASE[phase_a] == _RING_OF_PHASE[phase_b]
+    across_barrier = _BARRIER_SIDE_OF_PHASE[phase_a] != _BARRIER_SIDE_OF_PHASE[phase_b]
+    return same_ring or across_barrier
+
+
+def nema_conflicts(groups: list[SignalGroup]) -> list[tuple[str, str]]:
+    """The conflict pairs among vehicle groups numbered 1-8, in file order.
+
+    A protected/permissive (FYA) left keeps its own phase's conflicts: it conflicts with the
+    opposing through it gives way to (its ring-mate), as ``permissive_with`` requires."""
+    ringed = [g for g in groups if _in_dual_ring(g)]
+    pairs: list[tuple[str, str]] = []
+    for i, a in enumerate(ringed):
+        for b in ringed[i + 1 :]:
+            assert a.nema_phase is not None and b.nema_phase is not None  # _in_dual_ring
+            if nema_phases_conflict(a.nema_phase, b.nema_phase):
+                pairs.append((a.id, b.id))
+    return pairs
 
 
 def _require_unique(field: str, located_ids: list[tuple[FieldLocation, str]]) -> None:

@@ -52,6 +52,13 @@ class FixedTimeStrategy:
         cycle_s = timing.webster_cycle_s(lost_time_s, ratios, min_cycle_s, max_cycle_s)
         return cls(plan, timing.webster_green_splits(cycle_s, lost_time_s, ratios))
 
+    @classmethod
+    def from_plan(cls, plan: PhasePlan) -> FixedTimeStrategy:
+        """The site's fixed_time greens: each stage's own, else Webster's from the design flows when
+        the site gives them, else the site-wide fixed green."""
+        greens = fixed_time_greens_s(plan)
+        return cls(plan, greens)
+
     @property
     def name(self) -> str:
         return self._name
@@ -78,3 +85,14 @@ class FixedTimeStrategy:
             (context.stage_index + 1) % len(self._plan.stages),
             f"stage {stage.stage_id}: force-off at the end of its {planned_s:.1f} s fixed green",
         )
+
+
+def fixed_time_greens_s(plan: PhasePlan) -> list[float]:
+    """One green per stage: a stage's configured green wins; the rest come from Webster's split
+    of the design flows if any are given, else the plan's fixed green."""
+    if plan.design_flows_vph:
+        defaults = list(FixedTimeStrategy.webster(plan, plan.design_flows_vph).greens_s)
+    else:
+        defaults = [plan.fixed_green_s] * len(plan.stages)
+    configured = plan.stage_fixed_greens_s or (None,) * len(plan.stages)
+    return [own if own is not None else default for own, default in zip(configured, defaults, strict=True)]

@@ -106,3 +106,20 @@ def test_an_unreachable_redis_is_named(
     url = f"redis://127.0.0.1:{free_port()}/0"
     site_path = private_site(tmp_path, url)
     _fails_before_start(["run", "--config", str(site_path)], capsys, stage_starts, url, "redis.url")
+
+
+@pytest.mark.parametrize("field", ["reference", "cameras"])
+def test_a_signal_only_site_is_refused_by_run_naming_what_it_lacks(
+    tmp_path: Path,
+    redis_url: str,
+    capsys: pytest.CaptureFixture[str],
+    stage_starts: list[str],
+    field: str,
+) -> None:
+    site_path = private_site(tmp_path, redis_url)
+    raw = yaml.safe_load(site_path.read_text())
+    del raw[field]
+    site_path.write_text(yaml.safe_dump(raw))
+    _fails_before_start(
+        ["run", "--config", str(site_path)], capsys, stage_starts, "cannot run without", field, "signal-only"
+    )

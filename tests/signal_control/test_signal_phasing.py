@@ -74,17 +74,36 @@ def test_approach_speed_and_grade_change_the_group_intervals(sample_site: SiteCo
     assert plan.groups["6"].change_interval_s == pytest.approx(SAMPLE_YELLOW_S, abs=1e-5)
 
 
-def test_configured_intervals_override_ite_and_are_floored(sample_site: SiteConfig) -> None:
+def test_configured_intervals_override_ite(sample_site: SiteConfig) -> None:
     def explicit_intervals(data: dict[str, Any]) -> None:
         _protected_lefts_only(data)
         for group in data["signal_groups"]:
             if group["id"] == "2":
                 group["yellow_s"] = 4.0
-                group["all_red_s"] = 0.5
+                group["all_red_s"] = 1.5
 
     plan = PhasePlan.from_site(_site_with(sample_site, explicit_intervals))
     assert plan.groups["2"].change_interval_s == 4.0
-    assert plan.groups["2"].all_red_s == 1.0
+    assert plan.groups["2"].all_red_s == 1.5
+
+
+def test_site_defaults_fill_what_a_group_omits_and_the_group_own_values_win(sample_site: SiteConfig) -> None:
+    def with_defaults(data: dict[str, Any]) -> None:
+        _protected_lefts_only(data)
+        data["signal"] = {"defaults": {"yellow_s": 4.5, "all_red_s": 2.5, "min_green_s": 6, "max_green_s": 30}}
+        for group in data["signal_groups"]:
+            if group["id"] == "2":
+                group["yellow_s"] = 4.0
+            if group["id"] == "4":
+                for field in ("min_green_s", "max_green_s"):
+                    group.pop(field, None)
+
+    plan = PhasePlan.from_site(_site_with(sample_site, with_defaults))
+    assert (plan.groups["2"].change_interval_s, plan.groups["2"].all_red_s) == (4.0, 2.5)
+    assert (plan.groups["4"].change_interval_s, plan.groups["4"].all_red_s) == (4.5, 2.5)
+    assert (plan.groups["4"].min_green_s, plan.groups["4"].max_green_s) == (6, 30)
+    # Group 2 sets its own greens in the sample (10 / 45 s).
+    assert (plan.groups["2"].min_green_s, plan.groups["2"].max_green_s) == (10, 45)
 
 
 def test_conflicts_are_symmetric(sample_site: SiteConfig) -> None:

@@ -25,9 +25,8 @@ def test_yellow_is_never_below_three_seconds() -> None:
     assert timing.yellow_s(8.0) == 3.0
 
 
-def test_configured_yellow_overrides_ite_but_keeps_the_floor() -> None:
+def test_configured_yellow_overrides_ite() -> None:
     assert timing.yellow_s(13.9, configured_s=4.5) == 4.5
-    assert timing.yellow_s(20.0, configured_s=2.0) == 3.0
 
 
 def test_all_red_clears_the_width_plus_a_vehicle_length() -> None:
@@ -36,11 +35,17 @@ def test_all_red_clears_the_width_plus_a_vehicle_length() -> None:
     assert timing.all_red_s(20.0, 13.9) == pytest.approx(1.87770, abs=1e-5)
 
 
-def test_all_red_is_never_below_one_second_even_when_configured_lower() -> None:
+def test_a_computed_all_red_is_raised_to_one_second() -> None:
     # (5 + 6.1) / 17.9 = 0.620 s
     assert timing.all_red_s(5.0, 17.9) == 1.0
-    assert timing.all_red_s(20.0, 13.9, configured_s=0.5) == 1.0
     assert timing.all_red_s(20.0, 13.9, configured_s=2.5) == 2.5
+
+
+def test_a_configured_interval_below_its_floor_is_an_error_not_raised() -> None:
+    with pytest.raises(ValueError, match=r"all_red_s 0\.5 s is below its 1\.0 s safety floor"):
+        timing.all_red_s(20.0, 13.9, configured_s=0.5)
+    with pytest.raises(ValueError, match=r"yellow_s 2\.5 s is below its 3\.0 s safety floor"):
+        timing.yellow_s(13.9, configured_s=2.5)
 
 
 def test_pedestrian_clearance_walks_the_whole_crossing_at_1_07_mps() -> None:

@@ -286,7 +286,7 @@ def _fanout_warning(site: SiteConfig, seq: int, now_s: float) -> CollisionWarnin
         ttc_s=1.2,
         conflict_x_m=-4.8,
         conflict_y_m=20.0,
-        conflict_latitude_deg=site.reference.latitude_deg,
-        conflict_longitude_deg=site.reference.longitude_deg,
+        conflict_latitude_deg=site.geo_reference.latitude_deg,
+        conflict_longitude_deg=site.geo_reference.longitude_deg,
         participants=[participant, participant.model_copy(update={"track_id": seq + 1, "y_m": 22.0})],
     )
