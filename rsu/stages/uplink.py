@@ -11,7 +11,9 @@ outage of the backhaul or of the unit loses nothing; the centre drops duplicates
 - Redis down: sealed records wait in a bounded memory buffer, in order, and go into the outbox
   once Redis answers again.
 - Unit restarted: the outbox keeps where sealing stopped (sealed_until), and the new run seals the
-  intervals since then (empty where the unit saw nothing), so the centre sees no gap.
+  intervals since then ("no data" records, observed_s 0 and no counts, where the unit saw
+  nothing), so the centre sees no gap; an interval sealed before is never sealed again, so a seq
+  is never re-sent with other contents (a clock behind the mark waits for it, logged once).
 
 Several interval lengths (uplink.aggregation_intervals_s, by default 60 s and 900 s): one
 aggregator each, fed the same messages and sealed by the same clock. Each record carries its
@@ -72,6 +74,7 @@ def run(ctx: StageContext) -> None:
     newest_time_s = 0.0
     may_have_backlog = True  # records of an earlier run may be waiting
     guard = input_guard(site)
+    behind_logged = False
     try:
         while not ctx.stopping:
             ctx.beat()
@@ -85,7 +88,16 @@ def run(ctx: StageContext) -> None:
             now_s = time.time() if ctx.options.realtime else newest_time_s
             if now_s <= 0:
                 continue  # message time starts with the first message
-            for body in seal_all(aggregators, now_s):
+            bodies = seal_all(aggregators, now_s)
+            behind_s = aggregators[0].clock_behind_resume_s
+            if behind_s is not None and not behind_logged:
+                behind_logged = True
+                log.warning(
+                    "the clock is %.0f s behind where the previous run stopped sealing: intervals up to "
+                    "then are not sealed again (their sequence numbers are taken)",
+                    behind_s,
+                )
+            for body in bodies:
                 record = Aggregate(
                     unit_id=site.unit_id,
                     # The interval index: increasing, and the same after a restart, so the centre's

@@ -10,9 +10,12 @@ that is already sealed is dropped and counted in late_dropped_total.
 Restarts: resume(sealed_until_s) tells a new aggregator where the previous run of the unit stopped
 sealing. If the first time it sees lies at most max_gap_s later, the intervals from sealed_until_s
 up to the one holding that first time (the unit was down, or had not sealed them yet when it
-stopped) are sealed empty, with detector_valid_ratio 0, before the first interval of the new run,
-so the centre sees no gap. A first time before sealed_until_s (a clock set back, a replayed
-simulation) or beyond the gap starts afresh as without resume.
+stopped) are sealed as "no data" before the first interval of the new run, so the centre sees no
+gap and no false zeros: observed_s 0, detector_valid_ratio 0, and no lanes, lines, phases or
+movements (counts absent, not zero). Beyond the gap the run starts afresh as without resume. A first
+time before sealed_until_s (a clock set back, a replayed simulation) never seals an interval the
+previous run sealed (that would send a second, different record with the same sequence number):
+data before sealed_until_s is dropped as late, and sealing carries on from sealed_until_s.
 
 Definitions (per interval):
 
@@ -57,6 +60,11 @@ Definitions (per interval):
   Only movements with at least one road user are listed, and only classes with a count.
 - warnings_by_kind: NEW warnings only (updates and ends of the same warning are not counted); only
   kinds with a count are listed.
+- observed_s: seconds of the interval covered by valid detector data (the longest of the lanes'
+  observed times, see occupancy_ratio); 0 for an interval nothing observed.
+- k-anonymity: mean_speed_mps and speed_p85_mps need at least k speeds in the lane-interval, and
+  mean_headway_s at least k headways (each one ends at a distinct vehicle of the interval), with k
+  = site.uplink.min_vehicles_for_statistics (3 by default); fewer give None, as none would.
 - detector_valid_ratio: detector messages with valid=True / all detector messages in the interval;
   0 when none arrived, so an interval without detector data is not mistaken for a perfect one.
   Invalid messages contribute nothing else except their line crossings.
@@ -119,6 +127,7 @@ class AggregateBody:
     warnings_by_kind: dict[str, int]
     detector_valid_ratio: float
     movements: tuple[TurningMovementCount, ...] = ()
+    observed_s: float = 0.0
 
     @property
     def interval_end_s(self) -> float:
@@ -135,6 +144,7 @@ class AggregateBody:
             "warnings_by_kind": dict(self.warnings_by_kind),
             "detector_valid_ratio": self.detector_valid_ratio,
             "movements": list(self.movements),
+            "observed_s": self.observed_s,
         }
 
 
@@ -267,6 +277,7 @@ class IntervalAggregator:
         if self.interval_s <= 0:
             raise ValueError(f"interval_s must be positive, got {self.interval_s}")
         self.max_hold_s = site.controller.detector_stale_after_s
+        self.min_vehicles_for_statistics = site.uplink.min_vehicles_for_statistics
         self._lane_ids = [lane.id for lane in site.lanes]
         self._line_ids = [line.id for line in site.counting_lines]
         self._group_ids = [group.id for group in site.signal_groups]
@@ -292,6 +303,8 @@ class IntervalAggregator:
         self.late_dropped_total = 0
         self.future_dropped_total = 0
         self.skipped_intervals_total = 0
+        # Set when this run's clock began before where the previous run stopped sealing.
+        self.clock_behind_resume_s: float | None = None
 
     def resume(self, sealed_until_s: float, max_gap_s: float = DEFAULT_RESUME_MAX_GAP_S) -> None:
         """Carry on after a previous run that sealed every interval ending at or before sealed_until_s.
@@ -462,6 +475,12 @@ class IntervalAggregator:
         """Make index the first interval of this run; after resume(), owe the empty ones before it."""
         self._next_index = index
         resume = self._resume_index
+        if resume is not None and index < resume:
+            # Intervals up to resume were sealed by the previous run: never seal them again.
+            self.clock_behind_resume_s = (resume - index) * self.interval_s
+            self._next_index = resume
+            self._backfill_from = None
+            return
         within_gap = resume is not None and resume < index <= resume + self._resume_max_gap
         self._backfill_from = resume if within_gap else None
 
@@ -470,7 +489,7 @@ class IntervalAggregator:
         start, self._backfill_from = self._backfill_from, None
         if start is None or self._next_index is None:
             return []
-        return [self._body(index, self._new_interval()) for index in range(start, self._next_index)]
+        return [self._no_data_body(index) for index in range(start, self._next_index)]
 
     def _first_open_index(self) -> int:
         if self._next_index is None:
@@ -612,12 +631,28 @@ class IntervalAggregator:
                     interval = self._intervals[index] = self._new_interval()
                 credit(interval, upper - lower)
 
-    def _body(self, index: int, interval: _Interval) -> AggregateBody:
-        classes = [road_user.value for road_user in RoadUserType]
+    def _no_data_body(self, index: int) -> AggregateBody:
+        """An interval the unit did not observe: no counts at all rather than zero counts."""
         return AggregateBody(
             interval_start_s=index * self.interval_s,
             interval_s=self.interval_s,
-            lanes=tuple(_lane_aggregate(lane_id, interval.lanes[lane_id], classes) for lane_id in self._lane_ids),
+            lanes=(),
+            lines=(),
+            phases=(),
+            warnings_by_kind={},
+            detector_valid_ratio=0.0,
+            observed_s=0.0,
+        )
+
+    def _body(self, index: int, interval: _Interval) -> AggregateBody:
+        classes = [road_user.value for road_user in RoadUserType]
+        k = self.min_vehicles_for_statistics
+        observed_s = max((lane.observed_s for lane in interval.lanes.values()), default=0.0)
+        return AggregateBody(
+            interval_start_s=index * self.interval_s,
+            interval_s=self.interval_s,
+            observed_s=round(min(observed_s, self.interval_s), 3),
+            lanes=tuple(_lane_aggregate(lane_id, interval.lanes[lane_id], classes, k) for lane_id in self._lane_ids),
             lines=tuple(
                 MovementCount(line_id=line_id, counts_by_class=_nonzero(interval.lines[line_id], classes))
                 for line_id in self._line_ids
@@ -655,9 +690,11 @@ class IntervalAggregator:
         )
 
 
-def _lane_aggregate(lane_id: str, totals: _LaneTotals, classes: list[str]) -> LaneAggregate:
+def _lane_aggregate(lane_id: str, totals: _LaneTotals, classes: list[str], k: int) -> LaneAggregate:
+    """k: fewest vehicles behind a speed or headway statistic (k-anonymity), else None."""
     observed = totals.observed_s
-    has_speeds = totals.speed_count > 0
+    has_speeds = totals.speed_count >= k
+    has_headways = totals.headway_count >= k
     return LaneAggregate(
         lane_id=lane_id,
         counts_by_class=_nonzero(totals.counts, classes),
@@ -667,7 +704,7 @@ def _lane_aggregate(lane_id: str, totals: _LaneTotals, classes: list[str]) -> La
         mean_queue_m=round(totals.queue_m_s / observed, 3) if observed > 0 else 0.0,
         max_queue_m=round(totals.max_queue_m, 3),
         mean_queue_vehicles=round(totals.queue_vehicle_s / observed, 3) if observed > 0 else 0.0,
-        mean_headway_s=round(totals.headway_sum_s / totals.headway_count, 3) if totals.headway_count else None,
+        mean_headway_s=round(totals.headway_sum_s / totals.headway_count, 3) if has_headways else None,
     )
 
 

@@ -802,6 +802,13 @@ class UplinkConfig(Strict):
         le=10_000_000,
         description="Most records kept while the centre is unreachable; the oldest go first.",
     )
+    min_vehicles_for_statistics: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="k-anonymity: a lane-interval's speed and headway statistics are sent only when at least "
+        "this many vehicles contributed to them, else null (one vehicle's mean speed is that vehicle's speed).",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -6,6 +6,7 @@ image or a time finer than the interval, and extra fields are forbidden.
 
 from __future__ import annotations
 
+import json
 from typing import ClassVar
 
 from pydantic import BaseModel, Field
@@ -73,9 +74,18 @@ class PhaseAggregate(_Part):
 
 
 class Aggregate(Message):
-    """One interval. capture_time_s is the interval end; publish_time_s when it was sealed."""
+    """One interval. capture_time_s is the interval end; publish_time_s when it was sealed.
+
+    Version 2 added observed_s. An interval the unit did not observe at all (it was down) is sent
+    as "no data": observed_s 0 and no lanes, lines, phases or movements (counts absent, not zero),
+    so the centre cannot mistake it for an interval with no traffic. Version 1 payloads (no
+    observed_s: coverage unknown) are still read.
+    """
 
     SCHEMA: ClassVar[str] = "rsu.aggregate"
+    VERSION: ClassVar[int] = 2
+    READS_VERSIONS: ClassVar[tuple[int, ...]] = (1,)
+    schema_version: int = VERSION
     interval_start_s: float
     interval_s: float = Field(gt=0)
     lanes: list[LaneAggregate] = Field(max_length=MAX_LANES)
@@ -86,8 +96,17 @@ class Aggregate(Message):
     )
     warnings_by_kind: dict[str, int] = Field(default_factory=dict)
     detector_valid_ratio: float = Field(ge=0, le=1, default=1.0)
+    observed_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="seconds of the interval covered by valid detector data; 0: not observed (no data); "
+        "null: not reported (schema version 1)",
+    )
 
     def to_json(self) -> bytes:
         """Compact JSON: fields at their default (zero counts, None ratios, empty lists) are left out
-        and decode back to the same values, so the schema stays whole and the upstream small."""
-        return self.model_dump_json(exclude_defaults=True).encode()
+        and decode back to the same values, so the upstream stays small; the envelope's schema name
+        and version always travel, as on every payload."""
+        body = self.model_dump(mode="json", exclude_defaults=True)
+        header = {"schema_name": self.schema_name, "schema_version": self.schema_version}
+        return json.dumps({**header, **body}, separators=(",", ":"), allow_nan=False).encode()

@@ -22,6 +22,8 @@ class Message(BaseModel):
 
     SCHEMA: ClassVar[str]
     VERSION: ClassVar[int] = 1
+    # Older versions this build still reads (a centre keeps accepting units not yet updated).
+    READS_VERSIONS: ClassVar[tuple[int, ...]] = ()
 
     schema_name: str = Field(default="", description="schema identifier, e.g. rsu.tracks")
     schema_version: int = 1
@@ -54,10 +56,11 @@ def decode(message_type: type[M], payload: bytes | str) -> M:
         raise MessageError(f"{message_type.SCHEMA}: invalid payload: {fields}") from None
     if message.schema_name != message_type.SCHEMA:
         raise MessageError(f"expected schema {message_type.SCHEMA}, got {message.schema_name!r}")
-    if message.schema_version != message_type.VERSION:
+    readable = (*message_type.READS_VERSIONS, message_type.VERSION)
+    if message.schema_version not in readable:
         raise MessageError(
             f"{message_type.SCHEMA}: unsupported schema_version {message.schema_version} "
-            f"(this build reads {message_type.VERSION})"
+            f"(this build reads {', '.join(str(v) for v in readable)})"
         )
     return message
 

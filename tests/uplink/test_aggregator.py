@@ -30,6 +30,7 @@ from rsu_contracts.messages import (
     WarningStatus,
 )
 from rsu_contracts.messages.bounds import MAX_EVENTS_PER_MESSAGE
+from rsu_contracts.messages.envelope import decode
 
 T0 = 1_700_000_040.0  # a multiple of 60 s: the start of an interval
 LANE, OTHER_LANE, LINE = "north_through_right", "north_left", "north_in"
@@ -428,3 +429,27 @@ def test_serialised_aggregate_holds_nothing_per_vehicle(aggregator: IntervalAggr
     schema_keys = _all_keys(Aggregate.model_json_schema())
     assert not {key for key in schema_keys if _is_position_like(key)}
     assert Aggregate.model_validate_json(message.to_json()) == message
+
+
+@pytest.mark.parametrize(("vehicles", "statistics_sent"), [(1, False), (2, False), (3, True), (5, True)])
+def test_speed_statistics_need_at_least_k_vehicles(
+    aggregator: IntervalAggregator, vehicles: int, statistics_sent: bool
+) -> None:
+    assert aggregator.min_vehicles_for_statistics == 3  # the site default
+    for k in range(vehicles):
+        aggregator.add_detectors(detectors(T0 + k, crossings=[crossing(T0 + k, 10.0 + k)]))
+    lane = lane_of(one_interval(aggregator))
+    assert sum(lane.counts_by_class.values()) == vehicles  # the count itself always goes
+    assert (lane.mean_speed_mps is not None) is statistics_sent
+    assert (lane.speed_p85_mps is not None) is statistics_sent
+
+
+def test_every_serialised_aggregate_names_its_schema_and_version(aggregator: IntervalAggregator) -> None:
+    aggregator.add_detectors(detectors(T0))
+    body = one_interval(aggregator)
+    header = Sequencer("rsu-test").header(capture_time_s=body.interval_end_s, publish_time_s=body.interval_end_s)
+    payload = json.loads(Aggregate(**header, **body.fields()).to_json())
+    assert (payload["schema_name"], payload["schema_version"]) == ("rsu.aggregate", 2)
+    assert "observed_s" in payload
+    old = {k: v for k, v in payload.items() if k not in ("schema_version", "observed_s")}
+    assert decode(Aggregate, json.dumps({**old, "schema_version": 1})).observed_s is None  # v1 still read
