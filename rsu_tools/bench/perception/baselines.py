@@ -39,6 +39,29 @@ class GroundLineCrossings:
         self._counted: set[tuple[int, str]] = set()
         self.crossings: list[PredictedCrossing] = []
 
+    def count_boxes(
+        self,
+        homography: Homography,
+        boxes_px: FloatArray,
+        track_ids: npt.NDArray[np.int64],
+        users: Sequence[RoadUserType],
+        time_s: float,
+    ) -> None:
+        """Tracked image boxes: each box's bottom centre on the ground (boxes off the ground plane skipped)."""
+        contact = (
+            np.column_stack(((boxes_px[:, 0] + boxes_px[:, 2]) / 2, boxes_px[:, 3]))
+            if len(boxes_px)
+            else np.zeros((0, 2))
+        )
+        ground = homography.image_to_ground(contact)
+        on_ground = np.all(np.isfinite(ground), axis=1)
+        self.update(
+            [int(i) for i in track_ids[on_ground]],
+            ground[on_ground],
+            [u for u, keep in zip(users, on_ground, strict=True) if keep],
+            time_s,
+        )
+
     def update(
         self, track_ids: Sequence[int], ground_xy: FloatArray, users: Sequence[RoadUserType], time_s: float
     ) -> None:
@@ -128,15 +151,7 @@ def _run_baseline(
         road = np.array([int(c) in road_user_of_class for c in classes], dtype=bool)
         xyxy, ids, classes, confidence = xyxy[road], ids[road], classes[road], confidence[road]
         users = [road_user_of_class[int(c)] for c in classes]
-        contact = np.column_stack(((xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3])) if len(xyxy) else np.zeros((0, 2))
-        ground = homography.image_to_ground(contact)
-        on_ground = np.all(np.isfinite(ground), axis=1)
-        counter.update(
-            [int(i) for i in ids[on_ground]],
-            ground[on_ground],
-            [u for u, keep in zip(users, on_ground, strict=True) if keep],
-            frame.capture_time_s,
-        )
+        counter.count_boxes(homography, xyxy, ids, users, frame.capture_time_s)
         times.add("zones", time.perf_counter() - started)
         if collect:
             if frame.capture_time_s <= TRUNCATION_WINDOW_S:

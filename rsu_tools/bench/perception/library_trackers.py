@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from rsu_contracts.config import load_site_config
 from rsu_contracts.enums import RoadUserType
 from rsu_tools.bench.perception.baselines import GroundLineCrossings
 from rsu_tools.bench.perception.plan import BenchError, BenchPlan, VariantSpec, _clip_fps
@@ -25,7 +24,7 @@ from rsu_tools.bench.perception.playback import (
     _describe_detector,
     _loop,
     _scale_back,
-    _scaled_camera,
+    _variant_detector,
 )
 from rsu_tools.bench.perception.statistics import TRUNCATION_WINDOW_S, Collected, StageTimes, _count_table
 from rsu_tools.evaluation import FrameDetections, TrackedBoxes
@@ -55,14 +54,9 @@ def _run_library_tracker(
 ) -> tuple[StageTimes, Collected, dict[str, Any], dict[str, Any]]:
     import supervision as sv
 
-    from rsu.detectors.factory import build_detector
     from rsu.perception.homography import Homography
 
-    site = load_site_config(plan.site_path)
-    camera = next(c for c in site.cameras if c.id == plan.camera_id)
-    camera = camera.model_copy(update={"detector": spec.detector_config(camera.detector)})
-    camera = _scaled_camera(camera, source_wh, plan.resize_wh)
-    detector = build_detector(camera, config_dir=plan.site_path.parent)
+    site, camera, detector = _variant_detector(plan, spec, source_wh)
     homography = Homography.from_points(camera.calibration)
     tracker = _library_tracker(spec.library_tracker, _clip_fps(plan.clips[0]))
     counter = GroundLineCrossings(site)
@@ -94,15 +88,7 @@ def _run_library_tracker(
         ids = ids[keep]
         tracked_classes = np.asarray(tracked.class_id if tracked.class_id is not None else [], dtype=int)[keep]
         users = [ROAD_USER_CLASSES[int(c)] for c in tracked_classes]
-        contact = np.column_stack(((xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3])) if len(xyxy) else np.zeros((0, 2))
-        ground = homography.image_to_ground(contact)
-        on_ground = np.all(np.isfinite(ground), axis=1)
-        counter.update(
-            [int(i) for i in ids[on_ground]],
-            ground[on_ground],
-            [u for u, inside in zip(users, on_ground, strict=True) if inside],
-            frame.capture_time_s,
-        )
+        counter.count_boxes(homography, xyxy, ids, users, frame.capture_time_s)
         times.add("zones", time.perf_counter() - started)
         if collect:
             if frame.capture_time_s <= TRUNCATION_WINDOW_S:

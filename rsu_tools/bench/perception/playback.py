@@ -38,6 +38,7 @@ from rsu_tools.evaluation import (
 )
 
 if TYPE_CHECKING:
+    from rsu.detectors.base import Detector
     from rsu.perception.counting import _HeldCrossing, _TrackMemory
     from rsu.perception.detections import Detections
     from rsu.perception.tracker import Track
@@ -268,18 +269,26 @@ def _track_boxes(
     )
 
 
-def _run_rsu(
-    plan: BenchPlan, spec: VariantSpec, player: ClipPlayer, source_wh: tuple[int, int], collect: bool
-) -> tuple[StageTimes, Collected, dict[str, Any], dict[str, Any]]:
+def _variant_detector(
+    plan: BenchPlan, spec: VariantSpec, source_wh: tuple[int, int]
+) -> tuple[SiteConfig, CameraConfig, Detector]:
+    """The site, the bench camera with the variant's detector settings (scaled to the stream), and its detector."""
     from rsu.detectors.factory import build_detector
-    from rsu.perception.motion import MotionGatedDetector
-    from rsu.perception.pipeline import PerceptionPipeline
 
     site = load_site_config(plan.site_path)
     camera = next(c for c in site.cameras if c.id == plan.camera_id)
     camera = camera.model_copy(update={"detector": spec.detector_config(camera.detector)})
     camera = _scaled_camera(camera, source_wh, plan.resize_wh)
-    detector = build_detector(camera, config_dir=plan.site_path.parent)
+    return site, camera, build_detector(camera, config_dir=plan.site_path.parent)
+
+
+def _run_rsu(
+    plan: BenchPlan, spec: VariantSpec, player: ClipPlayer, source_wh: tuple[int, int], collect: bool
+) -> tuple[StageTimes, Collected, dict[str, Any], dict[str, Any]]:
+    from rsu.perception.motion import MotionGatedDetector
+    from rsu.perception.pipeline import PerceptionPipeline
+
+    site, camera, detector = _variant_detector(plan, spec, source_wh)
     pipeline = PerceptionPipeline(site, camera.id)
     # Attribution keeps every crossing: only for accuracy runs, not for soaks.
     counter = AttributingLineCounter(site, pipeline.lane_map) if collect else pipeline.counter
