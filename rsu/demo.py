@@ -20,6 +20,7 @@ from rsu.runtime.shutdown import StopSignals
 from rsu.runtime.stage import RunOptions
 from rsu.stages.v2x import topic_layout as wire_layout
 from rsu.unit import Unit
+from rsu.uplink.outbox import Outbox, OutboxUnavailable
 from rsu_contracts.bus_roles import BusRole
 from rsu_contracts.config import load_site_config
 from rsu_contracts.messages import (
@@ -52,6 +53,34 @@ RUN_OUT_S = 1.0
 
 class DemoError(RuntimeError):
     pass
+
+
+def simulated_epoch_s(now_s: float, longest_interval_s: float, realtime: bool, previous_mark_s: float | None) -> float:
+    """Where the demo's simulated clock starts, so that no run re-seals an interval an earlier run sealed.
+
+    Lock-step: on the boundary of the longest interval at or before now (a run's intervals are full
+    ones and do not depend on the minute it was started), but never before the previous run's
+    sealed_until mark, rounded up to that boundary: two demos in the same quarter hour would
+    otherwise seal the same intervals, i.e. send the same sequence numbers with other contents.
+    The stretch between the mark and the new start is sealed as "no data" by the uplink.
+    Realtime: now, since the stages measure input age against the wall clock. A mark ahead of the
+    wall clock (a lock-step run went ahead of it) then holds the uplink back until the clock
+    passes it (the summary says so): taking the mark as start would put capture times in the future.
+    """
+    if realtime:
+        return now_s
+    epoch_s = math.floor(now_s / longest_interval_s) * longest_interval_s
+    if previous_mark_s is not None and math.isfinite(previous_mark_s):
+        epoch_s = max(epoch_s, math.ceil(previous_mark_s / longest_interval_s - 1e-9) * longest_interval_s)
+    return epoch_s
+
+
+def previous_sealed_mark_s(redis_url: str, unit_id: str, max_records: int) -> float | None:
+    """The unit's sealed_until mark in Redis, None when it has none or Redis does not answer (preflight says so)."""
+    try:
+        return Outbox.from_url(redis_url, unit_id, max_records).sealed_until()
+    except OutboxUnavailable:
+        return None
 
 
 @dataclass
@@ -130,19 +159,20 @@ class Observer:
             except ValueError as exc:
                 self.seen.invalid_messages.append(f"{item.topic}: {exc}")
                 continue
+            if isinstance(message, Aggregate):
+                # Sealed by this run (catch-up "no data" intervals for time before the run included);
+                # an earlier run's outbox backlog, forwarded now, was sealed before this run began.
+                if message.publish_time_s >= self.sim_epoch_s:
+                    self.seen.aggregates.append(message)
+                continue
             if message.capture_time_s <= self.sim_epoch_s:
                 continue  # retained leftovers of an earlier run
             self.seen.latest_sim_time_s = max(self.seen.latest_sim_time_s, message.capture_time_s - self.sim_epoch_s)
-            if not isinstance(message, Aggregate):
-                first = self.seen.first_capture_s
-                self.seen.first_capture_s = (
-                    message.capture_time_s if first is None else min(first, message.capture_time_s)
-                )
-                self.seen.last_capture_s = max(self.seen.last_capture_s or 0.0, message.capture_time_s)
+            first = self.seen.first_capture_s
+            self.seen.first_capture_s = message.capture_time_s if first is None else min(first, message.capture_time_s)
+            self.seen.last_capture_s = max(self.seen.last_capture_s or 0.0, message.capture_time_s)
             if isinstance(message, CollisionWarning) and message.status is WarningStatus.NEW:
                 self.seen.warnings_new[message.kind.value] += 1
-            elif isinstance(message, Aggregate):
-                self.seen.aggregates.append(message)
             elif isinstance(message, WorldStatistics):
                 self.seen.latest_statistics = message
             elif isinstance(message, Spat):
@@ -185,6 +215,12 @@ class DemoSummary:
     stopped_by: str | None = None
     # The base aggregation interval (uplink.interval_s), for the reason of a zero.
     interval_s: float = 60.0
+    # Intervals (any length) sealed by this run for time before it started: "no data" records for
+    # the stretch since the previous run's sealed_until mark, so the centre sees no gap.
+    catch_up_intervals: int = 0
+    # How far an earlier run's sealed_until mark lay ahead of this run's start (realtime after a
+    # lock-step demo): intervals before it are not sealed again, so none are sent for that stretch.
+    held_back_s: float = 0.0
 
     def render(self) -> str:
         delay = "n/a" if self.mean_delay_s is None else f"{self.mean_delay_s:.1f} s"
@@ -208,6 +244,20 @@ class DemoSummary:
                 f" (the run covered {self.duration_s:.0f} s, shorter than the {self.interval_s:.0f} s interval)"
                 if self.aggregates_expected == 0
                 else ""
+            )
+            + (
+                f" (an earlier run of this unit already sealed the first {self.held_back_s:.0f} s of this run's "
+                "time; their sequence numbers are taken, so those intervals are not sent again)"
+                if self.held_back_s > 0 and self.aggregates_delivered < self.aggregates_expected
+                else ""
+            ),
+            *(
+                [
+                    f"  catch-up intervals     {self.catch_up_intervals} sent as no data, for the time between "
+                    "the previous run and this one"
+                ]
+                if self.catch_up_intervals
+                else []
             ),
             f"  invalid messages       {len(self.invalid_messages)}",
             f"  stage restarts         {sum(self.stage_restarts.values())}",
@@ -222,9 +272,11 @@ class DemoSummary:
         return "\n".join(lines)
 
 
-def _delivered(aggregates: list[Aggregate], interval_s: float) -> int:
-    """Distinct intervals of the base length that reached the centre."""
-    return len({a.interval_start_s for a in aggregates if a.interval_s == interval_s})
+def _delivered(aggregates: list[Aggregate], interval_s: float, run_start_s: float) -> int:
+    """Distinct intervals of the base length within the run that reached the centre."""
+    return len(
+        {a.interval_start_s for a in aggregates if a.interval_s == interval_s and a.interval_start_s >= run_start_s}
+    )
 
 
 def render_line_counts(line_counts: Counter[tuple[str, str]]) -> str:
@@ -255,13 +307,12 @@ def run_demo(
     interval_s = site.uplink.interval_s
     # Start simulated time on a boundary of the longest interval, so every interval of the run is a
     # full one and a run's intervals do not depend on the hour it was started.
-    longest_s = max(site.uplink.aggregation_intervals_s)
-    sim_epoch_s = math.floor(time.time() / longest_s) * longest_s
-    if realtime:
-        # On the wall clock the stages measure input age against the wall clock (the controller's
-        # detector staleness, rsu.runtime.input_guard), and the uplink seals by it: simulated time
-        # must start now, not at the last boundary up to an interval ago.
-        sim_epoch_s = time.time()
+    previous_mark_s = previous_sealed_mark_s(site.redis.url, site.unit_id, site.uplink.outbox_max_records)
+    sim_epoch_s = simulated_epoch_s(time.time(), max(site.uplink.aggregation_intervals_s), realtime, previous_mark_s)
+    # Realtime behind an earlier lock-step run's mark: the uplink waits for the clock to pass it.
+    held_back_s = (
+        previous_mark_s - sim_epoch_s if previous_mark_s is not None and previous_mark_s > sim_epoch_s else 0.0
+    )
     options = RunOptions(realtime=realtime, duration_s=duration_s + RUN_OUT_S, sim_epoch_s=sim_epoch_s, seed=seed)
     unit = Unit(site_path, options)
     expected = int(duration_s // interval_s)
@@ -295,8 +346,12 @@ def run_demo(
         mean_delay_s=stats.mean_delay_s if stats else None,
         warnings_sent=dict(seen.warnings_new),
         aggregates_expected=expected,
-        aggregates_delivered=_delivered(seen.aggregates, interval_s),
-        long_aggregates_delivered=sum(1 for a in seen.aggregates if a.interval_s != interval_s),
+        aggregates_delivered=_delivered(seen.aggregates, interval_s, sim_epoch_s),
+        long_aggregates_delivered=sum(
+            1 for a in seen.aggregates if a.interval_s != interval_s and a.interval_start_s >= sim_epoch_s
+        ),
+        catch_up_intervals=sum(1 for a in seen.aggregates if a.interval_start_s < sim_epoch_s),
+        held_back_s=held_back_s,
         messages_per_topic=dict(seen.messages_per_topic),
         invalid_messages=list(seen.invalid_messages),
         stage_restarts={s.name: s.restarts for s in unit.supervisor.health()},
@@ -335,7 +390,7 @@ def _run_until_done(
         # The last interval is sealed and forwarded shortly after the world stops.
         settle_until = time.monotonic() + 15.0
         while (
-            _delivered(observer.seen.aggregates, interval_s) < expected
+            _delivered(observer.seen.aggregates, interval_s, observer.sim_epoch_s) < expected
             and time.monotonic() < settle_until
             and not signals.requested
         ):
