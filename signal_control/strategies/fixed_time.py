@@ -41,8 +41,9 @@ class FixedTimeStrategy:
         if any(flow < 0 for flow in lane_flows_vph.values()):
             raise ValueError("lane flows cannot be negative")
         # The critical ratio of a stage is its busiest lane's flow over saturation flow.
+        saturation_vph = p.saturation_flow_vph_per_lane
         ratios = [
-            max((lane_flows_vph.get(lane, 0.0) / p.saturation_flow_vph_per_lane for lane in stage.lane_ids), default=0.0)
+            max((lane_flows_vph.get(lane, 0.0) / saturation_vph for lane in stage.lane_ids), default=0.0)
             for stage in plan.stages
         ]
         count = len(plan.stages)
