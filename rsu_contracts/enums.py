@@ -40,6 +40,7 @@ class ControllerStrategy(StrEnum):
     FIXED_TIME = "fixed_time"
     ACTUATED = "actuated"
     ADAPTIVE = "adaptive"
+    SCHEDULE = "schedule"
 
 
 class CameraSource(StrEnum):

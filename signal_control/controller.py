@@ -44,6 +44,7 @@ from signal_control.strategies import (
     Decision,
     DecisionContext,
     FixedTimeStrategy,
+    ScheduleStrategy,
     Strategy,
 )
 
@@ -89,6 +90,8 @@ class SignalController:
         self._plan = PhasePlan.from_site(site)
         self._monitor = ConflictMonitor(self._plan)
         self.detector_stale_after_s = self._plan.detector_stale_after_s
+        # The strategies' parameter blocks (controller.<strategy>), given to each strategy it builds.
+        self._strategy_config = site.controller
         self._strategies: dict[str, Strategy] = {}
         self._recall: Strategy = FixedTimeStrategy(self._plan, self._plan.fixed_green_s, name=RECALL_STRATEGY_NAME)
         self._strategy: Strategy = self._resolve_strategy(self._plan.default_strategy)
@@ -135,8 +138,9 @@ class SignalController:
 
     def set_strategy(self, strategy: str | Strategy) -> None:
         """Switch strategy at run time; the current stage keeps its green and the new strategy
-        decides from the next step on. Accepts a registered name ("actuated", "adaptive", "fixed_time") or a
-        Strategy instance, which is registered under its name (replacing one of the same name)."""
+        decides from the next step on. Accepts a registered name ("actuated", "adaptive", "fixed_time",
+        "schedule"; built with the site's parameter block of that name) or a Strategy instance, which
+        is registered under its name (replacing one of the same name)."""
         self._strategy = self._resolve_strategy(strategy) if isinstance(strategy, str) else strategy
         if not isinstance(strategy, str):
             self._strategies[strategy.name] = strategy
@@ -345,13 +349,16 @@ class SignalController:
 
     def _resolve_strategy(self, name: str) -> Strategy:
         if name not in self._strategies:
+            config = self._strategy_config
             if name == "actuated":
-                self._strategies[name] = ActuatedStrategy(self._plan)
+                self._strategies[name] = ActuatedStrategy(self._plan, config.actuated)
             elif name == "adaptive":
-                self._strategies[name] = AdaptiveStrategy(self._plan)
+                self._strategies[name] = AdaptiveStrategy(self._plan, config.adaptive)
             elif name == "fixed_time":
-                self._strategies[name] = FixedTimeStrategy.from_plan(self._plan)
+                self._strategies[name] = FixedTimeStrategy.from_plan(self._plan, config.fixed_time)
+            elif name == "schedule":
+                self._strategies[name] = ScheduleStrategy(self._plan, config.schedule)
             else:
-                available = sorted({"actuated", "adaptive", "fixed_time", *self._strategies})
+                available = sorted({"actuated", "adaptive", "fixed_time", "schedule", *self._strategies})
                 raise ValueError(f"unknown signal control strategy {name!r}; available: {', '.join(available)}")
         return self._strategies[name]

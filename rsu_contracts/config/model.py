@@ -11,7 +11,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rsu_contracts.config.errors import FieldError, FieldLocation
 from rsu_contracts.config.paths import CameraUri, ModelWeights, SitePath
+from rsu_contracts.config.strategy import (
+    ActuatedParameters,
+    AdaptiveParameters,
+    FixedTimeParameters,
+    ScheduleParameters,
+)
 from rsu_contracts.enums import (
     CameraSource,
     ControllerStrategy,
@@ -24,25 +31,11 @@ from rsu_contracts.enums import (
 Point = tuple[float, float]
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9_.-]+$"
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]
-FieldLocation = tuple[str | int, ...]
 
 
 # Safety floors of the change and clearance intervals: a configured value below one is refused.
 MIN_YELLOW_S = 3.0
 MIN_ALL_RED_S = 1.0
-
-
-class FieldError(ValueError):
-    """A check across fields found one of them wrong.
-
-    location: the path of that field below the model whose validator raised it, e.g.
-    ``("approaches", 1, "lanes", 0, "signal_group")``; the loader appends it to the model's own
-    location so the message names the field instead of "(top level)".
-    """
-
-    def __init__(self, location: FieldLocation, message: str) -> None:
-        super().__init__(message)
-        self.location = location
 
 
 class Strict(BaseModel):
@@ -247,7 +240,9 @@ class ControllerConfig(Strict):
 
     strategy: ControllerStrategy = Field(
         default=ControllerStrategy.ACTUATED,
-        description="fixed_time, actuated (gap-out / max-out per group) or adaptive (demand-weighted).",
+        description="fixed_time, actuated (gap-out / max-out per group), adaptive (demand-weighted extension) "
+        "or schedule (plans the coming stages over clusters of vehicles, after SURTRAC); each has its "
+        "parameters in the block of its name.",
     )
     decision_rate_hz: float = Field(
         default=10.0, ge=1.0, le=50.0, description="How often the controller decides, per second."
@@ -270,6 +265,18 @@ class ControllerConfig(Strict):
         default_factory=dict,
         description="Measured or design flow per lane id, vehicles per hour: fixed_time greens are then Webster's "
         "split (a stage's own fixed_green_s still wins).",
+    )
+    fixed_time: FixedTimeParameters = Field(
+        default=FixedTimeParameters(), description="Parameters of the fixed_time strategy (Webster's split)."
+    )
+    actuated: ActuatedParameters = Field(
+        default=ActuatedParameters(), description="Parameters of the actuated strategy (gap reduction)."
+    )
+    adaptive: AdaptiveParameters = Field(
+        default=AdaptiveParameters(), description="Parameters of the adaptive strategy."
+    )
+    schedule: ScheduleParameters = Field(
+        default=ScheduleParameters(), description="Parameters of the schedule strategy."
     )
 
 

@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ValidationError
 
 from rsu.samples import SAMPLE_SITE
 from rsu_contracts.config import SiteConfig, load_site_config
-from rsu_contracts.config.load import resolve_relative
+from rsu_contracts.config.load import describe_validation_error, resolve_relative
 from rsu_tools.sil.programs import (
     BUILTIN_PROGRAMS,
     PROGRAM_ID,
@@ -219,18 +220,25 @@ def _unit_program(program: str) -> tuple[str, dict[str, str]]:
     return name, overrides
 
 
-def _schedule_parameters(overrides: dict[str, str]) -> Any:
-    from dataclasses import fields
-
-    from signal_control.strategies.schedule import ScheduleParameters
-
-    known = {f.name: f for f in fields(ScheduleParameters)}
-    unknown = sorted(set(overrides) - set(known))
+def with_strategy_parameters(site: SiteConfig, strategy: str, overrides: dict[str, str]) -> SiteConfig:
+    """The site with some of one strategy's parameters (its ``controller.<strategy>`` block) set,
+    validated as the site file's are: the run uses the site's block, changed only where named."""
+    if not overrides:
+        return site
+    block = getattr(site.controller, strategy, None)
+    if not isinstance(block, BaseModel):
+        raise ValueError(f"strategy {strategy!r} has no parameters (controller.{strategy} is not a block)")
+    model = type(block)
+    unknown = sorted(set(overrides) - set(model.model_fields))
     if unknown:
-        raise ValueError(f"unknown schedule parameters {unknown}; known: {', '.join(known)}")
-    defaults = ScheduleParameters()
-    values = {k: type(getattr(defaults, k))(float(v)) for k, v in overrides.items()}
-    return ScheduleParameters(**values)
+        raise ValueError(f"unknown {strategy} parameters {unknown}; known: {', '.join(model.model_fields)}")
+    try:
+        # "none" unsets an optional parameter (e.g. actuated's minimum_gap_s: no gap reduction).
+        values = {key: None if value.lower() == "none" else value for key, value in overrides.items()}
+        updated = model.model_validate({**block.model_dump(), **values})
+    except ValidationError as exc:
+        raise ValueError(f"controller.{strategy}:\n{describe_validation_error(exc)}") from None
+    return site.model_copy(update={"controller": site.controller.model_copy(update={strategy: updated})})
 
 
 def _halted(api: Any, lanes: list[str]) -> int:
@@ -252,19 +260,14 @@ def _run_unit(
     from signal_control import SignalController
     from signal_control.lookahead import arrivals_by_lane
     from signal_control.phasing import with_ring_barrier_stages
-    from signal_control.strategies.schedule import ScheduleStrategy
 
     name, overrides = _unit_program(spec.program)
     strategy = name.removesuffix("_nolookahead").removesuffix("_sequential")
     if strategy in DUAL_RING_STRATEGIES and not name.endswith("_sequential"):
         site = with_ring_barrier_stages(site)
-    controller = SignalController(site)
-    if strategy == "schedule":
-        controller.set_strategy(ScheduleStrategy(controller.plan, _schedule_parameters(overrides)))
-    elif overrides:
-        raise ValueError(f"program {spec.program!r}: only unit:schedule takes parameters")
-    else:
-        controller.set_strategy(strategy)
+    # The strategy runs with the site file's parameter block, changed only where the program says.
+    controller = SignalController(with_strategy_parameters(site, strategy, overrides))
+    controller.set_strategy(strategy)
     camera_config = site.cameras[0]
     camera = SimulatedCamera(camera_config, seed=spec.seed)
     perception = PerceptionPipeline(site, camera_config.id)

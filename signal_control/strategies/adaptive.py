@@ -43,56 +43,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from rsu_contracts.config.strategy import AdaptiveParameters
 from rsu_contracts.messages.perception import LaneObservation
 from signal_control.phasing import PhasePlan, StagePlan, transition_stages
 from signal_control.strategies.base import Decision, DecisionContext, Termination, next_called_stage
 
 
-@dataclass(frozen=True)
-class AdaptiveParameters:
-    # A stop-bar zone free for less than this still counts as a discharging queue (vehicles in a
-    # queue follow at about 2 s headway; the zone is 8 m, so a flowing queue leaves gaps < 1.5 s).
-    discharge_gap_s: float = 1.3
-    # How far upstream the camera watches approaching vehicles (the lane's visible length).
-    watched_length_m: float = 110.0
-    # Delay a vehicle cut off by the end of green suffers on top of its red: stopping and
-    # starting again.
-    stop_penalty_s: float = 4.0
-    # A vehicle this close to the stop line at the start of yellow still goes through.
-    yellow_pass_s: float = 1.0
-    # Green a stage needs to discharge each vehicle in its queue, and its start-up loss.
-    headway_s: float = 2.0
-    startup_s: float = 2.0
-    # Time constant of the smoothed arrival rate per lane.
-    flow_time_constant_s: float = 120.0
-    # Vehicles arriving on red before their green are counted over this share of a rotation.
-    red_arrival_share: float = 1.0
-    # A road user on red that has waited this long forces the green off (after its minimum).
-    max_wait_s: float = 120.0
-    # A stage without pedestrians and at most this many vehicles may be passed over once, while
-    # its call is younger than skip_max_call_age_s.
-    skip_max_vehicles: int = 1
-    skip_max_call_age_s: float = 15.0
-    # Approaching vehicles slower than this are creeping into a queue, not a platoon.
-    min_platoon_speed_mps: float = 3.0
-    # A protected-left stage whose lefts may all also turn permissively (flashing yellow arrow)
-    # in the stage after it is passed over while each left lane's vehicles fit the permissive
-    # capacity expected there and none has waited permissive_max_wait_s. Capacity: gaps in the
-    # opposing flow the camera measures (gap acceptance, critical gap and follow-up time as in
-    # the HCM's permissive left model) once the opposing queue has gone, plus the vehicles that
-    # turn at the end of the arrow; never more than permissive_max_vehicles.
-    permissive_max_vehicles: int = 6
-    permissive_max_wait_s: float = 60.0
-    critical_gap_s: float = 4.5
-    follow_up_s: float = 2.5
-    sneakers_per_green: int = 2
-
-
 class AdaptiveStrategy:
     def __init__(self, plan: PhasePlan, parameters: AdaptiveParameters | None = None) -> None:
         self._plan = plan
+        # The site's controller.adaptive block (its defaults when none is given).
         self.parameters = parameters or AdaptiveParameters()
         # Lanes of every stage, computed once, and the lanes it serves: also those of permissive
         # lefts turning beside its groups (flashing yellow arrow).

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from rsu_contracts.config.strategy import FixedTimeParameters
 from signal_control import timing
 from signal_control.phasing import PhasePlan
 from signal_control.strategies.base import Decision, DecisionContext, Termination
-
-# Saturation flow of one through lane (HCM base 1900 pc/h/ln, less typical adjustments).
-SATURATION_FLOW_VPH_PER_LANE = 1800.0
 
 
 class FixedTimeStrategy:
@@ -32,31 +30,32 @@ class FixedTimeStrategy:
         cls,
         plan: PhasePlan,
         lane_flows_vph: Mapping[str, float],
-        saturation_flow_vph_per_lane: float = SATURATION_FLOW_VPH_PER_LANE,
-        min_cycle_s: float = timing.DEFAULT_MIN_CYCLE_S,
-        max_cycle_s: float = timing.DEFAULT_MAX_CYCLE_S,
+        parameters: FixedTimeParameters | None = None,
     ) -> FixedTimeStrategy:
-        """Greens split by Webster from measured flows per lane (vehicles per hour)."""
+        """Greens split by Webster from measured flows per lane (vehicles per hour), with the
+        saturation flow and cycle bounds of ``parameters`` (the site's controller.fixed_time)."""
+        p = parameters or FixedTimeParameters()
         unknown = sorted(set(lane_flows_vph) - set(plan.group_of_lane))
         if unknown:
             raise ValueError(f"flows given for unknown lanes {unknown}")
         if any(flow < 0 for flow in lane_flows_vph.values()):
             raise ValueError("lane flows cannot be negative")
         # The critical ratio of a stage is its busiest lane's flow over saturation flow.
+        saturation_vph = p.saturation_flow_vph_per_lane
         ratios = [
-            max((lane_flows_vph.get(lane, 0.0) / saturation_flow_vph_per_lane for lane in stage.lane_ids), default=0.0)
+            max((lane_flows_vph.get(lane, 0.0) / saturation_vph for lane in stage.lane_ids), default=0.0)
             for stage in plan.stages
         ]
         count = len(plan.stages)
         lost_time_s = sum(plan.transition_clearance_s(i, (i + 1) % count) for i in range(count))
-        cycle_s = timing.webster_cycle_s(lost_time_s, ratios, min_cycle_s, max_cycle_s)
+        cycle_s = timing.webster_cycle_s(lost_time_s, ratios, p.min_cycle_s, p.max_cycle_s)
         return cls(plan, timing.webster_green_splits(cycle_s, lost_time_s, ratios))
 
     @classmethod
-    def from_plan(cls, plan: PhasePlan) -> FixedTimeStrategy:
+    def from_plan(cls, plan: PhasePlan, parameters: FixedTimeParameters | None = None) -> FixedTimeStrategy:
         """The site's fixed_time greens: each stage's own, else Webster's from the design flows when
         the site gives them, else the site-wide fixed green."""
-        greens = fixed_time_greens_s(plan)
+        greens = fixed_time_greens_s(plan, parameters)
         return cls(plan, greens)
 
     @property
@@ -87,11 +86,12 @@ class FixedTimeStrategy:
         )
 
 
-def fixed_time_greens_s(plan: PhasePlan) -> list[float]:
+def fixed_time_greens_s(plan: PhasePlan, parameters: FixedTimeParameters | None = None) -> list[float]:
     """One green per stage: a stage's configured green wins; the rest come from Webster's split
-    of the design flows if any are given, else the plan's fixed green."""
+    of the design flows if any are given (with ``parameters``' saturation flow and cycle bounds),
+    else the plan's fixed green."""
     if plan.design_flows_vph:
-        defaults = list(FixedTimeStrategy.webster(plan, plan.design_flows_vph).greens_s)
+        defaults = list(FixedTimeStrategy.webster(plan, plan.design_flows_vph, parameters).greens_s)
     else:
         defaults = [plan.fixed_green_s] * len(plan.stages)
     configured = plan.stage_fixed_greens_s or (None,) * len(plan.stages)

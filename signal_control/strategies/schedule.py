@@ -44,86 +44,16 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rsu_contracts.config.strategy import ScheduleParameters
 from rsu_contracts.messages.perception import LaneObservation
 from signal_control.phasing import PhasePlan, transition_stages
 from signal_control.strategies.base import Decision, DecisionContext, Termination
 
 # The plan's first step when it goes on with the green stage.
 _EXTEND = -1
-
-
-@dataclass(frozen=True)
-class ScheduleParameters:
-    """Parameters of the schedule-driven strategy; bounds in ``PARAMETER_BOUNDS``."""
-
-    # Saturation headway per lane: a discharging queue crosses the stop line one vehicle this often.
-    headway_s: float = 2.0
-    # Start-up lost time at the start of a green with a standing queue.
-    startup_s: float = 2.0
-    # Vehicles whose free departures lie further apart than this form separate clusters.
-    cluster_gap_s: float = 3.0
-    # Clusters kept per stage (the rest joins the last one); bounds the plan's states and its time.
-    max_clusters_per_stage: int = 3
-    # The schedule is planned again this often (and at every stage change).
-    replan_interval_s: float = 1.0
-    # Predicted arrivals beyond the camera's view (which reaches about lookahead_s ahead), from
-    # each lane's measured arrival rate.
-    future_horizon_s: float = 10.0
-    lookahead_s: float = 8.0
-    # How far upstream the camera watches approaching vehicles, and the time constant of the
-    # smoothed arrival rate per lane (vehicles seen x their speed / watched length).
-    watched_length_m: float = 110.0
-    flow_time_constant_s: float = 120.0
-    # Approaching vehicles slower than this are creeping into a queue (used without lookahead).
-    min_platoon_speed_mps: float = 3.0
-    # A vehicle this close to the stop line when the green ends goes through on yellow.
-    yellow_pass_s: float = 1.0
-    # Starvation guard: a stage called, or a lane on red waiting, this long ends the green.
-    max_wait_s: float = 90.0
-    # Delay weight of a waiting pedestrian group, in vehicles.
-    pedestrian_weight: float = 2.0
-    # A standing queue's vehicles weigh 1 + wait_weight x (the lane's longest wait / 60 s): the
-    # longer a lane has waited, the dearer each further second (keeps the tail of delays short).
-    wait_weight: float = 1.0
-    # Protected/permissive lefts: the HCM's permissive left model (as the adaptive strategy).
-    permissive_max_vehicles: int = 6
-    permissive_max_wait_s: float = 60.0
-    critical_gap_s: float = 4.5
-    follow_up_s: float = 2.5
-    sneakers_per_green: int = 2
-
-    def __post_init__(self) -> None:
-        for name, (low, high) in PARAMETER_BOUNDS.items():
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and low <= value <= high):
-                raise ValueError(f"schedule parameter {name}: {value!r} is outside [{low:g}, {high:g}]")
-
-
-# Accepted range of every parameter (for the site file's parameter model).
-PARAMETER_BOUNDS: Mapping[str, tuple[float, float]] = {
-    "headway_s": (1.2, 4.0),
-    "startup_s": (0.0, 5.0),
-    "cluster_gap_s": (0.5, 10.0),
-    "max_clusters_per_stage": (1, 5),
-    "replan_interval_s": (0.1, 5.0),
-    "future_horizon_s": (0.0, 60.0),
-    "lookahead_s": (0.0, 30.0),
-    "watched_length_m": (10.0, 500.0),
-    "flow_time_constant_s": (10.0, 3600.0),
-    "min_platoon_speed_mps": (0.0, 15.0),
-    "yellow_pass_s": (0.0, 3.0),
-    "max_wait_s": (20.0, 600.0),
-    "pedestrian_weight": (0.0, 20.0),
-    "wait_weight": (0.0, 20.0),
-    "permissive_max_vehicles": (0, 30),
-    "permissive_max_wait_s": (5.0, 600.0),
-    "critical_gap_s": (2.0, 10.0),
-    "follow_up_s": (1.0, 6.0),
-    "sneakers_per_green": (0, 5),
-}
 
 
 @dataclass(frozen=True)
@@ -465,7 +395,7 @@ class ScheduleStrategy:
                 departures = _free_departures(
                     standing, self._lane_arrivals_s(lane_id, observation, context), p.headway_s
                 )
-                queue_weight = 1.0 + p.wait_weight * observation.max_wait_s / 60.0
+                queue_weight = 1.0 + p.wait_weight_per_min * observation.max_wait_s / 60.0
                 seen.extend((t, lane_id, queue_weight if k < standing else 1.0) for k, t in enumerate(departures))
                 flow = self._flow_per_s.get(lane_id, 0.0)
                 expected = flow * p.future_horizon_s
@@ -481,7 +411,7 @@ class ScheduleStrategy:
             if walk_s > 0.0 or (context.stage_calls[index] and not clusters):
                 # A waiting pedestrian (or a call without a vehicle in view) is served at once: it
                 # joins the first cluster when that is the queue, else leads as its own.
-                weight = p.pedestrian_weight if walk_s > 0.0 else 1.0
+                weight = p.pedestrian_weight_vehicles if walk_s > 0.0 else 1.0
                 if clusters and clusters[0].arrival_s <= p.cluster_gap_s:
                     first = clusters[0]
                     clusters[0] = Cluster(

@@ -315,7 +315,8 @@ def test_a_done_ring_hands_over_to_its_through_while_the_other_left_still_runs(d
     [("headway_s", 0.5), ("max_wait_s", 5.0), ("max_clusters_per_stage", 9), ("startup_s", float("nan"))],
 )
 def test_parameters_outside_their_bounds_are_rejected_by_name(name: str, value: float) -> None:
-    with pytest.raises(ValueError, match=f"schedule parameter {name}"):
+    # The model of the site file's controller.schedule block: its error names the field.
+    with pytest.raises(ValueError, match=f"ScheduleParameters\n{name}\n"):
         ScheduleParameters(**{name: value})  # type: ignore[arg-type]
 
 
