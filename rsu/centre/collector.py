@@ -4,8 +4,10 @@ Delivery is at least once end to end. The collector keeps a persistent MQTT v5 s
 (clean_start False + a session expiry), so the broker queues aggregates while it is down, and it
 acknowledges each message (manual PUBACK) only after the transaction holding it has committed: a
 crash between receive and commit means the broker sends it again, and the store drops the repeat
-by (unit_id, interval_s, seq). A payload that does not decode is counted, logged with the reason and
-acknowledged (it would never decode on redelivery either); the collector never stops for one.
+by (unit_id, interval_s, seq). Several collectors can share the topics (MQTT v5 shared subscription,
+`$share/<group>/...`, shared_filter) and one PostgreSQL; each keeps its own persistent session.
+A payload that does not decode is counted, logged with the reason and acknowledged (it would never
+decode on redelivery either); the collector never stops for one.
 """
 
 from __future__ import annotations
@@ -218,7 +220,7 @@ class CentreCollector:
                 time.sleep(1.0)
 
     def _topic_hint(self, aggregate: Aggregate) -> str:
-        return self.topic_filter.replace("+", aggregate.unit_id, 1)
+        return topic_of_filter(self.topic_filter).replace("+", aggregate.unit_id, 1)
 
     def _take_batch(self, wait_s: float) -> list[_Inbound]:
         try:
@@ -272,9 +274,24 @@ class CentreCollector:
         self._inbox.put(_Inbound(message, time.time()))
 
 
+def shared_filter(group: str, topic_filter: str) -> str:
+    """The MQTT v5 shared subscription of group to topic_filter: the broker hands each message to one
+    of the group's collectors (all committing to the same PostgreSQL)."""
+    if not group or any(character in group for character in "/+#"):
+        raise ValueError(f"a share group name has no '/', '+' or '#': {group!r}")
+    return f"$share/{group}/{topic_filter}"
+
+
+def topic_of_filter(topic_filter: str) -> str:
+    """The filter the received topics match: without the $share/<group>/ of a shared subscription."""
+    if topic_filter.startswith("$share/"):
+        return topic_filter.split("/", 2)[2] if topic_filter.count("/") >= 2 else ""
+    return topic_filter
+
+
 def _unit_level(topic_filter: str) -> int | None:
     """The topic level holding the unit id: the single '+' of the filter, if there is exactly one."""
-    levels = topic_filter.split("/")
+    levels = topic_of_filter(topic_filter).split("/")
     wildcards = [index for index, level in enumerate(levels) if level == "+"]
     if len(wildcards) != 1 or "#" in levels:
         return None
@@ -302,7 +319,16 @@ def add_centre_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     parser.add_argument("--host", default="127.0.0.1", help="centre MQTT broker host (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=1883, help="centre MQTT broker port (default 1883)")
     parser.add_argument("--topic", default=DEFAULT_TOPIC_FILTER, help=f"topic filter (default {DEFAULT_TOPIC_FILTER})")
-    parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID, help="stable MQTT client id: names the session")
+    parser.add_argument(
+        "--client-id",
+        default=DEFAULT_CLIENT_ID,
+        help="stable MQTT client id: names the session (one per collector, kept across restarts)",
+    )
+    parser.add_argument(
+        "--share-group",
+        help="share the topic with the other collectors of this group (MQTT v5 $share/<group>/<topic>): "
+        "each message goes to one of them",
+    )
     add_mqtt_connection_options(parser, broker="centre broker")
     parser.add_argument(
         "--session-expiry-s",
@@ -320,6 +346,13 @@ def run_centre_command(args: argparse.Namespace) -> int:
     except MqttOptionError as exc:
         print(f"rsu centre: {exc}", file=sys.stderr)
         return 2
+    topic_filter = args.topic
+    if args.share_group is not None:
+        try:
+            topic_filter = shared_filter(args.share_group, args.topic)
+        except ValueError as exc:
+            print(f"rsu centre: {exc}", file=sys.stderr)
+            return 2
     stop_event = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -334,7 +367,7 @@ def run_centre_command(args: argparse.Namespace) -> int:
         return 2
     with store:
         collector = CentreCollector(
-            config, store, args.topic, client_id=args.client_id, session_expiry_s=args.session_expiry_s
+            config, store, topic_filter, client_id=args.client_id, session_expiry_s=args.session_expiry_s
         )
         stats = collector.run(stop_event)
     print(
