@@ -44,6 +44,10 @@ class Cursor(Protocol):
 
     def fetchall(self) -> list[tuple[Any, ...]]: ...
 
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert many rows into table: the backend's fastest way (PostgreSQL: COPY)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Dialect:

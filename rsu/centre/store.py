@@ -55,6 +55,8 @@ _Repeat = Literal["duplicate", "conflict"]
 
 # Two interval starts closer than this share one interval (clock jitter, float rounding).
 _SAME_START_TOLERANCE_S = 1e-3
+# 9 parameters a row: well under SQLite's 32,766 and PostgreSQL's 65,535 parameters a statement.
+_INTERVALS_PER_STATEMENT = 500
 
 
 @dataclass(frozen=True)
@@ -147,14 +149,15 @@ class AggregateStore:
         counters = _CounterBumps()
         with self.backend.transaction() as cursor:
             stored_time_s = time.time()
-            for aggregate, received_time_s in items:
-                if self._insert_interval(cursor, aggregate, received_time_s, stored_time_s):
+            new_flags = self._insert_intervals(cursor, items, stored_time_s)
+            for (aggregate, received_time_s), is_new in zip(items, new_flags, strict=True):
+                if is_new:
                     rows.add(aggregate)
                     counters.bump(aggregate.unit_id, "stored", received_time_s)
                 else:
                     repeat = self._record_repeat(cursor, aggregate, received_time_s)
                     counters.bump(aggregate.unit_id, repeat, received_time_s)
-            # One statement per table per batch: most of the rows are lanes, lines and phases.
+            # One bulk insert per table per batch: most of the rows are lanes, lines and phases.
             rows.write(cursor)
             # In unit order, so that collectors writing batches concurrently (PostgreSQL) lock the
             # counter rows in the same order and never deadlock on them.
@@ -164,25 +167,44 @@ class AggregateStore:
         return result
 
     @staticmethod
-    def _insert_interval(cursor: Cursor, aggregate: Aggregate, received_time_s: float, stored_time_s: float) -> bool:
-        """Insert the interval row; False if (unit_id, interval_s, seq) is already there."""
-        cursor.execute(
-            "INSERT INTO intervals (unit_id, seq, interval_start_s, interval_s, publish_time_s, "
-            "received_time_s, stored_time_s, detector_valid_ratio, observed_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (unit_id, interval_s, seq) DO NOTHING",
-            (
-                aggregate.unit_id,
-                aggregate.seq,
-                aggregate.interval_start_s,
-                aggregate.interval_s,
-                aggregate.publish_time_s,
-                received_time_s,
-                stored_time_s,
-                aggregate.detector_valid_ratio,
-                aggregate.observed_s,
-            ),
-        )
-        return cursor.rowcount == 1
+    def _insert_intervals(cursor: Cursor, items: Sequence[tuple[Aggregate, float]], stored_time_s: float) -> list[bool]:
+        """Insert the interval rows, a few hundred per statement (one round trip to a server, not one
+        per interval); for each item, whether it is new (False: its key is already there, or was
+        taken by an earlier item of the batch). Rows get their ids in the order of the items."""
+        new_flags: list[bool] = []
+        for first in range(0, len(items), _INTERVALS_PER_STATEMENT):
+            chunk = items[first : first + _INTERVALS_PER_STATEMENT]
+            parameters: list[Any] = []
+            for aggregate, received_time_s in chunk:
+                parameters.extend(
+                    (
+                        aggregate.unit_id,
+                        aggregate.seq,
+                        aggregate.interval_start_s,
+                        aggregate.interval_s,
+                        aggregate.publish_time_s,
+                        received_time_s,
+                        stored_time_s,
+                        aggregate.detector_valid_ratio,
+                        aggregate.observed_s,
+                    )
+                )
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+            inserted = {
+                (unit_id, float(interval_s), int(seq))
+                for unit_id, interval_s, seq in cursor.execute(
+                    "INSERT INTO intervals (unit_id, seq, interval_start_s, interval_s, publish_time_s, "
+                    f"received_time_s, stored_time_s, detector_valid_ratio, observed_s) VALUES {values} "
+                    "ON CONFLICT (unit_id, interval_s, seq) DO NOTHING RETURNING unit_id, interval_s, seq",
+                    parameters,
+                ).fetchall()
+            }
+            for aggregate, _ in chunk:
+                key = (aggregate.unit_id, float(aggregate.interval_s), aggregate.seq)
+                # The first item with a key is the one stored; a later one with the same key repeats it.
+                new_flags.append(key in inserted)
+                inserted.discard(key)
+        return new_flags
 
     @staticmethod
     def _record_repeat(cursor: Cursor, aggregate: Aggregate, received_time_s: float) -> _Repeat:
@@ -295,29 +317,35 @@ class AggregateStore:
         self.close()
 
 
-_COUNT_COLUMNS = ", ".join(COUNT_COLUMNS)
-_COUNT_PLACEHOLDERS = ", ".join("?" for _ in COUNT_COLUMNS)
-_INSERT_LANE = (
-    f"INSERT INTO lane_aggregates (unit_id, seq, interval_start_s, interval_s, lane_id, {_COUNT_COLUMNS}, "
-    "mean_speed_mps, speed_p85_mps, occupancy_ratio, mean_queue_m, max_queue_m, mean_queue_vehicles, "
-    f"mean_headway_s) VALUES (?, ?, ?, ?, ?, {_COUNT_PLACEHOLDERS}, ?, ?, ?, ?, ?, ?, ?)"
+_HEAD = ("unit_id", "seq", "interval_start_s", "interval_s")
+_LANE_COLUMNS = (
+    *_HEAD,
+    "lane_id",
+    *COUNT_COLUMNS,
+    "mean_speed_mps",
+    "speed_p85_mps",
+    "occupancy_ratio",
+    "mean_queue_m",
+    "max_queue_m",
+    "mean_queue_vehicles",
+    "mean_headway_s",
 )
-_INSERT_LINE = (
-    f"INSERT INTO line_counts (unit_id, seq, interval_start_s, interval_s, line_id, {_COUNT_COLUMNS}) "
-    f"VALUES (?, ?, ?, ?, ?, {_COUNT_PLACEHOLDERS})"
+_LINE_COLUMNS = (*_HEAD, "line_id", *COUNT_COLUMNS)
+_PHASE_COLUMNS = (
+    *_HEAD,
+    "signal_group",
+    "green_time_s",
+    "green_starts",
+    "gap_outs",
+    "max_outs",
+    "force_offs",
+    "arrivals",
+    "arrivals_on_green",
+    "arrivals_on_green_ratio",
+    "split_failures",
 )
-_INSERT_PHASE = (
-    "INSERT INTO phase_aggregates (unit_id, seq, interval_start_s, interval_s, signal_group, "
-    "green_time_s, green_starts, gap_outs, max_outs, force_offs, arrivals, arrivals_on_green, "
-    "arrivals_on_green_ratio, split_failures) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_MOVEMENT = (
-    "INSERT INTO movement_counts (unit_id, seq, interval_start_s, interval_s, entry_line_id, exit_line_id, "
-    f"movement, {_COUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, {_COUNT_PLACEHOLDERS})"
-)
-_INSERT_WARNING = (
-    "INSERT INTO warnings_by_kind (unit_id, seq, interval_start_s, interval_s, kind, count) VALUES (?, ?, ?, ?, ?, ?)"
-)
+_MOVEMENT_COLUMNS = (*_HEAD, "entry_line_id", "exit_line_id", "movement", *COUNT_COLUMNS)
+_WARNING_COLUMNS = (*_HEAD, "kind", "count")
 
 
 class _CounterBumps:
@@ -396,11 +424,11 @@ class _ChildRows:
         self.stored += 1
 
     def write(self, cursor: Cursor) -> None:
-        cursor.executemany(_INSERT_LANE, self.lanes)
-        cursor.executemany(_INSERT_LINE, self.lines)
-        cursor.executemany(_INSERT_PHASE, self.phases)
-        cursor.executemany(_INSERT_WARNING, self.warnings)
-        cursor.executemany(_INSERT_MOVEMENT, self.movements)
+        cursor.insert_rows("lane_aggregates", _LANE_COLUMNS, self.lanes)
+        cursor.insert_rows("line_counts", _LINE_COLUMNS, self.lines)
+        cursor.insert_rows("phase_aggregates", _PHASE_COLUMNS, self.phases)
+        cursor.insert_rows("warnings_by_kind", _WARNING_COLUMNS, self.warnings)
+        cursor.insert_rows("movement_counts", _MOVEMENT_COLUMNS, self.movements)
 
 
 def _class_counts(counts_by_class: dict[str, int]) -> tuple[int, ...]:

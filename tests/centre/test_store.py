@@ -162,3 +162,17 @@ def test_a_batch_is_all_or_nothing(store: AggregateStore) -> None:
     assert store.intervals("u1") == []
     assert store.query("SELECT COUNT(*) FROM lane_aggregates") == [(0,)]
     assert store.add(good, 2.0) == AddResult(stored=1)
+
+
+def test_a_large_batch_with_repeats_inside_it_stores_the_first_of_each_key(store: AggregateStore) -> None:
+    fresh = [(make_aggregate("u1", seq), 1.0) for seq in range(1200)]  # several statements' worth
+    repeat = (make_aggregate("u1", 3), 2.0)  # the same interval again, in a later statement
+    collision = (make_aggregate("u1", 5, interval_start_s=T0 + 86_400), 3.0)  # seq 5 reused for another interval
+
+    result = store.add_many([*fresh, repeat, collision])
+
+    assert result == AddResult(stored=1200, duplicates=1, seq_conflicts=1)
+    assert [row.seq for row in store.intervals("u1")] == list(range(1200))
+    assert store.intervals("u1")[5].interval_start_s == T0 + 5 * 60, "the first of the batch is kept"
+    assert [seq for (seq,) in store.query("SELECT seq FROM intervals ORDER BY id")] == list(range(1200))
+    assert store.query("SELECT seq, interval_start_s FROM seq_conflicts") == [(5, T0 + 86_400)]
