@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) set-up of rsu-edge on a fresh Debian/Ubuntu machine:
 #   - Mosquitto and Redis installed with apt-get where missing, and started where not running;
+#   - PostgreSQL for the centre's store tests (scripts/setup-postgres.sh): Debian's package installed
+#     and its cluster started where nothing listens on 127.0.0.1:5432, a running one left alone;
 #   - a virtual environment in .venv with the pinned dependencies (CPU build of torch) and rsu itself.
 # Re-running it is cheap: packages are reinstalled only when requirements.lock changes.
 #   --dev  also installs Debian's Chromium, which the browser tests of the web page drive.
@@ -67,6 +69,7 @@ fi
 for _ in $(seq 1 50); do port_open 1883 && port_open 6379 && break; sleep 0.1; done
 port_open 1883 || { say "Mosquitto is not listening on 127.0.0.1:1883"; exit 1; }
 port_open 6379 || { say "Redis is not listening on 127.0.0.1:6379"; exit 1; }
+bash "$repo/scripts/setup-postgres.sh"
 
 # --- python environment -------------------------------------------------------------------
 python_bin="${PYTHON:-python3}"

@@ -1,11 +1,13 @@
-"""The traffic centre's collector: aggregates from the units' MQTT topics into the SQLite store.
+"""The traffic centre's collector: aggregates from the units' MQTT topics into the store (SQLite or PostgreSQL).
 
 Delivery is at least once end to end. The collector keeps a persistent MQTT v5 session
 (clean_start False + a session expiry), so the broker queues aggregates while it is down, and it
 acknowledges each message (manual PUBACK) only after the transaction holding it has committed: a
 crash between receive and commit means the broker sends it again, and the store drops the repeat
-by (unit_id, seq). A payload that does not decode is counted, logged with the reason and
-acknowledged (it would never decode on redelivery either); the collector never stops for one.
+by (unit_id, interval_s, seq). Several collectors can share the topics (MQTT v5 shared subscription,
+`$share/<group>/...`, shared_filter) and one PostgreSQL; each keeps its own persistent session.
+A payload that does not decode is counted, logged with the reason and acknowledged (it would never
+decode on redelivery either); the collector never stops for one.
 """
 
 from __future__ import annotations
@@ -14,17 +16,16 @@ import argparse
 import logging
 import queue
 import signal
-import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from types import FrameType
 
-from rsu.centre.store import AddResult, AggregateStore
+from rsu.centre.schema import SchemaTooNew
+from rsu.centre.store import AddResult, AggregateStore, StoreError, StoreIntegrityError
 from rsu.runtime.mqtt import BrokerUnavailable, Inbound, MqttClient, PersistentSession
 from rsu.runtime.mqtt_options import MqttOptionError, add_mqtt_connection_options, mqtt_config_from_options
 from rsu_contracts.config.model import MqttConfig
@@ -194,13 +195,13 @@ class CentreCollector:
     def _write(self, decoded: list[tuple[Aggregate, float]]) -> AddResult:
         try:
             return self._retrying(lambda: self.store.add_many(decoded))
-        except sqlite3.IntegrityError:
+        except StoreIntegrityError:
             # One aggregate breaks a constraint (e.g. a lane listed twice): store the others.
             total = AddResult()
             for aggregate, received_time_s in decoded:
                 try:
                     total = total + self._retrying(partial(self.store.add, aggregate, received_time_s))
-                except sqlite3.IntegrityError as exc:
+                except StoreIntegrityError as exc:
                     self._reject(self._topic_hint(aggregate), f"seq {aggregate.seq} cannot be stored: {exc}")
             return total
 
@@ -208,18 +209,18 @@ class CentreCollector:
         while True:
             try:
                 return write()
-            except sqlite3.IntegrityError:
+            except StoreIntegrityError:
                 raise
-            except sqlite3.Error as exc:
-                # Disk full, database locked...: nothing is acknowledged yet, so wait and retry
+            except StoreError as exc:
+                # Disk full, database locked, server down...: nothing is acknowledged yet, so wait and retry
                 # rather than drop the batch; on stop, the broker will send it again later.
                 if self._stop_event is not None and self._stop_event.is_set():
                     raise _StopRequested from None
-                log.error("cannot write to %s (%s); retrying", self.store.path, exc)
+                log.error("cannot write to %s (%s); retrying", self.store.label, exc)
                 time.sleep(1.0)
 
     def _topic_hint(self, aggregate: Aggregate) -> str:
-        return self.topic_filter.replace("+", aggregate.unit_id, 1)
+        return topic_of_filter(self.topic_filter).replace("+", aggregate.unit_id, 1)
 
     def _take_batch(self, wait_s: float) -> list[_Inbound]:
         try:
@@ -273,9 +274,24 @@ class CentreCollector:
         self._inbox.put(_Inbound(message, time.time()))
 
 
+def shared_filter(group: str, topic_filter: str) -> str:
+    """The MQTT v5 shared subscription of group to topic_filter: the broker hands each message to one
+    of the group's collectors (all committing to the same PostgreSQL)."""
+    if not group or any(character in group for character in "/+#"):
+        raise ValueError(f"a share group name has no '/', '+' or '#': {group!r}")
+    return f"$share/{group}/{topic_filter}"
+
+
+def topic_of_filter(topic_filter: str) -> str:
+    """The filter the received topics match: without the $share/<group>/ of a shared subscription."""
+    if topic_filter.startswith("$share/"):
+        return topic_filter.split("/", 2)[2] if topic_filter.count("/") >= 2 else ""
+    return topic_filter
+
+
 def _unit_level(topic_filter: str) -> int | None:
     """The topic level holding the unit id: the single '+' of the filter, if there is exactly one."""
-    levels = topic_filter.split("/")
+    levels = topic_of_filter(topic_filter).split("/")
     wildcards = [index for index, level in enumerate(levels) if level == "+"]
     if len(wildcards) != 1 or "#" in levels:
         return None
@@ -286,18 +302,33 @@ def _unit_level(topic_filter: str) -> int | None:
 
 
 def add_centre_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    """Add `centre`: collect the units' aggregates into an SQLite file until stopped."""
+    """Add `centre`: collect the units' aggregates into SQLite or PostgreSQL until stopped."""
     parser = subparsers.add_parser(
         "centre",
-        help="traffic centre: collect unit aggregates from MQTT into an SQLite database",
+        help="traffic centre: collect unit aggregates from MQTT into SQLite or PostgreSQL",
         description="Subscribe to the units' aggregate topics (persistent QoS 1 session) and store "
-        "every interval once in an SQLite database that can be queried with plain SQL.",
+        "every interval once in an SQLite or PostgreSQL database that can be queried with plain SQL "
+        "(tables created and migrated on start).",
     )
-    parser.add_argument("--db", required=True, help="SQLite database file (created if missing)")
+    parser.add_argument(
+        "--db",
+        required=True,
+        help="postgresql://user@host:port/dbname, sqlite:///path, or a path meaning an SQLite file "
+        "(created if missing)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="centre MQTT broker host (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=1883, help="centre MQTT broker port (default 1883)")
     parser.add_argument("--topic", default=DEFAULT_TOPIC_FILTER, help=f"topic filter (default {DEFAULT_TOPIC_FILTER})")
-    parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID, help="stable MQTT client id: names the session")
+    parser.add_argument(
+        "--client-id",
+        default=DEFAULT_CLIENT_ID,
+        help="stable MQTT client id: names the session (one per collector, kept across restarts)",
+    )
+    parser.add_argument(
+        "--share-group",
+        help="share the topic with the other collectors of this group (MQTT v5 $share/<group>/<topic>): "
+        "each message goes to one of them",
+    )
     add_mqtt_connection_options(parser, broker="centre broker")
     parser.add_argument(
         "--session-expiry-s",
@@ -315,6 +346,13 @@ def run_centre_command(args: argparse.Namespace) -> int:
     except MqttOptionError as exc:
         print(f"rsu centre: {exc}", file=sys.stderr)
         return 2
+    topic_filter = args.topic
+    if args.share_group is not None:
+        try:
+            topic_filter = shared_filter(args.share_group, args.topic)
+        except ValueError as exc:
+            print(f"rsu centre: {exc}", file=sys.stderr)
+            return 2
     stop_event = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -322,9 +360,14 @@ def run_centre_command(args: argparse.Namespace) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
-    with AggregateStore(Path(args.db)) as store:
+    try:
+        store = AggregateStore(args.db)
+    except (StoreError, SchemaTooNew, ValueError) as exc:
+        print(f"rsu centre: cannot open the database {args.db}: {exc}", file=sys.stderr)
+        return 2
+    with store:
         collector = CentreCollector(
-            config, store, args.topic, client_id=args.client_id, session_expiry_s=args.session_expiry_s
+            config, store, topic_filter, client_id=args.client_id, session_expiry_s=args.session_expiry_s
         )
         stats = collector.run(stop_event)
     print(

@@ -1,151 +1,62 @@
-"""The traffic centre's SQLite store of interval aggregates, shaped for plain SQL.
+"""The traffic centre's store of interval aggregates, shaped for plain SQL, in SQLite or PostgreSQL.
 
 One row per unit and interval in `intervals`; child tables repeat unit_id, seq and the interval
 times so an engineer can query a lane, line or phase without a join, e.g.
 
-    SELECT datetime(interval_start_s, 'unixepoch') AS start, car, truck, speed_p85_mps
+    SELECT datetime(interval_start_s, 'unixepoch') AS start, car, truck, speed_p85_mps   -- SQLite
     FROM lane_aggregates WHERE unit_id = 'rsu-demo-001' AND lane_id = 'north_left'
     ORDER BY interval_start_s;
+
+(to_timestamp(interval_start_s) in PostgreSQL). The store is chosen by target: an SQLite file (a
+bare path or sqlite:///path, the embedded default) or postgresql://... (rsu.centre.backends); both
+hold the same tables (rsu.centre.schema, migrated when the store opens) with the same guarantees.
 
 Units forward at least once, so (unit_id, interval_s, seq) is UNIQUE and a repeat is dropped and
 counted (a unit seals several interval lengths, 1 and 15 minutes by default, each numbered by its
 own interval index; filter on interval_s to read one series).
 A repeat of a seq with a *different* interval is not a duplicate but a sequence collision (a unit
 that lost its counter); it is kept aside in `seq_conflicts` instead of being silently dropped.
-Times are seconds since the Unix epoch (use datetime(x, 'unixepoch') to read them).
+Each add_many is one transaction: all of it is committed or none, so a caller that acknowledges
+after add_many returns never acknowledges what is not stored.
+Times are seconds since the Unix epoch.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from rsu_contracts.enums import RoadUserType
+from rsu.centre.backends import (
+    Backend,
+    StoreError,
+    StoreIntegrityError,
+    StoreUnavailable,
+    open_backend,
+)
+from rsu.centre.schema import CLASS_COLUMNS, COUNT_COLUMNS, Cursor, Dialect, migrate
 from rsu_contracts.messages.aggregates import Aggregate
 
-# Counts by class become columns; a class outside this list is added to `other`.
-CLASS_COLUMNS: tuple[str, ...] = tuple(road_user.value for road_user in RoadUserType)
+__all__ = [
+    "CLASS_COLUMNS",
+    "AddResult",
+    "AggregateStore",
+    "IntervalRow",
+    "StoreError",
+    "StoreIntegrityError",
+    "StoreUnavailable",
+    "UnitCounters",
+]
 
 _Repeat = Literal["duplicate", "conflict"]
 
 # Two interval starts closer than this share one interval (clock jitter, float rounding).
 _SAME_START_TOLERANCE_S = 1e-3
-
-_COUNT_COLUMNS_SQL = ",\n    ".join(f"{name} INTEGER NOT NULL DEFAULT 0" for name in (*CLASS_COLUMNS, "other"))
-
-SCHEMA_SQL = f"""
-CREATE TABLE IF NOT EXISTS intervals (
-    id INTEGER PRIMARY KEY,              -- arrival order at the centre
-    unit_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    interval_start_s REAL NOT NULL,
-    interval_s REAL NOT NULL,
-    publish_time_s REAL NOT NULL,        -- when the unit sealed the interval
-    received_time_s REAL NOT NULL,       -- when the collector received it
-    stored_time_s REAL NOT NULL,         -- when the transaction holding it committed
-    detector_valid_ratio REAL NOT NULL,
-    UNIQUE (unit_id, interval_s, seq)
-);
-CREATE INDEX IF NOT EXISTS intervals_by_start ON intervals (unit_id, interval_start_s);
-
-CREATE TABLE IF NOT EXISTS lane_aggregates (
-    unit_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    interval_start_s REAL NOT NULL,
-    interval_s REAL NOT NULL,
-    lane_id TEXT NOT NULL,
-    {_COUNT_COLUMNS_SQL},
-    mean_speed_mps REAL,
-    speed_p85_mps REAL,
-    occupancy_ratio REAL NOT NULL,
-    mean_queue_m REAL NOT NULL,
-    max_queue_m REAL NOT NULL,
-    mean_queue_vehicles REAL NOT NULL,
-    mean_headway_s REAL,
-    PRIMARY KEY (unit_id, interval_s, seq, lane_id),
-    FOREIGN KEY (unit_id, interval_s, seq) REFERENCES intervals (unit_id, interval_s, seq)
-);
-CREATE INDEX IF NOT EXISTS lanes_by_start ON lane_aggregates (unit_id, lane_id, interval_start_s);
-
-CREATE TABLE IF NOT EXISTS line_counts (
-    unit_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    interval_start_s REAL NOT NULL,
-    interval_s REAL NOT NULL,
-    line_id TEXT NOT NULL,
-    {_COUNT_COLUMNS_SQL},
-    PRIMARY KEY (unit_id, interval_s, seq, line_id),
-    FOREIGN KEY (unit_id, interval_s, seq) REFERENCES intervals (unit_id, interval_s, seq)
-);
-CREATE INDEX IF NOT EXISTS lines_by_start ON line_counts (unit_id, line_id, interval_start_s);
-
-CREATE TABLE IF NOT EXISTS phase_aggregates (
-    unit_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    interval_start_s REAL NOT NULL,
-    interval_s REAL NOT NULL,
-    signal_group TEXT NOT NULL,
-    green_time_s REAL NOT NULL,
-    green_starts INTEGER NOT NULL,
-    gap_outs INTEGER NOT NULL,
-    max_outs INTEGER NOT NULL,
-    force_offs INTEGER NOT NULL DEFAULT 0,
-    arrivals INTEGER NOT NULL DEFAULT 0,
-    arrivals_on_green INTEGER NOT NULL DEFAULT 0,
-    arrivals_on_green_ratio REAL,
-    split_failures INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (unit_id, interval_s, seq, signal_group),
-    FOREIGN KEY (unit_id, interval_s, seq) REFERENCES intervals (unit_id, interval_s, seq)
-);
-CREATE INDEX IF NOT EXISTS phases_by_start ON phase_aggregates (unit_id, signal_group, interval_start_s);
-
-CREATE TABLE IF NOT EXISTS warnings_by_kind (
-    unit_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    interval_start_s REAL NOT NULL,
-    interval_s REAL NOT NULL,
-    kind TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    PRIMARY KEY (unit_id, interval_s, seq, kind),
-    FOREIGN KEY (unit_id, interval_s, seq) REFERENCES intervals (unit_id, interval_s, seq)
-);
-
-CREATE TABLE IF NOT EXISTS movement_counts (
-    unit_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    interval_start_s REAL NOT NULL,
-    interval_s REAL NOT NULL,
-    entry_line_id TEXT NOT NULL,
-    exit_line_id TEXT NOT NULL,
-    movement TEXT NOT NULL,             -- left / through / right / uturn
-    {_COUNT_COLUMNS_SQL},
-    PRIMARY KEY (unit_id, interval_s, seq, entry_line_id, exit_line_id),
-    FOREIGN KEY (unit_id, interval_s, seq) REFERENCES intervals (unit_id, interval_s, seq)
-);
-CREATE INDEX IF NOT EXISTS movements_by_start ON movement_counts (unit_id, entry_line_id, interval_start_s);
-
-CREATE TABLE IF NOT EXISTS unit_counters (
-    unit_id TEXT PRIMARY KEY,
-    stored INTEGER NOT NULL DEFAULT 0,
-    duplicates INTEGER NOT NULL DEFAULT 0,
-    seq_conflicts INTEGER NOT NULL DEFAULT 0,
-    last_received_time_s REAL
-);
-
-CREATE TABLE IF NOT EXISTS seq_conflicts (
-    unit_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    interval_start_s REAL NOT NULL,
-    received_time_s REAL NOT NULL,
-    payload TEXT NOT NULL               -- the whole aggregate, so the interval can be recovered
-);
-"""
+# 9 parameters a row: well under SQLite's 32,766 and PostgreSQL's 65,535 parameters a statement.
+_INTERVALS_PER_STATEMENT = 500
 
 
 @dataclass(frozen=True)
@@ -174,6 +85,8 @@ class IntervalRow:
     received_time_s: float
     stored_time_s: float
     detector_valid_ratio: float
+    # Seconds with valid detector data (aggregate schema v2); None when the unit did not report it.
+    observed_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -186,22 +99,38 @@ class UnitCounters:
 
 
 class AggregateStore:
-    """SQLite in WAL mode; each add_many is one transaction. Safe to share between threads."""
+    """The centre's store on one backend; each add_many is one transaction. Safe to share between threads.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        # One connection guarded by a lock: the collector writes from one thread, queries may
-        # come from others, and SQLite serialises writers anyway.
-        self._connection = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._lock = threading.Lock()
+    target: a path or sqlite:///path (SQLite, WAL mode), or postgresql://... . The schema is created
+    or migrated on opening (rsu.centre.schema).
+    """
+
+    def __init__(self, target: str | Path) -> None:
+        self.backend: Backend = open_backend(target)
+        self.dialect: Dialect = self.backend.dialect
         self.totals = AddResult()
-        with self._lock:
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            # FULL: the collector acknowledges a message to the broker only after the commit,
-            # so a commit must survive a power cut or the interval is lost for good.
-            self._connection.execute("PRAGMA synchronous=FULL")
-            self._connection.execute("PRAGMA foreign_keys=ON")
-            self._connection.executescript(SCHEMA_SQL)
+        try:
+            with self.backend.transaction() as cursor:
+                self.backend.migration_lock(cursor)
+                self.migrations_applied = migrate(cursor, self.dialect)
+            self.backend.after_migrations()
+        except BaseException:
+            self.backend.close()
+            raise
+        self._upsert_counters = (
+            "INSERT INTO unit_counters (unit_id, stored, duplicates, seq_conflicts, last_received_time_s) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (unit_id) DO UPDATE SET "
+            "stored = unit_counters.stored + excluded.stored, "
+            "duplicates = unit_counters.duplicates + excluded.duplicates, "
+            "seq_conflicts = unit_counters.seq_conflicts + excluded.seq_conflicts, "
+            f"last_received_time_s = {self.dialect.greatest}("
+            "COALESCE(unit_counters.last_received_time_s, 0), excluded.last_received_time_s)"
+        )
+
+    @property
+    def label(self) -> str:
+        """Where the data is (a file, or the server URL without its password), for messages."""
+        return self.backend.label
 
     # writing
 
@@ -209,94 +138,104 @@ class AggregateStore:
         return self.add_many([(aggregate, received_time_s)])
 
     def add_many(self, items: Sequence[tuple[Aggregate, float]]) -> AddResult:
-        """Store (aggregate, received_time_s) pairs in one transaction; drop repeats by (unit, seq)."""
+        """Store (aggregate, received_time_s) pairs in one transaction; drop repeats by (unit, interval_s, seq).
+
+        Raises StoreIntegrityError (nothing stored: an aggregate breaks a constraint) or
+        StoreUnavailable (nothing stored: the database cannot be written now).
+        """
         if not items:
             return AddResult()
-        duplicates = conflicts = 0
         rows = _ChildRows()
-        with self._lock:
-            cursor = self._connection.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
-            try:
-                stored_time_s = time.time()
-                for aggregate, received_time_s in items:
-                    if self._insert_interval(cursor, aggregate, received_time_s, stored_time_s):
-                        rows.add(aggregate, received_time_s)
-                    elif self._record_repeat(cursor, aggregate, received_time_s) == "duplicate":
-                        duplicates += 1
-                    else:
-                        conflicts += 1
-                # One statement per table per batch: most of the rows are lanes, lines and phases.
-                rows.write(cursor)
-                for unit_id, (count, last_received_time_s) in rows.stored_by_unit.items():
-                    self._bump(cursor, unit_id, "stored", last_received_time_s, count)
-                cursor.execute("COMMIT")
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
-        result = AddResult(rows.stored, duplicates, conflicts)
+        counters = _CounterBumps()
+        with self.backend.transaction() as cursor:
+            stored_time_s = time.time()
+            new_flags = self._insert_intervals(cursor, items, stored_time_s)
+            for (aggregate, received_time_s), is_new in zip(items, new_flags, strict=True):
+                if is_new:
+                    rows.add(aggregate)
+                    counters.bump(aggregate.unit_id, "stored", received_time_s)
+                else:
+                    repeat = self._record_repeat(cursor, aggregate, received_time_s)
+                    counters.bump(aggregate.unit_id, repeat, received_time_s)
+            # One bulk insert per table per batch: most of the rows are lanes, lines and phases.
+            rows.write(cursor)
+            # In unit order, so that collectors writing batches concurrently (PostgreSQL) lock the
+            # counter rows in the same order and never deadlock on them.
+            cursor.executemany(self._upsert_counters, counters.rows())
+        result = AddResult(rows.stored, counters.total("duplicate"), counters.total("conflict"))
         self.totals = self.totals + result
         return result
 
     @staticmethod
-    def _insert_interval(
-        cursor: sqlite3.Cursor, aggregate: Aggregate, received_time_s: float, stored_time_s: float
-    ) -> bool:
-        """Insert the interval row; False if (unit_id, seq) is already there."""
-        cursor.execute(
-            "INSERT OR IGNORE INTO intervals (unit_id, seq, interval_start_s, interval_s, publish_time_s, "
-            "received_time_s, stored_time_s, detector_valid_ratio) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                aggregate.unit_id,
-                aggregate.seq,
-                aggregate.interval_start_s,
-                aggregate.interval_s,
-                aggregate.publish_time_s,
-                received_time_s,
-                stored_time_s,
-                aggregate.detector_valid_ratio,
-            ),
-        )
-        return cursor.rowcount == 1
+    def _insert_intervals(cursor: Cursor, items: Sequence[tuple[Aggregate, float]], stored_time_s: float) -> list[bool]:
+        """Insert the interval rows, a few hundred per statement (one round trip to a server, not one
+        per interval); for each item, whether it is new (False: its key is already there, or was
+        taken by an earlier item of the batch). Rows get their ids in the order of the items."""
+        new_flags: list[bool] = []
+        for first in range(0, len(items), _INTERVALS_PER_STATEMENT):
+            chunk = items[first : first + _INTERVALS_PER_STATEMENT]
+            parameters: list[Any] = []
+            for aggregate, received_time_s in chunk:
+                parameters.extend(
+                    (
+                        aggregate.unit_id,
+                        aggregate.seq,
+                        aggregate.interval_start_s,
+                        aggregate.interval_s,
+                        aggregate.publish_time_s,
+                        received_time_s,
+                        stored_time_s,
+                        aggregate.detector_valid_ratio,
+                        aggregate.observed_s,
+                    )
+                )
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+            inserted = {
+                (unit_id, float(interval_s), int(seq))
+                for unit_id, interval_s, seq in cursor.execute(
+                    "INSERT INTO intervals (unit_id, seq, interval_start_s, interval_s, publish_time_s, "
+                    f"received_time_s, stored_time_s, detector_valid_ratio, observed_s) VALUES {values} "
+                    "ON CONFLICT (unit_id, interval_s, seq) DO NOTHING RETURNING unit_id, interval_s, seq",
+                    parameters,
+                ).fetchall()
+            }
+            for aggregate, _ in chunk:
+                key = (aggregate.unit_id, float(aggregate.interval_s), aggregate.seq)
+                # The first item with a key is the one stored; a later one with the same key repeats it.
+                new_flags.append(key in inserted)
+                inserted.discard(key)
+        return new_flags
 
-    def _record_repeat(self, cursor: sqlite3.Cursor, aggregate: Aggregate, received_time_s: float) -> _Repeat:
+    @staticmethod
+    def _record_repeat(cursor: Cursor, aggregate: Aggregate, received_time_s: float) -> _Repeat:
         row = cursor.execute(
             "SELECT interval_start_s FROM intervals WHERE unit_id = ? AND interval_s = ? AND seq = ?",
             (aggregate.unit_id, aggregate.interval_s, aggregate.seq),
         ).fetchone()
         if row is not None and abs(row[0] - aggregate.interval_start_s) <= _SAME_START_TOLERANCE_S:
-            self._bump(cursor, aggregate.unit_id, "duplicates", received_time_s)
             return "duplicate"
         cursor.execute(
-            "INSERT INTO seq_conflicts (unit_id, seq, interval_start_s, received_time_s, payload) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO seq_conflicts (unit_id, seq, interval_start_s, interval_s, received_time_s, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             (
                 aggregate.unit_id,
                 aggregate.seq,
                 aggregate.interval_start_s,
+                aggregate.interval_s,
                 received_time_s,
                 aggregate.model_dump_json(),
             ),
         )
-        self._bump(cursor, aggregate.unit_id, "seq_conflicts", received_time_s)
         return "conflict"
-
-    @staticmethod
-    def _bump(cursor: sqlite3.Cursor, unit_id: str, column: str, received_time_s: float, amount: int = 1) -> None:
-        # column is one of three literals chosen in this module, never user input.
-        cursor.execute(
-            f"INSERT INTO unit_counters (unit_id, {column}, last_received_time_s) VALUES (?, ?, ?) "
-            f"ON CONFLICT (unit_id) DO UPDATE SET {column} = {column} + excluded.{column}, "
-            "last_received_time_s = MAX(COALESCE(last_received_time_s, 0), excluded.last_received_time_s)",
-            (unit_id, amount, received_time_s),
-        )
 
     # reading
 
     def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run one read-only SQL statement (the same SQL an engineer would type)."""
-        with self._lock:
-            return list(self._connection.execute(sql, parameters).fetchall())
+        """Run one read-only SQL statement (the same SQL an engineer would type; `?` placeholders)."""
+        return self.backend.query(sql, parameters)
+
+    def schema_version(self) -> int:
+        return int(self.query("SELECT MAX(version) FROM schema_version")[0][0])
 
     def units(self) -> list[str]:
         return [row[0] for row in self.query("SELECT DISTINCT unit_id FROM intervals ORDER BY unit_id")]
@@ -305,7 +244,7 @@ class AggregateStore:
         """The unit's intervals in time order (ties broken by seq)."""
         rows = self.query(
             "SELECT unit_id, seq, interval_start_s, interval_s, publish_time_s, received_time_s, stored_time_s, "
-            "detector_valid_ratio FROM intervals WHERE unit_id = ? ORDER BY interval_start_s, seq",
+            "detector_valid_ratio, observed_s FROM intervals WHERE unit_id = ? ORDER BY interval_start_s, seq",
             (unit_id,),
         )
         return [IntervalRow(*row) for row in rows]
@@ -367,8 +306,7 @@ class AggregateStore:
         return UnitCounters(*row[0]) if row else UnitCounters(unit_id, 0, 0, 0, None)
 
     def close(self) -> None:
-        with self._lock:
-            self._connection.close()
+        self.backend.close()
 
     def __enter__(self) -> AggregateStore:
         return self
@@ -379,29 +317,58 @@ class AggregateStore:
         self.close()
 
 
-_COUNT_COLUMNS = ", ".join((*CLASS_COLUMNS, "other"))
-_COUNT_PLACEHOLDERS = ", ".join("?" for _ in (*CLASS_COLUMNS, "other"))
-_INSERT_LANE = (
-    f"INSERT INTO lane_aggregates (unit_id, seq, interval_start_s, interval_s, lane_id, {_COUNT_COLUMNS}, "
-    "mean_speed_mps, speed_p85_mps, occupancy_ratio, mean_queue_m, max_queue_m, mean_queue_vehicles, "
-    f"mean_headway_s) VALUES (?, ?, ?, ?, ?, {_COUNT_PLACEHOLDERS}, ?, ?, ?, ?, ?, ?, ?)"
+_HEAD = ("unit_id", "seq", "interval_start_s", "interval_s")
+_LANE_COLUMNS = (
+    *_HEAD,
+    "lane_id",
+    *COUNT_COLUMNS,
+    "mean_speed_mps",
+    "speed_p85_mps",
+    "occupancy_ratio",
+    "mean_queue_m",
+    "max_queue_m",
+    "mean_queue_vehicles",
+    "mean_headway_s",
 )
-_INSERT_LINE = (
-    f"INSERT INTO line_counts (unit_id, seq, interval_start_s, interval_s, line_id, {_COUNT_COLUMNS}) "
-    f"VALUES (?, ?, ?, ?, ?, {_COUNT_PLACEHOLDERS})"
+_LINE_COLUMNS = (*_HEAD, "line_id", *COUNT_COLUMNS)
+_PHASE_COLUMNS = (
+    *_HEAD,
+    "signal_group",
+    "green_time_s",
+    "green_starts",
+    "gap_outs",
+    "max_outs",
+    "force_offs",
+    "arrivals",
+    "arrivals_on_green",
+    "arrivals_on_green_ratio",
+    "split_failures",
 )
-_INSERT_PHASE = (
-    "INSERT INTO phase_aggregates (unit_id, seq, interval_start_s, interval_s, signal_group, "
-    "green_time_s, green_starts, gap_outs, max_outs, force_offs, arrivals, arrivals_on_green, "
-    "arrivals_on_green_ratio, split_failures) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_MOVEMENT = (
-    "INSERT INTO movement_counts (unit_id, seq, interval_start_s, interval_s, entry_line_id, exit_line_id, "
-    f"movement, {_COUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, {_COUNT_PLACEHOLDERS})"
-)
-_INSERT_WARNING = (
-    "INSERT INTO warnings_by_kind (unit_id, seq, interval_start_s, interval_s, kind, count) VALUES (?, ?, ?, ?, ?, ?)"
-)
+_MOVEMENT_COLUMNS = (*_HEAD, "entry_line_id", "exit_line_id", "movement", *COUNT_COLUMNS)
+_WARNING_COLUMNS = (*_HEAD, "kind", "count")
+
+
+class _CounterBumps:
+    """unit_counters changes of one batch, one row per unit."""
+
+    _COLUMN: ClassVar[dict[str, int]] = {"stored": 0, "duplicate": 1, "conflict": 2}
+
+    def __init__(self) -> None:
+        # unit_id -> [stored, duplicates, seq_conflicts, latest received time]
+        self._by_unit: dict[str, list[float]] = {}
+
+    def bump(self, unit_id: str, what: Literal["stored", "duplicate", "conflict"], received_time_s: float) -> None:
+        row = self._by_unit.setdefault(unit_id, [0, 0, 0, received_time_s])
+        row[self._COLUMN[what]] += 1
+        row[3] = max(row[3], received_time_s)
+
+    def total(self, what: Literal["duplicate", "conflict"]) -> int:
+        return int(sum(row[self._COLUMN[what]] for row in self._by_unit.values()))
+
+    def rows(self) -> list[tuple[str, int, int, int, float]]:
+        return [
+            (unit_id, int(row[0]), int(row[1]), int(row[2]), row[3]) for unit_id, row in sorted(self._by_unit.items())
+        ]
 
 
 class _ChildRows:
@@ -414,10 +381,8 @@ class _ChildRows:
         self.warnings: list[tuple[Any, ...]] = []
         self.movements: list[tuple[Any, ...]] = []
         self.stored = 0
-        # unit_id -> (intervals stored, latest received time)
-        self.stored_by_unit: dict[str, tuple[int, float]] = {}
 
-    def add(self, aggregate: Aggregate, received_time_s: float) -> None:
+    def add(self, aggregate: Aggregate) -> None:
         head = (aggregate.unit_id, aggregate.seq, aggregate.interval_start_s, aggregate.interval_s)
         self.lanes.extend(
             (
@@ -457,15 +422,13 @@ class _ChildRows:
         )
         self.warnings.extend((*head, kind, count) for kind, count in aggregate.warnings_by_kind.items())
         self.stored += 1
-        count, last_s = self.stored_by_unit.get(aggregate.unit_id, (0, received_time_s))
-        self.stored_by_unit[aggregate.unit_id] = (count + 1, max(last_s, received_time_s))
 
-    def write(self, cursor: sqlite3.Cursor) -> None:
-        cursor.executemany(_INSERT_LANE, self.lanes)
-        cursor.executemany(_INSERT_LINE, self.lines)
-        cursor.executemany(_INSERT_PHASE, self.phases)
-        cursor.executemany(_INSERT_WARNING, self.warnings)
-        cursor.executemany(_INSERT_MOVEMENT, self.movements)
+    def write(self, cursor: Cursor) -> None:
+        cursor.insert_rows("lane_aggregates", _LANE_COLUMNS, self.lanes)
+        cursor.insert_rows("line_counts", _LINE_COLUMNS, self.lines)
+        cursor.insert_rows("phase_aggregates", _PHASE_COLUMNS, self.phases)
+        cursor.insert_rows("warnings_by_kind", _WARNING_COLUMNS, self.warnings)
+        cursor.insert_rows("movement_counts", _MOVEMENT_COLUMNS, self.movements)
 
 
 def _class_counts(counts_by_class: dict[str, int]) -> tuple[int, ...]:

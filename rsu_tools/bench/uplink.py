@@ -334,7 +334,8 @@ def bandwidth_figures(site: SiteConfig, camera_bitrate_mbps: float, seed: int = 
     }
 
 
-def run_bench(options: BenchOptions, db_path: Path | None = None) -> BenchResult:
+def run_bench(options: BenchOptions, db_path: str | Path | None = None) -> BenchResult:
+    """db_path: an SQLite file, or postgresql://... (empty); default: a temporary SQLite file."""
     if options.units < 1 or options.intervals < 1 or options.publisher_processes < 1:
         raise ValueError("units, intervals and publisher processes must be at least 1")
     site = load_site_config(SAMPLE_SITE)
@@ -588,7 +589,9 @@ def add_bench_uplink_parser(
     parser.add_argument("--timeout-s", type=float, default=defaults.timeout_s, help="hard limit for the run")
     parser.add_argument("--camera-mbps", type=float, default=defaults.camera_bitrate_mbps, help="assumed camera rate")
     parser.add_argument("--json", default=None, help="write the figures here (default: a file in the temp folder)")
-    parser.add_argument("--db", default=None, help="keep the centre database here (default: temporary)")
+    parser.add_argument(
+        "--db", default=None, help="keep the centre database here, or postgresql://... (default: temporary SQLite)"
+    )
     parser.set_defaults(handler=run_bench_uplink_command)
     return parser
 
@@ -605,7 +608,7 @@ def run_bench_uplink_command(args: argparse.Namespace) -> int:
         camera_bitrate_mbps=args.camera_mbps,
     )
     try:
-        result = run_bench(options, Path(args.db) if args.db else None)
+        result = run_bench(options, args.db)
     except (ValueError, OSError, RuntimeError, BrokerUnavailable) as exc:
         print(f"rsu bench uplink: error: {exc}", file=sys.stderr)
         return 2

@@ -1,14 +1,23 @@
-"""Builders for aggregates and a collector running in a thread, shared by the centre tests."""
+"""Builders for aggregates and a collector running in a thread, and the two databases, shared by the
+centre tests."""
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import paho.mqtt.client as mqtt
+import psycopg
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from rsu.centre.collector import CentreCollector
@@ -119,3 +128,70 @@ def running_collector(
     finally:
         stop.set()
         thread.join(10.0)
+
+
+# PostgreSQL for the store tests: RSU_TEST_POSTGRES_URL, else the server scripts/setup.sh starts.
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def postgres_url() -> str:
+    return os.environ.get("RSU_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The PostgreSQL URL, checked once. Without a server: a skip on a workstation, a failure in CI."""
+    url = postgres_url()
+    try:
+        with psycopg.connect(url, connect_timeout=3) as connection:
+            connection.execute("SELECT 1")
+    except psycopg.Error as exc:
+        reason = f"PostgreSQL not reachable at {url} ({exc}); run scripts/setup.sh or set RSU_TEST_POSTGRES_URL"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return url
+
+
+def with_search_path(url: str, schema: str) -> str:
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options={quote(f'-c search_path={schema}')}"
+
+
+@contextmanager
+def fresh_postgres_schema(url: str) -> Iterator[str]:
+    """A URL whose connections see only a new, empty schema; the schema is dropped afterwards."""
+    schema = f"rsu_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield with_search_path(url, schema)
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@dataclass(frozen=True)
+class Database:
+    """One test's empty database: target for AggregateStore, and a separate connection's SQL."""
+
+    backend: str  # "sqlite" or "postgresql"
+    target: str
+
+    def engineer(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run sql on a new connection of the database's own driver, as an engineer's tool would."""
+        if self.backend == "sqlite":
+            with sqlite3.connect(self.target) as connection:
+                return list(connection.execute(sql).fetchall())
+        with psycopg.connect(self.target) as connection:
+            return [tuple(row) for row in connection.execute(sql).fetchall()]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        yield Database("sqlite", str(tmp_path / "centre.sqlite"))
+        return
+    server = request.getfixturevalue("postgres_server")
+    with fresh_postgres_schema(server) as url:
+        yield Database("postgresql", url)

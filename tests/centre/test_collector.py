@@ -13,17 +13,17 @@ from rsu.centre.collector import CentreCollector
 from rsu.centre.store import AggregateStore
 from rsu_contracts.config.model import MqttConfig
 from rsu_contracts.messages import DetectorStates
-from tests.centre.conftest import Publisher, make_aggregate, running_collector, unique_unit, wait_until
+from tests.centre.conftest import Database, Publisher, make_aggregate, running_collector, unique_unit, wait_until
 
 pytestmark = pytest.mark.services
 
 
-def test_aggregates_from_the_broker_are_stored_once_each(mqtt_broker: tuple[str, int], tmp_path: Path) -> None:
+def test_aggregates_from_the_broker_are_stored_once_each(mqtt_broker: tuple[str, int], database: Database) -> None:
     host, port = mqtt_broker
     unit = unique_unit()
     topic = f"centre/{unit}/aggregates"
     publisher = Publisher(host, port)
-    with AggregateStore(tmp_path / "centre.sqlite") as store, running_collector(host, port, store) as collector:
+    with AggregateStore(database.target) as store, running_collector(host, port, store) as collector:
         try:
             for seq in range(3):
                 publisher.send(topic, make_aggregate(unit, seq).to_json())
@@ -38,7 +38,7 @@ def test_aggregates_from_the_broker_are_stored_once_each(mqtt_broker: tuple[str,
 
 
 def test_bad_payloads_are_counted_and_skipped_without_stopping_the_collector(
-    mqtt_broker: tuple[str, int], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    mqtt_broker: tuple[str, int], database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     host, port = mqtt_broker
     unit = unique_unit()
@@ -56,7 +56,7 @@ def test_bad_payloads_are_counted_and_skipped_without_stopping_the_collector(
         lane_twice.to_json(),  # decodes, but the store refuses two rows for one lane
     ]
     publisher = Publisher(host, port)
-    with AggregateStore(tmp_path / "centre.sqlite") as store, running_collector(host, port, store) as collector:
+    with AggregateStore(database.target) as store, running_collector(host, port, store) as collector:
         try:
             publisher.send(topic, make_aggregate(unit, 0).to_json())
             for payload in bad_payloads:

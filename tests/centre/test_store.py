@@ -1,19 +1,21 @@
-"""The centre's SQLite store: each (unit, seq) once, gaps visible, rows queryable with plain SQL."""
+"""The centre's store, on SQLite and on PostgreSQL alike: each (unit, interval length, seq) once, gaps
+visible, rows queryable with plain SQL from another connection."""
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from rsu.centre.store import AddResult, AggregateStore
-from tests.centre.conftest import T0, make_aggregate
+from rsu.centre.store import AddResult, AggregateStore, StoreIntegrityError
+from tests.centre.conftest import T0, Database, make_aggregate
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> AggregateStore:
-    return AggregateStore(tmp_path / "centre.sqlite")
+def store(database: Database) -> Iterator[AggregateStore]:
+    with AggregateStore(database.target) as store:
+        yield store
 
 
 def test_a_repeated_unit_and_seq_is_stored_once_and_counted(store: AggregateStore) -> None:
@@ -71,40 +73,78 @@ def test_gaps_tolerate_clock_jitter_in_interval_starts(store: AggregateStore) ->
     assert store.gaps("u1") == [pytest.approx(T0 + 179.8)]
 
 
-def test_rows_are_queryable_with_plain_sql_from_another_connection(store: AggregateStore, tmp_path: Path) -> None:
+def test_rows_are_queryable_with_plain_sql_from_another_connection(store: AggregateStore, database: Database) -> None:
     store.add(make_aggregate("u1", 0, cars=7), 1.0)
+    engineer = database.engineer
 
-    with sqlite3.connect(tmp_path / "centre.sqlite") as engineer:
-        lane = engineer.execute(
-            "SELECT car, truck, bus, motorcycle, bicycle, pedestrian, other, mean_speed_mps, speed_p85_mps, "
-            "occupancy_ratio, mean_queue_m, max_queue_m, mean_queue_vehicles FROM lane_aggregates "
-            "WHERE unit_id = 'u1' AND lane_id = 'north_left'"
-        ).fetchone()
-        assert lane == (7, 2, 0, 0, 0, 0, 1, 9.5, 12.0, 0.25, 14.0, 30.0, 2.0), "unknown classes land in other"
-        unmeasured = engineer.execute(
-            "SELECT mean_speed_mps, speed_p85_mps FROM lane_aggregates WHERE lane_id = 'north_through_right'"
-        ).fetchone()
-        assert unmeasured == (None, None)
-        assert engineer.execute("SELECT car, pedestrian FROM line_counts WHERE line_id = 'north_in'").fetchone() == (
-            28,
-            3,
+    lane = engineer(
+        "SELECT car, truck, bus, motorcycle, bicycle, pedestrian, other, mean_speed_mps, speed_p85_mps, "
+        "occupancy_ratio, mean_queue_m, max_queue_m, mean_queue_vehicles FROM lane_aggregates "
+        "WHERE unit_id = 'u1' AND lane_id = 'north_left'"
+    )
+    assert lane == [(7, 2, 0, 0, 0, 0, 1, 9.5, 12.0, 0.25, 14.0, 30.0, 2.0)], "unknown classes land in other"
+    unmeasured = engineer(
+        "SELECT mean_speed_mps, speed_p85_mps FROM lane_aggregates WHERE lane_id = 'north_through_right'"
+    )
+    assert unmeasured == [(None, None)]
+    assert engineer("SELECT car, pedestrian FROM line_counts WHERE line_id = 'north_in'") == [(28, 3)]
+    assert engineer("SELECT signal_group, green_time_s, green_starts, gap_outs, max_outs FROM phase_aggregates") == [
+        ("2", 25.0, 1, 1, 0)
+    ]
+    assert engineer("SELECT kind, count FROM warnings_by_kind") == [("rear_end", 2)]
+    assert engineer("SELECT interval_s, detector_valid_ratio, interval_start_s FROM intervals") == [(60.0, 1.0, T0)]
+
+
+def test_times_read_as_timestamps_in_each_databases_own_sql(store: AggregateStore, database: Database) -> None:
+    store.add(make_aggregate("u1", 0), 1.0)
+
+    if database.backend == "sqlite":
+        rows = database.engineer("SELECT datetime(interval_start_s, 'unixepoch') FROM intervals")
+        assert rows == [("2023-11-14 22:14:00",)]
+    else:
+        rows = database.engineer(
+            "SELECT to_char(to_timestamp(interval_start_s) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM intervals"
         )
-        assert engineer.execute(
-            "SELECT signal_group, green_time_s, green_starts, gap_outs, max_outs FROM phase_aggregates"
-        ).fetchone() == ("2", 25.0, 1, 1, 0)
-        assert engineer.execute("SELECT kind, count FROM warnings_by_kind").fetchall() == [("rear_end", 2)]
-        assert engineer.execute(
-            "SELECT interval_s, detector_valid_ratio, datetime(interval_start_s, 'unixepoch') FROM intervals"
-        ).fetchone() == (60.0, 1.0, "2023-11-14 22:14:00")
+        assert rows == [("2023-11-14 22:14:00",)]
 
 
-def test_the_database_uses_wal_and_keeps_its_data_and_counters_across_reopening(tmp_path: Path) -> None:
-    path = tmp_path / "centre.sqlite"
-    with AggregateStore(path) as store:
+def test_observed_seconds_of_schema_v2_are_stored_and_unknown_for_v1(store: AggregateStore) -> None:
+    covered = make_aggregate("u1", 0).model_copy(update={"observed_s": 42.5})
+    no_data = {"observed_s": 0.0, "lanes": [], "lines": [], "phases": []}
+    not_observed = make_aggregate("u1", 1).model_copy(update=no_data)
+    version_1 = make_aggregate("u1", 2)  # no observed_s: coverage not reported
+
+    store.add_many([(covered, 1.0), (not_observed, 1.0), (version_1, 1.0)])
+
+    assert [row.observed_s for row in store.intervals("u1")] == [42.5, 0.0, None]
+    assert store.query("SELECT seq, observed_s FROM intervals ORDER BY seq") == [(0, 42.5), (1, 0.0), (2, None)]
+
+
+def test_the_same_seq_of_another_interval_length_is_another_interval(store: AggregateStore) -> None:
+    minute = make_aggregate("u1", 7, interval_s=60.0)
+    quarter = make_aggregate("u1", 7, interval_s=900.0)
+
+    assert store.add_many([(minute, 1.0), (quarter, 1.0), (quarter, 2.0)]) == AddResult(stored=2, duplicates=1)
+    assert store.query("SELECT interval_s, seq FROM intervals ORDER BY interval_s") == [(60.0, 7), (900.0, 7)]
+
+
+def test_a_collision_keeps_its_interval_length(store: AggregateStore) -> None:
+    store.add(make_aggregate("u1", 3, interval_s=900.0), 1.0)
+    store.add(make_aggregate("u1", 3, interval_s=900.0, interval_start_s=T0), 2.0)
+
+    assert store.query("SELECT seq, interval_s, interval_start_s FROM seq_conflicts") == [(3, 900.0, T0)]
+
+
+def test_an_sqlite_file_uses_wal(tmp_path: Path) -> None:
+    with AggregateStore(tmp_path / "centre.sqlite") as store:
         assert store.query("PRAGMA journal_mode") == [("wal",)]
+
+
+def test_the_database_keeps_its_data_and_counters_across_reopening(database: Database) -> None:
+    with AggregateStore(database.target) as store:
         store.add_many([(make_aggregate("u1", 0), 1.0), (make_aggregate("u1", 0), 1.0)])
 
-    with AggregateStore(path) as reopened:
+    with AggregateStore(database.target) as reopened:
         assert reopened.add(make_aggregate("u1", 0), 2.0) == AddResult(duplicates=1)
         assert reopened.counters("u1").duplicates == 2
         assert reopened.units() == ["u1"]
@@ -116,9 +156,23 @@ def test_a_batch_is_all_or_nothing(store: AggregateStore) -> None:
     # The same lane twice breaks the lane table's primary key halfway through the batch.
     broken = broken.model_copy(update={"lanes": [broken.lanes[0], broken.lanes[0]]})
 
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreIntegrityError):
         store.add_many([(good, 1.0), (broken, 1.0)])
 
     assert store.intervals("u1") == []
     assert store.query("SELECT COUNT(*) FROM lane_aggregates") == [(0,)]
     assert store.add(good, 2.0) == AddResult(stored=1)
+
+
+def test_a_large_batch_with_repeats_inside_it_stores_the_first_of_each_key(store: AggregateStore) -> None:
+    fresh = [(make_aggregate("u1", seq), 1.0) for seq in range(1200)]  # several statements' worth
+    repeat = (make_aggregate("u1", 3), 2.0)  # the same interval again, in a later statement
+    collision = (make_aggregate("u1", 5, interval_start_s=T0 + 86_400), 3.0)  # seq 5 reused for another interval
+
+    result = store.add_many([*fresh, repeat, collision])
+
+    assert result == AddResult(stored=1200, duplicates=1, seq_conflicts=1)
+    assert [row.seq for row in store.intervals("u1")] == list(range(1200))
+    assert store.intervals("u1")[5].interval_start_s == T0 + 5 * 60, "the first of the batch is kept"
+    assert [seq for (seq,) in store.query("SELECT seq FROM intervals ORDER BY id")] == list(range(1200))
+    assert store.query("SELECT seq, interval_start_s FROM seq_conflicts") == [(5, T0 + 86_400)]
