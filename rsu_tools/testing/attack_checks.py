@@ -164,7 +164,8 @@ class UnitWatch:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(5.0)
+        if self._thread.is_alive():
+            self._thread.join(5.0)
         for bus in self._buses:
             bus.close()
 
