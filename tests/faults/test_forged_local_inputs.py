@@ -11,9 +11,12 @@ aggregate interval, and the rejection counted per topic and reason (supervisor, 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,10 +42,19 @@ from rsu_contracts.messages import (
 )
 from rsu_contracts.messages.signal import ControllerMode
 from rsu_contracts.topics import Topics
-from rsu_tools.testing.attack_checks import Heard, StageRejection, UnitWatch, assert_withstood, stage_logs_to
+from rsu_tools.testing.attack_checks import (
+    CountedElsewhere,
+    Heard,
+    StageRejection,
+    UnitWatch,
+    assert_withstood,
+    stage_logs_to,
+)
 from rsu_tools.testing.mosquitto import EphemeralMosquitto
 from rsu_tools.testing.redis_server import EphemeralRedis
 from tests.conftest import REPO_ROOT
+from tests.v2x.test_stage_output import conflicting_tracks
+from v2x.signing import SEQ
 from v2x.spat import STOP_AND_REMAIN
 from v2x.wire import MessageClass
 
@@ -64,6 +76,7 @@ class RunningUnit:
     # A vehicle's and the centre's view of the unit, for the checks after each attack.
     watch: UnitWatch
     stage_log: Path
+    public_key: Path
     # Every sensor-sharing payload vehicles received (the unit re-broadcasts tracks there).
     shared_objects: list[bytes] = field(default_factory=list)
 
@@ -102,7 +115,13 @@ class RunningUnit:
         return count
 
     def withstood(
-        self, attack_started_s: float, attack_end_s: float, forged: Callable[[Heard], bool], *rejected: StageRejection
+        self,
+        attack_started_s: float,
+        attack_end_s: float,
+        forged: Callable[[Heard], bool],
+        *rejected: StageRejection,
+        elsewhere: Sequence[CountedElsewhere] = (),
+        replayed_payloads: Collection[bytes] = (),
     ) -> None:
         assert_withstood(
             self.watch,
@@ -112,7 +131,9 @@ class RunningUnit:
             attack_end_s=attack_end_s,
             forged=forged,
             rejected=rejected,
+            counted_elsewhere=elsewhere,
             log_path=self.stage_log,
+            replayed_payloads=replayed_payloads,
         )
 
 
@@ -148,8 +169,9 @@ def unit(
             unit.tick()
             assert time.monotonic() < deadline, f"no SPaT within {STARTUP_S:.0f} s:\n{stage_log.read_text()[-2000:]}"
             time.sleep(0.1)
-        watch = UnitWatch(site, unit_key_paths(site, path)[1], site.mqtt, centre, health_bus=site.mqtt).start()
-        running = RunningUnit(site, topics, unit, listener, attacker, watch, stage_log)
+        public_key = unit_key_paths(site, path)[1]
+        watch = UnitWatch(site, public_key, site.mqtt, centre, health_bus=site.mqtt).start()
+        running = RunningUnit(site, topics, unit, listener, attacker, watch, stage_log, public_key)
         # The first aggregate interval reached the centre: the uplink is in its stride.
         wait_for(lambda: bool(running.spats_for(0.2)) and len(watch.seqs()) >= 1, STARTUP_S, "the first aggregate")
         yield running
@@ -419,4 +441,66 @@ def test_absurd_queue_values_are_refused_and_lose_no_aggregate_interval(unit: Ru
         nothing_forged,
         StageRejection("controller", unit.topics.detectors, "invalid"),
         StageRejection("uplink", unit.topics.detectors, "invalid"),
+    )
+
+
+def test_a_genuine_old_spat_and_warning_replayed_as_retained_are_not_shown_as_verified(unit: RunningUnit) -> None:
+    # The field report: a genuine SPaT 33 s old and a warning 49 s old, re-published as retained,
+    # were printed as verified by a fresh `rsu vehicle listen`. Here they are a few seconds old,
+    # already past the SDK's freshness window; the retained flag must not widen it.
+    site, topics = unit.site, unit.topics
+    recorder = MqttBus(site.mqtt, f"{site.unit_id}-recorder")
+    recorder.subscribe(topics.spat)
+    recorder.subscribe(topics.warnings)
+    recorder.connect()
+    try:
+        # A genuine critical warning: on this open bus the unit cannot tell these tracks from its
+        # perception's (the secured bus is what keeps others from writing them).
+        for _ in range(5):
+            unit.attacker.publish(topics.tracks, conflicting_tracks(site, time.time()).to_json())
+            unit.spats_for(0.1)
+        unit.spats_for(0.5)
+        recorded = {item.topic: item for item in reversed(recorder.drain()) if item.user_properties}
+    finally:
+        recorder.close()
+    assert set(recorded) == {topics.spat, topics.warnings}, "the unit sent no signed SPaT or warning to replay"
+    unit.spats_for(4.0)  # now a few seconds old
+    seqs = {topic: dict(item.user_properties)[SEQ] for topic, item in recorded.items()}
+    attack_started_s = time.monotonic()
+    for item in recorded.values():
+        unit.attacker.publish(
+            item.topic, item.payload, qos=1, retain=True, user_properties=list(item.user_properties)
+        ).wait_for_publish(2.0)
+    attack_end_s = time.monotonic()
+    try:
+        listen = subprocess.run(
+            [sys.executable, "-m", "rsu_cli", "vehicle", "listen", "--unit", site.unit_id,
+             "--key", str(unit.public_key), "--host", site.mqtt.host, "--port", str(site.mqtt.port),
+             "--timeout-s", "3"],
+            capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        )  # fmt: skip
+    finally:
+        for item in recorded.values():  # clear what the attacker left retained
+            unit.attacker.publish(item.topic, b"", qos=1, retain=True).wait_for_publish(2.0)
+    printed = listen.stdout.splitlines()
+    assert any(" spat seq=" in line for line in printed), f"the live SPaT was not shown:\n{listen.stderr}"
+    replayed_lines = [
+        line
+        for line in printed
+        if f" spat seq={seqs[topics.spat]} " in line or f" warnings seq={seqs[topics.warnings]} " in line
+    ]
+    assert replayed_lines == [], "a replayed retained message was printed as verified"
+    refused = [
+        line
+        for line in listen.stderr.splitlines()
+        if line.startswith("rejected ") and "flagged retained by the broker but not signed as retained" in line
+    ]
+    assert {line.split()[1].rstrip(":") for line in refused} == {topics.spat, topics.warnings}, listen.stderr
+    unit.withstood(
+        attack_started_s,
+        attack_end_s,
+        nothing_forged,
+        elsewhere=[CountedElsewhere("replayed retained messages `rsu vehicle listen` refused", 2, refused)],
+        replayed_payloads={item.payload for item in recorded.values()},
     )
