@@ -324,7 +324,10 @@ def assert_withstood(
     forgeries = [h for h in heard if h.signed_at_s is not None and forged(h)]
     if forgeries:
         first = forgeries[0]
-        problems.append(f"{len(forgeries)} forged {first.message_class.value} messages went out signed")
+        problems.append(
+            f"{len(forgeries)} forged {first.message_class.value} messages went out signed, first: "
+            f"{first.payload[:400].decode(errors='replace')}"
+        )
     max_age_s = site.v2x.max_spat_age_s
     for h in heard:
         if h.signed_at_s is None or not isinstance(h.message, Spat):

@@ -29,7 +29,7 @@ from rsu.runtime.supervisor import Supervisor
 from rsu.stages.unit_keys import unit_key_paths
 from rsu.unit import CONTROLLER, UPLINK, V2X, Unit
 from rsu_contracts.config import SiteConfig, load_site_config
-from rsu_contracts.config.model import MqttConfig
+from rsu_contracts.config.model import MqttConfig, SignalGroupKind
 from rsu_contracts.messages import (
     DetectorStates,
     Indication,
@@ -55,7 +55,7 @@ from rsu_tools.testing.redis_server import EphemeralRedis
 from tests.conftest import REPO_ROOT
 from tests.v2x.test_stage_output import conflicting_tracks
 from v2x.signing import SEQ
-from v2x.spat import STOP_AND_REMAIN
+from v2x.spat import PERMISSIVE_CLEARANCE, PERMISSIVE_MOVEMENT_ALLOWED, STOP_AND_REMAIN
 from v2x.wire import MessageClass
 
 pytestmark = pytest.mark.services
@@ -211,8 +211,20 @@ def forged_state(site: SiteConfig, seq: int, greens: set[str]) -> SignalState:
 
 
 def shows_conflict(site: SiteConfig, spat: Spat) -> bool:
+    """Two conflicting groups both allowed to move, except a permissive left (flashing yellow arrow,
+    or its permissive clearance) giving way to its permissive partner or to pedestrians."""
     shown = {movement.signal_group: movement.event_state for movement in spat.movements}
-    return any(shown.get(a) not in STOP_STATES and shown.get(b) not in STOP_STATES for a, b in site.conflicts)
+    partners = {group.id: group.permissive_with for group in site.signal_groups if group.permissive_with}
+    pedestrians = {group.id for group in site.signal_groups if group.kind is SignalGroupKind.PEDESTRIAN}
+
+    def gives_way(group: str, other: str) -> bool:
+        permissive = shown.get(group) in (PERMISSIVE_MOVEMENT_ALLOWED, PERMISSIVE_CLEARANCE)
+        return permissive and group in partners and (other == partners[group] or other in pedestrians)
+
+    return any(
+        shown.get(a) not in STOP_STATES and shown.get(b) not in STOP_STATES and not (gives_way(a, b) or gives_way(b, a))
+        for a, b in site.conflicts
+    )
 
 
 def forged_spat(site: SiteConfig) -> Callable[[Heard], bool]:
