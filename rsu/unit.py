@@ -69,12 +69,14 @@ def supervisor_bus(site: SiteConfig, topics: Topics) -> MqttBus:
 
 
 class Unit:
-    def __init__(self, site_path: Path, options: RunOptions) -> None:
+    def __init__(self, site_path: Path, options: RunOptions, specs: list[StageSpec] | None = None) -> None:
+        """specs: the stages to run (tests run a part of the unit); None: every stage of the site."""
         self.site_path = site_path
         self.site = load_site_config(site_path)
         self.options = options
         self.topics = Topics.for_site(self.site)
-        self.supervisor = Supervisor(site_path, options, stage_specs(self.site))
+        self.specs = specs if specs is not None else stage_specs(self.site)
+        self.supervisor = Supervisor(site_path, options, self.specs)
         self._bus: MqttBus | None = None
         self._health_seq = Sequencer(self.site.unit_id)
         self._next_health_s = 0.0
@@ -131,7 +133,7 @@ class Unit:
 
     def finished(self) -> bool:
         """True once every stage that runs to completion (a world, a recorded clip) has completed."""
-        finite = [spec.name for spec in stage_specs(self.site) if spec.runs_to_completion]
+        finite = [spec.name for spec in self.specs if spec.runs_to_completion]
         return bool(finite) and all(self.supervisor.is_completed(name) for name in finite)
 
     def run_forever(self, drain_s: float = 3.0, on_tick: Callable[[], None] | None = None) -> str | None:

@@ -26,10 +26,15 @@ from rsu_tools.testing.servers import EphemeralServer, free_loopback_port
 class SecuredMosquitto(EphemeralServer):
     """start() / stop() keep both ports, the logins and their passwords."""
 
-    def __init__(self, site: SiteConfig, vehicles: Iterable[str] = (), *, name: str = "unit-broker") -> None:
+    def __init__(
+        self, site: SiteConfig, vehicles: Iterable[str] = (), *, name: str = "unit-broker", log_denials: bool = False
+    ) -> None:
+        """log_denials: log at debug level too, where Mosquitto 2.0 names every publish the access
+        list refused ("Denied PUBLISH from ..."); it acknowledges them as if delivered."""
         super().__init__(f"mosquitto-{name}", None)
         self.site = site
         self.vehicles = tuple(vehicles)
+        self.log_denials = log_denials
         self.vehicle_port = free_loopback_port()
         self.workdir.chmod(0o700)
         self.files: BrokerFiles | None = None
@@ -89,6 +94,7 @@ class SecuredMosquitto(EphemeralServer):
                 "log_type warning",
                 "log_type notice",
                 "log_type subscribe",
+                *(["log_type debug"] if self.log_denials else []),
             ]
             self.files = write_broker_config(
                 self.site, self.broker_folder, self.listeners, self.vehicles, extra_global=extra

@@ -102,7 +102,8 @@ def travelled_distance(
     speed = np.asarray(speed_mps, dtype=float)[:, None]
     accel = np.asarray(acceleration_mps2, dtype=float)[:, None]
     t = np.asarray(times_s, dtype=float)[None, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # A tiny deceleration overflows to an infinite stopping time: the object never stops, as meant.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         stop_time = np.where(accel < 0, speed / -accel, np.inf)
     moving_time = np.minimum(t, stop_time)
     distance = speed * moving_time + 0.5 * accel * moving_time**2
