@@ -36,6 +36,8 @@ class RunOptions:
     # Epoch seconds of simulated time zero, so simulated timestamps look like real ones.
     sim_epoch_s: float = 0.0
     seed: int = 42
+    # Simulated runs: append what the simulated lamps show to this JSON-lines file (rsu.sim.lamps).
+    lamp_log: str | None = None
 
 
 def with_stage_login(site: SiteConfig, stage: str) -> SiteConfig:
