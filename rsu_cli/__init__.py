@@ -419,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     from rsu.uplink.bridge import add_bridge_parser
     from rsu_clients.priority_requester import add_priority_parser
     from rsu_clients.vehicle import add_vehicle_parser
+    from rsu_tools.bench.cabinet import add_bench_cabinet_parser
     from rsu_tools.bench.conflicts import add_bench_conflicts_parser
     from rsu_tools.bench.latency import add_bench_latency_parser
     from rsu_tools.bench.perception import add_bench_perception_parser
@@ -435,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_latency_parser(benches)
     add_bench_conflicts_parser(benches)
     add_bench_cologne_parser(benches)
+    add_bench_cabinet_parser(benches)
     add_centre_parser(commands)
     add_doctor_parser(commands)
     add_export_parser(commands)

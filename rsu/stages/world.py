@@ -43,6 +43,11 @@ def run(ctx: StageContext) -> None:
     wiring = CabinetWiring(site) if site.cabinet is not None else None
     lamp_log = LampLog(ctx.options.lamp_log) if ctx.options.lamp_log else None
     epoch = ctx.options.sim_epoch_s
+    if lamp_log is not None and wiring is None:
+        # The heads start all red (SumoWorld) until the unit's first state; with a cabinet they show
+        # its outputs from the first read.
+        start_lamps = {group.id: Indication.RED for group in site.signal_groups}
+        lamp_log.record(time.time() if ctx.options.realtime else epoch, 0.0, start_lamps)
     ratekeeper = Ratekeeper(1.0 / site.simulation.step_s) if ctx.options.realtime else None
     latest_signal: SignalState | None = None
     # The world runs on simulated time: its guard checks the bounded schema and counts refusals (the

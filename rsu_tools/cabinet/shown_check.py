@@ -4,7 +4,9 @@ site's safety rules, and the SPaT the unit sent against those lamps.
 * Shown-state check: the conflict monitor (signal_control.safety) fed every change of the lamps.
   Conflicting greens are checked exactly; the interval minima (min green, yellow, all-red) are
   lowered by ``tolerance_s``, because the lamps are sampled once per simulation step and each
-  end of an interval is seen up to one step late.
+  end of an interval is seen up to one step late. The first interval of each group in the record
+  began before the record did (a cabinet already running its own plan): its length is unknown,
+  and a violation about it is not counted.
 * SPaT agreement: on a fixed grid of samples (100 ms), the J2735 state the newest SPaT gave for a
   group against the state of the lamp SUMO showed, except within ``exclude_s`` of a lamp change
   (the poll period: the unit learns of a change one poll later).
@@ -13,6 +15,7 @@ site's safety rules, and the SPaT the unit sent against those lamps.
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -39,21 +42,42 @@ def tolerant_plan(plan: PhasePlan, tolerance_s: float) -> PhasePlan:
     return replace(plan, groups=MappingProxyType(groups))
 
 
+# The groups a conflict monitor's message is about (signal_control.safety's wording).
+_ENDED_TOO_SOON = re.compile(r"group (\S+) .* lasted ")
+_ENTERED_TOO_SOON = re.compile(r"after conflicting group (\S+) turned red")
+
+
 def shown_state_violations(lamps: LampRecord, plan: PhasePlan, tolerance_s: float) -> list[str]:
     """Every violation in the lamps' record (the monitor is reset after each, to find the next)."""
     monitor = ConflictMonitor(tolerant_plan(plan, tolerance_s))
     found: list[str] = []
     last_s: float | None = None
+    first: Mapping[str, Indication] | None = None
+    changed: set[str] = set()  # groups whose current interval began inside the record
+    previous: Mapping[str, Indication] = {}
     for time_s, indications in lamps:
         if last_s is not None and time_s <= last_s:
             time_s = last_s + 1e-6  # two changes within the log's rounding: keep their order
         last_s = time_s
+        first = indications if first is None else first
         fault = monitor.check(time_s, indications)
         if fault is not None:
-            found.append(fault)
+            if not _about_an_unknown_start(fault, changed):
+                found.append(fault)
             monitor.reset()
             monitor.check(time_s + 1e-6, indications)
+        changed |= {group for group, shown in indications.items() if previous and previous.get(group) is not shown}
+        previous = indications
     return found
+
+
+def _about_an_unknown_start(fault: str, changed: set[str]) -> bool:
+    """A violation about the length of a group's first interval in the record (which began earlier)."""
+    for pattern in (_ENDED_TOO_SOON, _ENTERED_TOO_SOON):
+        match = pattern.search(fault)
+        if match is not None:
+            return match.group(1) not in changed
+    return False
 
 
 @dataclass(frozen=True)
