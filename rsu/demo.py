@@ -25,12 +25,14 @@ from rsu_contracts.bus_roles import BusRole
 from rsu_contracts.config import load_site_config
 from rsu_contracts.messages import (
     Aggregate,
+    CabinetReport,
     CollisionWarning,
     DetectorStates,
     Message,
     SignalState,
     Spat,
     TrackList,
+    UnitHealth,
     WarningStatus,
     WorldStatistics,
     decode,
@@ -38,6 +40,7 @@ from rsu_contracts.messages import (
 from rsu_contracts.topics import (
     AGGREGATES,
     DETECTORS,
+    HEALTH,
     SIGNAL_STATE,
     SIM_STATISTICS,
     SPAT_SENT,
@@ -101,6 +104,10 @@ class Observation:
     latest_mode: str | None = None
     latest_objects: int = 0
     last_capture_s: float | None = None
+    # Each change of what SPaT says: (publish time, J2735 state per signal group).
+    spat_changes: list[tuple[float, dict[str, str]]] = field(default_factory=list)
+    # The newest health message's report of the signal cabinet, when the unit drives one.
+    cabinet: CabinetReport | None = None
 
     @property
     def covered_s(self) -> float:
@@ -127,7 +134,7 @@ class Observer:
         self.sim_epoch_s = sim_epoch_s
         self.seen = Observation()
         self._schemas: dict[str, type[Message]] = topics.decoders(
-            (SPAT_SENT, WARNINGS_SENT, AGGREGATES, SIM_STATISTICS, SIGNAL_STATE, DETECTORS, TRACKS)
+            (SPAT_SENT, WARNINGS_SENT, AGGREGATES, SIM_STATISTICS, SIGNAL_STATE, DETECTORS, TRACKS, HEALTH)
         )
         layout = wire_layout if wire_layout is not None else TopicLayout(prefix=topics.prefix)
         self._wire: dict[str, MessageClass] = {
@@ -165,6 +172,10 @@ class Observer:
                 if message.publish_time_s >= self.sim_epoch_s:
                     self.seen.aggregates.append(message)
                 continue
+            if isinstance(message, UnitHealth):
+                if message.publish_time_s > self.sim_epoch_s and message.cabinet is not None:
+                    self.seen.cabinet = message.cabinet
+                continue
             if message.capture_time_s <= self.sim_epoch_s:
                 continue  # retained leftovers of an earlier run
             self.seen.latest_sim_time_s = max(self.seen.latest_sim_time_s, message.capture_time_s - self.sim_epoch_s)
@@ -177,6 +188,9 @@ class Observer:
                 self.seen.latest_statistics = message
             elif isinstance(message, Spat):
                 self.seen.spat_messages += 1
+                states = {movement.signal_group: movement.event_state for movement in message.movements}
+                if not self.seen.spat_changes or self.seen.spat_changes[-1][1] != states:
+                    self.seen.spat_changes.append((message.publish_time_s, states))
             elif isinstance(message, SignalState):
                 self.seen.latest_mode = message.mode.value
             elif isinstance(message, TrackList):
@@ -221,6 +235,13 @@ class DemoSummary:
     # How far an earlier run's sealed_until mark lay ahead of this run's start (realtime after a
     # lock-step demo): intervals before it are not sealed again, so none are sent for that stretch.
     held_back_s: float = 0.0
+    # The signal cabinet the unit drove (its last health report), None without one.
+    cabinet: CabinetReport | None = None
+    # Wall-clock span of the run (the world's first to last message), for checks of its records.
+    first_capture_s: float | None = None
+    last_capture_s: float | None = None
+    # Each change of what SPaT said: (publish time, J2735 state per group).
+    spat_changes: list[tuple[float, dict[str, str]]] = field(default_factory=list)
 
     def render(self) -> str:
         delay = "n/a" if self.mean_delay_s is None else f"{self.mean_delay_s:.1f} s"
@@ -263,6 +284,12 @@ class DemoSummary:
             f"  stage restarts         {sum(self.stage_restarts.values())}",
         ]
         lines += [f"    {name:<12} {trouble}" for name, trouble in sorted(self.stage_troubles.items())]
+        if self.cabinet is not None:
+            cabinet = self.cabinet
+            lines.append(
+                f"  signal cabinet         {cabinet.address} {cabinet.state.value}: {cabinet.writes} writes, "
+                f"{cabinet.polls} polls, {cabinet.snmp_errors} SNMP errors"
+            )
         lines += [
             "  counted at the entry lines:",
             render_line_counts(Counter(self.line_counts)),
@@ -300,11 +327,16 @@ def run_demo(
     seed: int = 42,
     progress: TextIO | None = sys.stderr,
     wall_timeout_s: float | None = None,
+    lamp_log: Path | None = None,
 ) -> DemoSummary:
+    """Run the unit on the site's simulated junction; ``lamp_log``: record the simulated lamps
+    there (rsu.sim.lamps.LampLog). A site with a signal cabinet runs in real time."""
     site = load_site_config(site_path)
     if not site.is_simulated:
         raise DemoError(f"{site_path}: the demo needs a simulated camera (cameras[].source: simulation)")
     interval_s = site.uplink.interval_s
+    if site.cabinet is not None:
+        realtime = True  # a cabinet keeps wall-clock time
     # Start simulated time on a boundary of the longest interval, so every interval of the run is a
     # full one and a run's intervals do not depend on the hour it was started.
     previous_mark_s = previous_sealed_mark_s(site.redis.url, site.unit_id, site.uplink.outbox_max_records)
@@ -313,7 +345,13 @@ def run_demo(
     held_back_s = (
         previous_mark_s - sim_epoch_s if previous_mark_s is not None and previous_mark_s > sim_epoch_s else 0.0
     )
-    options = RunOptions(realtime=realtime, duration_s=duration_s + RUN_OUT_S, sim_epoch_s=sim_epoch_s, seed=seed)
+    options = RunOptions(
+        realtime=realtime,
+        duration_s=duration_s + RUN_OUT_S,
+        sim_epoch_s=sim_epoch_s,
+        seed=seed,
+        lamp_log=None if lamp_log is None else str(lamp_log),
+    )
     unit = Unit(site_path, options)
     expected = int(duration_s // interval_s)
     wall_start = time.monotonic()
@@ -359,6 +397,10 @@ def run_demo(
         stage_troubles=unit.supervisor.troubled_stages(),
         stopped_by=signals.received,
         interval_s=interval_s,
+        cabinet=seen.cabinet,
+        first_capture_s=seen.first_capture_s,
+        last_capture_s=seen.last_capture_s,
+        spat_changes=list(seen.spat_changes),
     )
 
 

@@ -2,7 +2,9 @@
 
 Checks, in order: the site config is valid; each camera opens and delivers a frame (video) or its
 SUMO files exist (simulation), and its calibration fits; each detector's model file exists; the
-MQTT broker and Redis answer; the clock is plausible and NTP-synchronised; there is free disk.
+MQTT broker and Redis answer; the signal cabinet (site.cabinet) answers SNMP with the configured
+community and reports a usable state (read only: the doctor never writes to it); the clock is
+plausible and NTP-synchronised; there is free disk.
 A finding is ok, warn (works, but look at it) or FAIL (the unit will not work properly); the exit
 code is 1 when anything failed (with --strict also on warnings), else 0.
 """
@@ -23,6 +25,8 @@ from pathlib import Path
 
 import redis
 
+from rsu.cabinet.heads import NtcipSignalHeads
+from rsu.cabinet.snmp import SnmpError
 from rsu.perception.homography import Homography, HomographyError
 from rsu.runtime.broker_config import CredentialsError, stage_login
 from rsu.runtime.bus import BrokerUnavailable
@@ -38,6 +42,7 @@ from rsu_contracts.bus_roles import BusRole
 from rsu_contracts.config import ConfigError, SiteConfig, load_site_config, resolve_relative
 from rsu_contracts.config.model import CameraConfig, MqttConfig
 from rsu_contracts.enums import CameraSource
+from signal_control.backends.ntcip_objects import UNIT_BACKUP_TIME
 
 # A calibration worse than this (RMS over its points) misplaces road users by a lane.
 MAX_REPROJECTION_ERROR_M = 1.0
@@ -285,6 +290,73 @@ def check_redis_server(url: str) -> Finding:
     return Finding("redis", Level.OK, f"Redis at {url} answers")
 
 
+# -- signal cabinet -------------------------------------------------------------------------------
+
+
+def check_cabinet(site: SiteConfig) -> list[Finding]:
+    """Poll the configured cabinet once, read only: does it answer with this community, what does
+    it show, is it in flash, and is the backup time the unit needs readable."""
+    cabinet = site.cabinet
+    if cabinet is None:
+        return []
+    name = "signal cabinet"
+    address = f"{cabinet.host}:{cabinet.port} (SNMP v{'2c' if cabinet.snmp_version == 2 else '1'})"
+    try:
+        heads = NtcipSignalHeads(site, cabinet)
+    except (ValueError, OSError) as exc:
+        return [Finding(name, Level.FAIL, f"cabinet {address}: {exc}", "correct site.cabinet")]
+    try:
+        shown = heads.poll()
+        health = heads.health
+        if not health.reachable:
+            return [
+                Finding(
+                    name,
+                    Level.FAIL,
+                    f"cabinet {address} gives no usable answer: {health.last_error}",
+                    "check the cabinet's address and port, that SNMP is enabled on its controller, the network "
+                    "path (UDP), and that cabinet.community is the controller's read-write community",
+                )
+            ]
+        try:
+            backup_s = heads.client.get([UNIT_BACKUP_TIME])[UNIT_BACKUP_TIME]
+            backup = f"unitBackupTime now {backup_s} s (the unit writes {cabinet.backup_time_s} s)"
+        except SnmpError as exc:
+            return [
+                Finding(
+                    name,
+                    Level.FAIL,
+                    f"cabinet {address} answers the status objects but not unitBackupTime: {exc}",
+                    "the unit needs unitBackupTime (NTCIP 1202 asc.3.3) to hand control back safely; check the "
+                    "controller's NTCIP support level",
+                )
+            ]
+    finally:
+        heads.close()
+    greens = ", ".join(sorted(g for g, indication in shown.items() if indication.value == "green")) or "none"
+    summary = f"cabinet {address} answers with the configured community; green: {greens}; {backup}"
+    if health.flashing:
+        return [
+            Finding(
+                name,
+                Level.WARN,
+                f"{summary}; it is in FLASH: the unit cannot control it until it leaves flash",
+                "check the cabinet (MMU fault, flash switch) before relying on the unit",
+            )
+        ]
+    problems = heads.status.problems(heads.map) if heads.status is not None else []
+    if problems:
+        return [
+            Finding(
+                name,
+                Level.WARN,
+                f"{summary}; inconsistent outputs: {'; '.join(problems)}",
+                "check cabinet.vehicle_phases / pedestrian_phases / overlaps against the controller's phase numbering",
+            )
+        ]
+    return [Finding(name, Level.OK, summary)]
+
+
 # -- clock and disk -------------------------------------------------------------------------------
 
 
@@ -381,6 +453,7 @@ def run_checks(
     if site.uplink.mqtt is not None:
         findings.append(check_mqtt(site.uplink.mqtt, "centre broker", f"{site.unit_id}-doctor-centre", needed=False))
     findings.append(check_redis_server(site.redis.url))
+    findings.extend(check_cabinet(site))
     return findings
 
 

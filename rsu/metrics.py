@@ -13,7 +13,10 @@ What is measured, and where it comes from:
 - queue lengths: per lane from DetectorStates;
 - MQTT and outbox backlog: the web stage's inbox, and the uplink's Redis outbox;
 - restarts, liveness and heartbeat age of every stage: from UnitHealth;
-- inputs each stage refused (rsu.runtime.input_guard), per stage, topic and reason: from UnitHealth.
+- inputs each stage refused (rsu.runtime.input_guard), per stage, topic and reason: from UnitHealth;
+- the NTCIP signal cabinet (site.cabinet): reachable, in control, flash, its state, SNMP errors,
+  writes and polls, the age of the last good poll, and the signal groups it shows otherwise than
+  asked, by kind (ignored force-off, own plan, not served): from UnitHealth.
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ from typing import Any
 
 from rsu_contracts.messages import (
     Aggregate,
+    CabinetReport,
+    CabinetState,
     CollisionWarning,
     DetectorStates,
+    DivergenceKind,
     Message,
     SignalState,
     Spat,
@@ -229,6 +235,23 @@ class UnitMetrics:
         )
         self.outbox_up = registry.gauge("rsu_uplink_outbox_reachable", "1 while the web stage can read the outbox")
         self.last_message = registry.gauge("rsu_last_message_timestamp_seconds", "Capture time of the newest message")
+        self.cabinet_reachable = registry.gauge(
+            "rsu_cabinet_reachable", "1 while the signal cabinet answers SNMP with the configured community"
+        )
+        self.cabinet_in_control = registry.gauge(
+            "rsu_cabinet_in_control", "1 while the unit's requests are written and the cabinet follows them"
+        )
+        self.cabinet_flashing = registry.gauge("rsu_cabinet_flashing", "1 while the cabinet reports flash")
+        self.cabinet_state = registry.gauge("rsu_cabinet_state", "1 for the cabinet's current state")
+        self.cabinet_errors = registry.counter("rsu_cabinet_snmp_errors_total", "Failed SNMP requests to the cabinet")
+        self.cabinet_writes = registry.counter("rsu_cabinet_writes_total", "Control writes the cabinet accepted")
+        self.cabinet_polls = registry.counter("rsu_cabinet_polls_total", "Good status polls of the cabinet")
+        self.cabinet_poll_age = registry.gauge(
+            "rsu_cabinet_last_poll_age_seconds", "Seconds since the last good poll of the cabinet"
+        )
+        self.cabinet_divergent = registry.gauge(
+            "rsu_cabinet_divergent_groups", "Signal groups the cabinet shows otherwise than the unit asked, by kind"
+        )
 
     def observe(self, message: Message, received_wall_s: float | None = None) -> None:
         """Account one decoded message. received_wall_s: its arrival time (live runs), for its age."""
@@ -303,6 +326,26 @@ class UnitMetrics:
                 rejection.count, stage=rejection.stage, topic=rejection.topic, reason=rejection.reason
             )
         self.redis_up.set(1.0 if health.redis_connected else 0.0)
+        if health.cabinet is not None:
+            self._observe_cabinet(health.cabinet)
+
+    def _observe_cabinet(self, cabinet: CabinetReport) -> None:
+        address = cabinet.address
+        self.cabinet_reachable.set(1.0 if cabinet.reachable else 0.0, cabinet=address)
+        self.cabinet_in_control.set(1.0 if cabinet.in_control else 0.0, cabinet=address)
+        self.cabinet_flashing.set(1.0 if cabinet.flashing else 0.0, cabinet=address)
+        self.cabinet_state.clear()
+        for state in CabinetState:
+            self.cabinet_state.set(1.0 if state is cabinet.state else 0.0, cabinet=address, state=state.value)
+        self.cabinet_errors.set(cabinet.snmp_errors, cabinet=address)
+        self.cabinet_writes.set(cabinet.writes, cabinet=address)
+        self.cabinet_polls.set(cabinet.polls, cabinet=address)
+        if cabinet.last_poll_age_s is not None:
+            self.cabinet_poll_age.set(cabinet.last_poll_age_s, cabinet=address)
+        self.cabinet_divergent.clear()
+        for kind in DivergenceKind:
+            count = sum(1 for divergence in cabinet.divergences if divergence.kind is kind)
+            self.cabinet_divergent.set(count, cabinet=address, kind=kind.value)
 
     def count_invalid(self, topic: str) -> None:
         with self._lock:

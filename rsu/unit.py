@@ -17,7 +17,7 @@ from rsu.runtime.stage import RunOptions
 from rsu.runtime.supervisor import StageSpec, Supervisor
 from rsu_contracts.bus_roles import BusRole
 from rsu_contracts.config import SiteConfig, load_site_config
-from rsu_contracts.messages import Sequencer, UnitHealth, UnitStatus
+from rsu_contracts.messages import CabinetReport, CabinetState, Sequencer, UnitHealth, UnitStatus
 from rsu_contracts.messages.health import MAX_REJECTION_ENTRIES
 from rsu_contracts.topics import HEALTH, STATUS, Topics
 
@@ -110,8 +110,11 @@ class Unit:
         ]
         if not redis_ok:
             problems.append(f"Redis at {self.site.redis.url} is unreachable: aggregates held in memory")
-        status = UnitStatus.ONLINE if not problems else UnitStatus.DEGRADED
         wall = time.time()
+        cabinet = self.cabinet_report(wall)
+        if cabinet is not None and cabinet.state is not CabinetState.IN_CONTROL:
+            problems.append(f"signal cabinet {cabinet.address} {cabinet.state.value}: {cabinet.detail}")
+        status = UnitStatus.ONLINE if not problems else UnitStatus.DEGRADED
         return UnitHealth(
             **self._health_seq.header(wall, wall),
             status=status,
@@ -119,7 +122,26 @@ class Unit:
             redis_connected=redis_ok,
             problems=problems,
             rejections=self.supervisor.rejections()[:MAX_REJECTION_ENTRIES],
+            cabinet=cabinet,
         )
+
+    def cabinet_report(self, now_s: float) -> CabinetReport | None:
+        """The cabinet's state for health, its poll age as of now (it grows while the controller
+        stage is down or hung); NOT_POLLED while the configured cabinet has not been reported."""
+        cabinet = self.site.cabinet
+        if cabinet is None:
+            return None
+        report = self.supervisor.cabinet_report()
+        if report is None:
+            return CabinetReport(
+                address=f"{cabinet.host}:{cabinet.port}",
+                state=CabinetState.NOT_POLLED,
+                in_control=False,
+                reachable=False,
+                detail="the controller stage has not reported the cabinet yet",
+            )
+        polled = report.last_poll_time_s
+        return report.model_copy(update={"last_poll_age_s": None if polled is None else max(0.0, now_s - polled)})
 
     def publish_health(self) -> None:
         if self._bus is not None:

@@ -43,17 +43,36 @@ def start_line(command: str, site_path: Path, verbose: bool) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if getattr(args, "cabinet", None) == "ntcip":
+        import tempfile
+
+        from rsu_tools.cabinet.demo import virtual_cabinet_site
+
+        print(start_line("demo", Path(args.site), args.verbose), flush=True)
+        with (
+            tempfile.TemporaryDirectory(prefix="rsu-demo-cabinet-") as folder,
+            virtual_cabinet_site(Path(args.site), Path(folder)) as (cabinet_site, agent),
+        ):
+            print(
+                "rsu demo: the unit drives a virtual NEMA cabinet over NTCIP 1202 "
+                f"(SNMP on 127.0.0.1:{agent.port}, its own process); the simulated lamps follow the cabinet; real time",
+                file=sys.stderr,
+            )
+            return _demo_on(args, cabinet_site, realtime=True)
+    print(start_line("demo", Path(args.site), args.verbose), flush=True)
+    return _demo_on(args, Path(args.site), realtime=args.realtime)
+
+
+def _demo_on(args: argparse.Namespace, site_path: Path, realtime: bool) -> int:
     from rsu.demo import run_demo
     from rsu.runtime.preflight import open_bus_allowed
 
-    print(start_line("demo", Path(args.site), args.verbose), flush=True)
     _allow_open_bus(args)
-    site_path = Path(args.site)
     site = load_site_config(site_path)
     if open_bus_allowed(site.mqtt) or site.mqtt.credentials_dir is not None:
         # The site's own broker: already secured (credentials_dir), or open by explicit choice
         # (--allow-open-bus, RSU_ALLOW_OPEN_BUS, mqtt.allow_open_bus).
-        summary = run_demo(site_path, duration_s=args.duration_s, realtime=args.realtime, seed=args.seed)
+        summary = run_demo(site_path, duration_s=args.duration_s, realtime=realtime, seed=args.seed)
     else:
         # The unit's own private broker, secured as deployed: per-stage logins, no anonymous clients.
         from rsu_tools.secured_broker import SecuredMosquitto
@@ -71,7 +90,7 @@ def _demo(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             demo_site = broker.site_file()
-            summary = run_demo(demo_site, duration_s=args.duration_s, realtime=args.realtime, seed=args.seed)
+            summary = run_demo(demo_site, duration_s=args.duration_s, realtime=realtime, seed=args.seed)
     print(summary.render())
     # 1: the unit sent something its own readers could not parse; otherwise 0, also when the run
     # was stopped early by Ctrl-C or SIGTERM (EXIT_REQUESTED_STOP: it ended as asked).
@@ -299,6 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the site's broker as it is, even when anonymous clients can write it (development only); "
         "without it the demo runs on its own private secured Mosquitto",
     )
+    demo.add_argument(
+        "--cabinet",
+        choices=["ntcip"],
+        help="ntcip: drive a virtual NEMA signal cabinet over NTCIP 1202 (SNMP, its own process) whose outputs "
+        "drive the simulated lamps; runs in real time",
+    )
     demo.set_defaults(handler=_demo)
 
     run = commands.add_parser(
@@ -394,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     from rsu.uplink.bridge import add_bridge_parser
     from rsu_clients.priority_requester import add_priority_parser
     from rsu_clients.vehicle import add_vehicle_parser
+    from rsu_tools.bench.cabinet import add_bench_cabinet_parser
     from rsu_tools.bench.conflicts import add_bench_conflicts_parser
     from rsu_tools.bench.latency import add_bench_latency_parser
     from rsu_tools.bench.perception import add_bench_perception_parser
@@ -410,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_latency_parser(benches)
     add_bench_conflicts_parser(benches)
     add_bench_cologne_parser(benches)
+    add_bench_cabinet_parser(benches)
     add_centre_parser(commands)
     add_doctor_parser(commands)
     add_export_parser(commands)

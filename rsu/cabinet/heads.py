@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from rsu.cabinet.snmp import SnmpClient, SnmpError, SnmpTarget
 from rsu_contracts.config.cabinet import CabinetConfig, cabinet_phase_maps
 from rsu_contracts.config.model import SiteConfig
+from rsu_contracts.messages.health import CabinetDivergence, CabinetReport, CabinetState, DivergenceKind
 from rsu_contracts.messages.signal import Indication, SignalGroupState
 from signal_control.backends import ConflictingGreensError, conflicting_pairs
 from signal_control.backends.ntcip_objects import (
@@ -42,6 +43,10 @@ log = logging.getLogger(__name__)
 
 UNIT_FLASH_STATUS: Oid = (*ASC, 3, 6, 0)
 NOT_FLASH = 2
+# A cabinet that follows the unit still lags it around every change by a poll and its own
+# clearance start; a divergence older than this is the cabinet doing something else (it ignored a
+# force-off, runs its own plan, does not serve a held phase), and the unit no longer claims control.
+DIVERGENCE_GRACE_S = 2.0
 
 
 @dataclass
@@ -54,13 +59,23 @@ class CabinetHealth:
     writes: int = 0
     polls: int = 0
     divergences: list[Divergence] = field(default_factory=list)
+    # Wall time each currently divergent group started to differ, and why it differs.
+    divergent_since_s: dict[str, float] = field(default_factory=dict)
+    divergence_kinds: dict[str, DivergenceKind] = field(default_factory=dict)
     last_poll_time_s: float | None = None
+    last_write_ok: bool = False
+
+    def lasting(self, now_s: float, grace_s: float = DIVERGENCE_GRACE_S) -> list[Divergence]:
+        """The divergences older than the grace: the cabinet does something else, not lagging."""
+        return [d for d in self.divergences if now_s - self.divergent_since_s.get(d.signal_group, now_s) >= grace_s]
 
     def reason(self) -> str:
         if not self.reachable:
             return f"cabinet unreachable: {self.last_error}" if self.last_error else "cabinet not polled yet"
         if self.flashing:
             return "cabinet in flash"
+        if self.errors and not self.last_write_ok and self.writes + self.polls:
+            return f"cabinet refuses the unit's writes: {self.last_error}"
         if self.divergences:
             listed = ", ".join(f"{d.signal_group} {d.shown.value} (asked {d.wanted.value})" for d in self.divergences)
             return f"cabinet differs from the plan: {listed}"
@@ -124,17 +139,76 @@ class NtcipSignalHeads:
         self.shown = status.indications(self.map)
         if self.health.flashing:
             self.shown = dict.fromkeys(self.shown, Indication.FLASHING_RED)
-        self.health.divergences = divergences(wanted, self.shown) if wanted else []
-        self.health.in_control = self.health.reachable and not self.health.flashing and self.health.writes > 0
+        self._track_divergences(divergences(wanted, self.shown) if wanted else [], now)
+        health = self.health
+        following = health.last_write_ok and not health.lasting(now)
+        health.in_control = health.reachable and not health.flashing and following
         return self.shown
+
+    def _track_divergences(self, found: list[Divergence], now_s: float) -> None:
+        health = self.health
+        health.divergences = found
+        health.divergent_since_s = {d.signal_group: health.divergent_since_s.get(d.signal_group, now_s) for d in found}
+        forced_off = self.last_request.phases(PhaseControl.FORCE_OFF) if self.last_request else frozenset()
+        health.divergence_kinds = {
+            d.signal_group: divergence_kind(d, self.map.vehicle_phase.get(d.signal_group), forced_off) for d in found
+        }
+
+    def report(self, now_s: float | None = None) -> CabinetReport:
+        """The backend's state for the unit's health message (plain data, picklable)."""
+        now_s = time.time() if now_s is None else now_s
+        health = self.health
+        lasting = {d.signal_group for d in health.lasting(now_s)}
+        if health.polls == 0 and not health.errors:
+            state = CabinetState.NOT_POLLED
+        elif not health.reachable:
+            state = CabinetState.UNREACHABLE
+        elif health.flashing:
+            state = CabinetState.FLASH
+        elif lasting or not health.last_write_ok:
+            state = CabinetState.DIVERGED
+        else:
+            state = CabinetState.IN_CONTROL
+        detail = health.reason()
+        if state is CabinetState.DIVERGED and not lasting:
+            detail = f"writes refused: {health.last_error}"
+        elif state is CabinetState.IN_CONTROL and health.divergences:
+            detail = "in control; the cabinet is catching up with a change"
+        last_poll = health.last_poll_time_s
+        return CabinetReport(
+            address=f"{self.cabinet.host}:{self.cabinet.port}",
+            state=state,
+            in_control=health.in_control,
+            reachable=health.reachable,
+            flashing=health.flashing,
+            detail=detail,
+            last_error=health.last_error[:300],
+            snmp_errors=health.errors,
+            writes=health.writes,
+            polls=health.polls,
+            last_poll_time_s=last_poll,
+            last_poll_age_s=None if last_poll is None else max(0.0, now_s - last_poll),
+            divergences=[
+                CabinetDivergence(
+                    signal_group=d.signal_group,
+                    kind=health.divergence_kinds.get(d.signal_group, DivergenceKind.OTHER),
+                    wanted=d.wanted.value,
+                    shown=d.shown.value,
+                    for_s=max(0.0, now_s - health.divergent_since_s.get(d.signal_group, now_s)),
+                )
+                for d in health.divergences[:64]
+            ],
+        )
 
     def _write(self, request: ControlRequest) -> bool:
         try:
             self.client.set([(UNIT_BACKUP_TIME, self.cabinet.backup_time_s), *request.varbinds()])
         except SnmpError as error:
             self._failed(error)
+            self.health.last_write_ok = False
             return False
         self.health.writes += 1
+        self.health.last_write_ok = True
         return True
 
     def _all_stop(self) -> ControlRequest:
@@ -159,6 +233,17 @@ class NtcipSignalHeads:
         self.health.last_error = str(error)
         self.health.reachable = False
         self.health.in_control = False
+
+
+def divergence_kind(divergence: Divergence, phase: int | None, forced_off: frozenset[int]) -> DivergenceKind:
+    """Why a group differs: green the unit ended (force-off ignored) or never asked for (the
+    cabinet's own plan), or not green although held."""
+    green = (Indication.GREEN, Indication.FLASHING_YELLOW)
+    if divergence.shown in green and divergence.wanted not in green:
+        return DivergenceKind.IGNORED_FORCE_OFF if phase in forced_off else DivergenceKind.OWN_PLAN
+    if divergence.wanted is Indication.GREEN and divergence.shown is not Indication.GREEN:
+        return DivergenceKind.NOT_SERVED
+    return DivergenceKind.OTHER
 
 
 def through_cabinet(

@@ -16,6 +16,10 @@ from rsu.runtime.broker_config import stage_login
 from rsu.runtime.input_guard import GuardReport
 from rsu_contracts.bus_roles import BusRole
 from rsu_contracts.config import SiteConfig, load_site_config
+from rsu_contracts.messages.health import CabinetReport
+
+# What a stage hands the supervisor for the health message, over one queue per process.
+StageReport = GuardReport | CabinetReport
 
 # A stage sends its input guard's counts to the supervisor at most this often.
 REPORT_PERIOD_S = 1.0
@@ -32,6 +36,8 @@ class RunOptions:
     # Epoch seconds of simulated time zero, so simulated timestamps look like real ones.
     sim_epoch_s: float = 0.0
     seed: int = 42
+    # Simulated runs: append what the simulated lamps show to this JSON-lines file (rsu.sim.lamps).
+    lamp_log: str | None = None
 
 
 def with_stage_login(site: SiteConfig, stage: str) -> SiteConfig:
@@ -52,7 +58,7 @@ class StageContext:
         options: RunOptions,
         heartbeat: Synchronized[float],
         stop: Event,
-        reports: Queue[GuardReport] | None = None,
+        reports: Queue[StageReport] | None = None,
     ) -> None:
         self.name = name
         self.site_path = site_path
@@ -65,6 +71,7 @@ class StageContext:
             # Exiting must not wait for a supervisor that stopped reading.
             reports.cancel_join_thread()
         self._next_report_s = 0.0
+        self._next_cabinet_report_s = 0.0
 
     def report_inputs(self, report: GuardReport) -> None:
         """Hand the input guard's counts to the supervisor (for health and /metrics), at most once
@@ -73,6 +80,16 @@ class StageContext:
         if self._reports is None or now < self._next_report_s:
             return
         self._next_report_s = now + REPORT_PERIOD_S
+        with contextlib.suppress(queue.Full):
+            self._reports.put_nowait(report)
+
+    def report_cabinet(self, report: CabinetReport) -> None:
+        """Hand the NTCIP backend's state to the supervisor (health, /metrics), at most once per
+        REPORT_PERIOD_S; never blocks the stage's loop."""
+        now = time.monotonic()
+        if self._reports is None or now < self._next_cabinet_report_s:
+            return
+        self._next_cabinet_report_s = now + REPORT_PERIOD_S
         with contextlib.suppress(queue.Full):
             self._reports.put_nowait(report)
 

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import cast
 
 from rsu.runtime.input_guard import GuardReport
-from rsu.runtime.stage import RunOptions, StageContext
-from rsu_contracts.messages import InputRejection, StageHealth
+from rsu.runtime.stage import RunOptions, StageContext, StageReport
+from rsu_contracts.messages import CabinetReport, InputRejection, StageHealth
 
 log = logging.getLogger(__name__)
 _ctx = mp.get_context("spawn")
@@ -67,8 +67,10 @@ class _StageRun:
     backoff_s: float = 1.0
     # The running process's input guard reports (one queue per process: a killed writer cannot
     # leave a lock held for the next one), and the newest report read from it.
-    reports: Queue[GuardReport] | None = None
+    reports: Queue[StageReport] | None = None
     guard_report: GuardReport | None = None
+    # The newest report of the signal cabinet the stage drives (the controller with site.cabinet).
+    cabinet_report: CabinetReport | None = None
     stop: Event | None = None
 
 
@@ -104,7 +106,7 @@ def _stage_entry(
     heartbeat: Synchronized[float],
     stop: Event,
     last_error: SynchronizedString,
-    reports: Queue[GuardReport] | None = None,
+    reports: Queue[StageReport] | None = None,
 ) -> None:
     # Ctrl-C goes to the terminal's whole process group: only the supervisor acts on it and stops
     # the stages in order. A SIGTERM aimed at this process asks it to stop like the supervisor does.
@@ -144,6 +146,7 @@ class Supervisor:
         run.stop = _ctx.Event()
         run.reports = _ctx.Queue(maxsize=REPORT_QUEUE_SIZE)
         run.guard_report = None
+        run.cabinet_report = None
         process = _ctx.Process(
             target=_stage_entry,
             args=(
@@ -219,9 +222,18 @@ class Supervisor:
             return
         while True:
             try:
-                run.guard_report = run.reports.get_nowait()
+                report = run.reports.get_nowait()
             except (queue.Empty, OSError, EOFError, ValueError):
                 return
+            if isinstance(report, CabinetReport):
+                run.cabinet_report = report
+            else:
+                run.guard_report = report
+
+    def cabinet_report(self) -> CabinetReport | None:
+        """The newest cabinet report of the running stages (None until one reported)."""
+        reports = [run.cabinet_report for run in self._runs.values() if run.cabinet_report is not None]
+        return reports[0] if reports else None
 
     def rejections(self) -> list[InputRejection]:
         """Inputs each stage's guard refused, per topic and reason, since the stage (re)started."""

@@ -242,6 +242,7 @@ def run_on_wall_clock(
         if heads is not None:
             # The cabinet decides what the lamps show; publish that, not the request.
             output = through_cabinet(heads, plan, output, now_s)
+            ctx.report_cabinet(heads.report())
         # Decided on fresh detector states: their capture time; otherwise (recall, no camera) on
         # nothing but the clock, so the state is stamped now and stays fresh for its readers.
         capture_s = newest.capture_time_s if fresh and newest is not None else now_s

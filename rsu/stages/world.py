@@ -1,9 +1,11 @@
 """The simulated world stage: SUMO plus the simulated camera, standing in for the street.
 
 It publishes what the camera sees, like a smart camera on the network, and drives SUMO's lights
-from the unit's signal state, never from SUMO's own program. In fast mode it runs in lock-step:
-after each camera message it waits for the controller's answer to that message, so the whole
-unit runs as fast as its slowest stage and results do not depend on machine load.
+from the unit's signal state, never from SUMO's own program; with ``site.cabinet`` from what the
+cabinet's outputs drive instead (rsu.sim.lamps: the lamps hang on the cabinet, not on the unit).
+In fast mode it runs in lock-step: after each camera message it waits for the controller's answer
+to that message, so the whole unit runs as fast as its slowest stage and results do not depend on
+machine load.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from rsu.runtime.bus import MqttBus
 from rsu.runtime.input_guard import InputGuard, TopicRule
 from rsu.runtime.stage import Ratekeeper, StageContext
 from rsu.sensors.sim_camera import SimulatedCamera
+from rsu.sim.lamps import CabinetWiring, LampLog
 from rsu.sim.world import SumoWorld
 from rsu.stages.outlet import Outlet
-from rsu_contracts.messages import CameraDetections, CameraObject, SignalState, WorldStatistics
+from rsu_contracts.messages import CameraDetections, CameraObject, Indication, SignalState, WorldStatistics
 from rsu_contracts.topics import SIGNAL_STATE, SIM_CAMERA, SIM_STATISTICS, Topics
 from signal_control.backends import ConflictingGreensError
 
@@ -37,7 +40,14 @@ def run(ctx: StageContext) -> None:
     bus.connect()
     outlet = Outlet(bus, site.unit_id)
     world = SumoWorld(site, ctx.site_path, seed=ctx.options.seed)
+    wiring = CabinetWiring(site) if site.cabinet is not None else None
+    lamp_log = LampLog(ctx.options.lamp_log) if ctx.options.lamp_log else None
     epoch = ctx.options.sim_epoch_s
+    if lamp_log is not None and wiring is None:
+        # The heads start all red (SumoWorld) until the unit's first state; with a cabinet they show
+        # its outputs from the first read.
+        start_lamps = {group.id: Indication.RED for group in site.signal_groups}
+        lamp_log.record(time.time() if ctx.options.realtime else epoch, 0.0, start_lamps)
     ratekeeper = Ratekeeper(1.0 / site.simulation.step_s) if ctx.options.realtime else None
     latest_signal: SignalState | None = None
     # The world runs on simulated time: its guard checks the bounded schema and counts refusals (the
@@ -109,13 +119,20 @@ def run(ctx: StageContext) -> None:
                 published_capture = detections.capture_time_s
             lockstep = not ctx.options.realtime and published_capture is not None
             latest_signal = take_signal_states(published_capture if lockstep else None)
-            if latest_signal is not None:
+            # With a cabinet the lamps follow its outputs; the unit's signal state is only drained.
+            lamps = wiring.read(time.time()) if wiring is not None else None
+            if lamps is None and wiring is None and latest_signal is not None:
+                lamps = latest_signal.groups
+            if lamps is not None:
                 try:
-                    world.apply_signals(latest_signal.groups)
+                    world.apply_signals(lamps)
                 except ConflictingGreensError as exc:
                     # The heads already show all red; the controller's own monitor should have caught it.
                     refused_commands += 1
                     log.error("signal heads refused a command: %s", exc)
+                    lamps = [state.model_copy(update={"indication": Indication.RED}) for state in lamps]
+                if lamp_log is not None:
+                    lamp_log.record(time.time() if ctx.options.realtime else now_s, sim_time_s, lamps)
             ctx.beat()
             finished = ctx.options.duration_s is not None and sim_time_s >= ctx.options.duration_s
             if sim_time_s >= next_statistics_s or finished:
@@ -127,6 +144,10 @@ def run(ctx: StageContext) -> None:
                 ratekeeper.keep()
     finally:
         world.close()
+        if wiring is not None:
+            wiring.close()
+        if lamp_log is not None:
+            lamp_log.close()
         time.sleep(0.2)  # let the last retained statistics leave before the socket closes
         bus.close()
     log.info(

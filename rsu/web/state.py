@@ -299,6 +299,7 @@ class LiveState:
             "redis_connected": self.health.redis_connected,
             "problems": list(self.health.problems),
             "stages": [s.model_dump() for s in self.health.stages],
+            "cabinet": None if self.health.cabinet is None else self.health.cabinet.model_dump(mode="json"),
         }
 
     def _aggregate_view(self) -> dict[str, Any] | None:

@@ -2,7 +2,16 @@
 
 from rsu_contracts.messages.aggregates import Aggregate, LaneAggregate, MovementCount, PhaseAggregate
 from rsu_contracts.messages.envelope import Message, MessageError, Sequencer, decode
-from rsu_contracts.messages.health import InputRejection, StageHealth, UnitHealth, UnitStatus
+from rsu_contracts.messages.health import (
+    CabinetDivergence,
+    CabinetReport,
+    CabinetState,
+    DivergenceKind,
+    InputRejection,
+    StageHealth,
+    UnitHealth,
+    UnitStatus,
+)
 from rsu_contracts.messages.perception import (
     CameraDetections,
     CameraObject,
@@ -61,12 +70,16 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
 __all__ = [
     "ALL_MESSAGES",
     "Aggregate",
+    "CabinetDivergence",
+    "CabinetReport",
+    "CabinetState",
     "CameraDetections",
     "CameraObject",
     "CollisionWarning",
     "ControllerMode",
     "CrosswalkObservation",
     "DetectorStates",
+    "DivergenceKind",
     "ImageBox",
     "Indication",
     "InputRejection",
