@@ -71,7 +71,44 @@ class ActuatedParameters(_Parameters):
     )
 
 
-class AdaptiveParameters(_Parameters):
+class _PermissiveLeftParameters(_Parameters):
+    """The permissive-left model the planning strategies share (signal_control.permissive): how many lefts
+    turn in the through's green, and the HCM gap acceptance that decides it."""
+
+    permissive_max_vehicles: int = Field(
+        default=6,
+        ge=0,
+        le=30,
+        description="Protected/permissive lefts: most vehicles per lane expected to turn permissively in the "
+        "through's green, vehicles.",
+    )
+    critical_gap_s: float = Field(
+        default=4.5,
+        ge=2.0,
+        le=10.0,
+        description="Permissive left: shortest gap in the opposing flow a driver accepts, seconds (HCM).",
+    )
+    follow_up_s: float = Field(
+        default=2.5,
+        ge=1.0,
+        le=6.0,
+        description="Permissive left: headway of the lefts turning through one gap, seconds (HCM); at most "
+        "critical_gap_s.",
+    )
+    sneakers_per_green: int = Field(
+        default=2,
+        ge=0,
+        le=5,
+        description="Permissive left: vehicles turning at the end of the through's green, per green.",
+    )
+
+    @model_validator(mode="after")
+    def _check_gaps(self) -> _PermissiveLeftParameters:
+        _check_follow_up(self.critical_gap_s, self.follow_up_s)
+        return self
+
+
+class AdaptiveParameters(_PermissiveLeftParameters):
     """adaptive: delay-weighed extension from what the camera sees (signal_control.strategies.adaptive)."""
 
     discharge_gap_s: float = Field(
@@ -141,13 +178,6 @@ class AdaptiveParameters(_Parameters):
         le=15.0,
         description="Approaching vehicles slower than this are creeping into a queue, not a platoon, m/s.",
     )
-    permissive_max_vehicles: int = Field(
-        default=6,
-        ge=0,
-        le=30,
-        description="Protected/permissive lefts: most vehicles per lane expected to turn permissively in the "
-        "through's green, vehicles.",
-    )
     permissive_max_wait_s: float = Field(
         default=60.0,
         ge=5.0,
@@ -155,33 +185,9 @@ class AdaptiveParameters(_Parameters):
         description="Protected/permissive lefts: the protected stage is served once a left has waited this "
         "long, seconds.",
     )
-    critical_gap_s: float = Field(
-        default=4.5,
-        ge=2.0,
-        le=10.0,
-        description="Permissive left: shortest gap in the opposing flow a driver accepts, seconds (HCM).",
-    )
-    follow_up_s: float = Field(
-        default=2.5,
-        ge=1.0,
-        le=6.0,
-        description="Permissive left: headway of the lefts turning through one gap, seconds (HCM); at most "
-        "critical_gap_s.",
-    )
-    sneakers_per_green: int = Field(
-        default=2,
-        ge=0,
-        le=5,
-        description="Permissive left: vehicles turning at the end of the through's green, per green.",
-    )
-
-    @model_validator(mode="after")
-    def _check_gaps(self) -> AdaptiveParameters:
-        _check_follow_up(self.critical_gap_s, self.follow_up_s)
-        return self
 
 
-class ScheduleParameters(_Parameters):
+class ScheduleParameters(_PermissiveLeftParameters):
     """schedule: schedule-driven control over clusters of vehicles (signal_control.strategies.schedule)."""
 
     headway_s: float = Field(
@@ -259,13 +265,6 @@ class ScheduleParameters(_Parameters):
         description="A standing queue's vehicles weigh 1 + this x the lane's longest wait in minutes (the "
         "longer a lane has waited, the dearer each further second).",
     )
-    permissive_max_vehicles: int = Field(
-        default=6,
-        ge=0,
-        le=30,
-        description="Protected/permissive lefts: most vehicles per lane expected to turn permissively in the "
-        "through's green, vehicles.",
-    )
     permissive_max_wait_s: float = Field(
         default=60.0,
         ge=5.0,
@@ -273,30 +272,6 @@ class ScheduleParameters(_Parameters):
         description="Protected/permissive lefts: the protected stage is planned once a left has waited this "
         "long, seconds.",
     )
-    critical_gap_s: float = Field(
-        default=4.5,
-        ge=2.0,
-        le=10.0,
-        description="Permissive left: shortest gap in the opposing flow a driver accepts, seconds (HCM).",
-    )
-    follow_up_s: float = Field(
-        default=2.5,
-        ge=1.0,
-        le=6.0,
-        description="Permissive left: headway of the lefts turning through one gap, seconds (HCM); at most "
-        "critical_gap_s.",
-    )
-    sneakers_per_green: int = Field(
-        default=2,
-        ge=0,
-        le=5,
-        description="Permissive left: vehicles turning at the end of the through's green, per green.",
-    )
-
-    @model_validator(mode="after")
-    def _check_gaps(self) -> ScheduleParameters:
-        _check_follow_up(self.critical_gap_s, self.follow_up_s)
-        return self
 
 
 def _check_follow_up(critical_gap_s: float, follow_up_s: float) -> None:
